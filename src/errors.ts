@@ -1,0 +1,28 @@
+// Errors the CLI maps to exit codes (DESIGN.md §5): 2 when something the user supplied is wrong,
+// 1 for a failure while running.
+
+/** Something the user supplied is wrong: a flag, a config key, an input row, a model or adapter file. */
+export class UserError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UserError';
+  }
+}
+
+/** A failure while running (a dead peer, a NaN loss, a timeout): exit code 1. */
+export class RunError extends Error {
+  readonly exitCode = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RunError';
+  }
+}
+
+export function exitCodeOf(err: unknown): number {
+  return err instanceof UserError ? 2 : 1;
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

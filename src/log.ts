@@ -1,7 +1,7 @@
 // Structured logs on stderr (pino), so stdout stays for results. ONELORA_LOG sets the level;
 // ONELORA_LOG_FORMAT=json keeps pino's JSON lines, otherwise a terminal gets one readable line each.
 import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { pino, destination, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -34,7 +34,7 @@ const json = process.env.ONELORA_LOG_FORMAT === 'json';
 
 export const log: Logger = pino(
   { level: process.env.ONELORA_LOG ?? 'info', base: { pid: process.pid } },
-  json ? pino.destination({ fd: 2, sync: true }) : humanStream(),
+  json ? destination({ fd: 2, sync: true }) : humanStream(),
 );
 
 export function childLog(component: string): Logger {

@@ -1,0 +1,1 @@
+export { customOp, linear, matmul, bmm, batchedMatMulPlain, frozenTranspose, clearTransposeCache, type LinearOptions } from './linear.js';

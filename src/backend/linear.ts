@@ -1,0 +1,151 @@
+// The project's linear and matmul primitives, written with tf.customGrad so that forward and
+// backward issue only plain 2-D matMul(a, b) kernels.
+//
+// Why (DESIGN.md §3, measured in `onelora bench kernels`): on tfjs-wasm a 2-D matMul(a, b) runs at
+// ~13-23 GFLOP/s, but the transposeA/transposeB flags and rank > 2 operands fall to ~1-2.5 GFLOP/s,
+// and tfjs's built-in MatMul gradient uses exactly those flags. Here every transpose is an explicit
+// tf.transpose of the smaller operand (or a cached transposed copy of a frozen weight) followed by a
+// plain matMul. A frozen weight is closed over instead of being an input of the custom op, so the
+// tape never asks for its gradient and nothing of x is kept unless a trainable weight needs it.
+import { tf } from '../backend.js';
+
+type T2 = tf.Tensor2D;
+type T1 = tf.Tensor1D;
+type Save = (ts: tf.Tensor[]) => void;
+
+/**
+ * tf.customGrad with a typed signature: `fn(inputs, save)` returns the value and its gradient
+ * function, which returns one gradient per input. Tensors the forward reads but that are not in
+ * `inputs` (frozen weights) are invisible to the tape: they get no gradient and are not retained.
+ */
+export function customOp<R extends tf.Tensor>(
+  inputs: tf.Tensor[],
+  fn: (xs: tf.Tensor[], save: Save) => { value: R; gradFunc: (dy: R, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
+): R {
+  type Custom = Parameters<typeof tf.customGrad>[0];
+  const f = tf.customGrad(((...args: (tf.Tensor | Save)[]) => {
+    const save = args[args.length - 1] as Save;
+    return fn(args.slice(0, -1) as tf.Tensor[], save);
+  }) as unknown as Custom);
+  return f(...inputs) as R;
+}
+
+/** Bytes of transposed frozen weights kept for the backward pass (ONELORA_TRANSPOSE_CACHE_MB). */
+const cacheCapBytes = Number(process.env.ONELORA_TRANSPOSE_CACHE_MB ?? 256) * 2 ** 20;
+let cachedBytes = 0;
+// Keyed by the weight's dataId: Variable.assign() (merge/unmerge, loading) swaps the dataId, so a
+// changed weight can never hit a stale transpose.
+const transposeCache = new WeakMap<object, T2>();
+
+function dataIdOf(t: tf.Tensor): object {
+  return (t as unknown as { dataId: object }).dataId;
+}
+
+/**
+ * Wᵀ for a frozen weight: from the cache when it fits under the cap (small models), else computed
+ * on the fly (a 7B model must not be held twice; the transpose costs O(k·d) against the O(N·k·d)
+ * matmul it feeds).
+ */
+export function frozenTranspose(w: T2): T2 {
+  const key = dataIdOf(w);
+  const hit = transposeCache.get(key);
+  if (hit && !hit.isDisposed) return hit;
+  const bytes = w.size * 4;
+  if (cachedBytes + bytes > cacheCapBytes) return tf.transpose(w);
+  const t = tf.keep(tf.tidy(() => tf.transpose(w)));
+  transposeCache.set(key, t);
+  cachedBytes += bytes;
+  return t;
+}
+
+/** Drops every cached transpose (tests, and callers that free a model). */
+export function clearTransposeCache(): void {
+  cachedBytes = 0;
+  // WeakMap entries die with their dataIds; the kept tensors are freed by disposeVariables/engine reset.
+}
+
+export interface LinearOptions {
+  /** Bias [out]; trainable when it is a trainable variable and `trainBias` is set. */
+  bias?: T1 | null;
+  /** The weight gets a gradient (full fine-tuning): then x must be kept for dW = xᵀ g. */
+  trainWeight?: boolean;
+  trainBias?: boolean;
+}
+
+/**
+ * y = x W + bias with x [N, in] and W in kernel layout [in, out] (onelora stores linear weights
+ * transposed from Hugging Face's [out, in], so the forward is one plain matMul).
+ * Frozen W: backward dx = g Wᵀ only; x is not retained. Trainable W: dW = xᵀ g, x is retained.
+ */
+export function linear(x: T2, w: T2, opts: LinearOptions = {}): T2 {
+  const bias = opts.bias ?? null;
+  const trainW = opts.trainWeight ?? false;
+  const trainB = (opts.trainBias ?? false) && bias !== null;
+  if (!trainW && !trainB) {
+    return customOp<T2>([x], ([xi]) => {
+      const y: T2 = bias ? tf.add(tf.matMul(xi as T2, w), bias) : tf.matMul(xi as T2, w);
+      // [N, out] · [out, in] -> [N, in]
+      return { value: y, gradFunc: (dy) => tf.matMul(dy, frozenTranspose(w)) };
+    });
+  }
+  const inputs: tf.Tensor[] = [x];
+  if (trainW) inputs.push(w);
+  if (trainB) inputs.push(bias as T1);
+  return customOp<T2>(inputs, ([xi], save) => {
+    const y: T2 = bias ? tf.add(tf.matMul(xi as T2, w), bias) : tf.matMul(xi as T2, w);
+    if (trainW) save([xi as T2]);
+    return {
+      value: y,
+      gradFunc: (g, saved) => {
+        const wT = trainW ? tf.transpose(w) : frozenTranspose(w);
+        const grads: tf.Tensor[] = [tf.matMul(g, wT)];
+        if (trainW) grads.push(tf.matMul(tf.transpose(saved[0] as T2), g)); // [in, N] · [N, out]
+        if (trainB) grads.push(tf.sum(g, 0));
+        return grads;
+      },
+    };
+  });
+}
+
+/**
+ * a [M, K] · b [K, N] where both may need gradients (LoRA's A and B, attention projections):
+ * da = g bᵀ, db = aᵀ g with explicit transposes of the operands.
+ */
+export function matmul(a: T2, b: T2): T2 {
+  return customOp<T2>([a, b], ([ai, bi], save) => {
+    save([ai as T2, bi as T2]);
+    return {
+      value: tf.matMul(ai as T2, bi as T2),
+      gradFunc: (dy, saved) => {
+        const [sa, sb] = saved as [T2, T2];
+        return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
+      },
+    };
+  });
+}
+
+/** [G, M, K] · [G, K, N] -> [G, M, N] as G plain 2-D matMuls (see bmm in attention.ts for why). */
+export function batchedMatMulPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const as = tf.unstack(a) as T2[];
+  const bs = tf.unstack(b) as T2[];
+  return tf.stack(as.map((ai, i) => tf.matMul(ai, bs[i] as T2))) as tf.Tensor3D;
+}
+
+/**
+ * Batched matmul for attention: the forward runs as G plain 2-D kernels (4.1 vs 2.5 GFLOP/s for
+ * tfjs's batched kernel at [32, 128, 64]); the backward uses tfjs's batched kernel with transpose
+ * flags, which measured faster than per-slice loops over explicit transposes (2.6 vs 1.0 GFLOP/s:
+ * each fresh 2-D right operand costs XNNPACK a weight-packing pass). `onelora bench kernels` prints both.
+ */
+export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  return customOp<tf.Tensor3D>([a, b], ([ai, bi], save) => {
+    save([ai as tf.Tensor3D, bi as tf.Tensor3D]);
+    return {
+      value: batchedMatMulPlain(ai as tf.Tensor3D, bi as tf.Tensor3D),
+      gradFunc: (g, saved) => {
+        const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
+        return [tf.matMul(g, sb, false, true), tf.matMul(sa, g, true, false)];
+      },
+    };
+  });
+}

@@ -1,0 +1,33 @@
+// The `onelora` command line (DESIGN.md §5). Each subcommand lives in src/cli/commands/ and is
+// registered from this explicit list (STYLE item 2: no side-effect imports).
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { registerBench } from './commands/bench.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('onelora')
+    .description('1LoRA and the paper\'s PEFT baselines on TensorFlow.js, across many worker processes')
+    .version(pkg.version)
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of [registerBench]) register(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every usage error is the user's: exit 2.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main();

@@ -1,0 +1,46 @@
+// The one place where commands turn errors into exit codes (DESIGN.md §5): 2 for anything the user
+// supplied, 1 for a failure while running. Results go to stdout; logs to stderr.
+import { exitCodeOf, messageOf, UserError } from '../errors.js';
+import { log } from '../log.js';
+
+/** Prints a result: with --json one JSON object on the last line, otherwise the human text. */
+export function printResult(json: boolean, obj: unknown, human?: string): void {
+  if (json) process.stdout.write(JSON.stringify(obj) + '\n');
+  else process.stdout.write((human ?? JSON.stringify(obj, null, 2)) + '\n');
+}
+
+/** Wraps a command action: errors become a message on stderr and the right exit code. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      const code = exitCodeOf(err);
+      if (code === 1 && err instanceof Error && process.env.ONELORA_LOG === 'debug') log.error({ stack: err.stack }, 'failure');
+      process.stderr.write(`onelora: ${err instanceof UserError ? '' : 'error: '}${messageOf(err)}\n`);
+      process.exitCode = code;
+    }
+  };
+}
+
+/** Parses an integer flag, naming it in the error. */
+export function intFlag(name: string, min = 0): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new UserError(`${name}: expected an integer ≥ ${min}, got '${value}'`);
+    return n;
+  };
+}
+
+export function floatFlag(name: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isFinite(n)) throw new UserError(`${name}: expected a number, got '${value}'`);
+    return n;
+  };
+}
+
+/** Collects a repeatable flag (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,88 @@
+// Hugging Face model directories (DESIGN.md §4): `model.safetensors`, or shards listed by
+// `model.safetensors.index.json` (`weight_map`: tensor name → shard file). Every shard is opened
+// (header only) and checked against the index up front, so a missing shard or a tensor absent from
+// its shard is reported before any weight is loaded; afterwards the shards read as one source.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import { openSafetensors, type LoadedTensor, type SafetensorsSource, type TensorInfo } from './safetensors.js';
+
+const log = childLog('safetensors');
+
+function readIndex(indexFile: string): Map<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
+  } catch (err) {
+    throw new UserError(`${indexFile}: cannot read the shard index (${(err as Error).message})`, { cause: err });
+  }
+  const map = (parsed as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw new UserError(`${indexFile}: 'weight_map' is missing or not an object of tensor name → shard file`);
+  }
+  const out = new Map<string, string>();
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string' || shard === '' || path.basename(shard) !== shard) {
+      throw new UserError(`${indexFile}: tensor '${name}': shard ${JSON.stringify(shard)} is not a file name in this directory`);
+    }
+    out.set(name, shard);
+  }
+  return out;
+}
+
+/**
+ * Opens `DIR/<base>` or, when absent, the shards listed by `DIR/<base>.index.json`. `base` defaults
+ * to `model.safetensors`; a path to a file is opened as that file.
+ */
+export function openSafetensorsDir(dir: string, base = 'model.safetensors'): SafetensorsSource {
+  if (fs.existsSync(dir) && fs.statSync(dir).isFile()) return openSafetensors(dir);
+  const single = path.join(dir, base);
+  const indexFile = path.join(dir, `${base}.index.json`);
+  if (fs.existsSync(single)) return openSafetensors(single);
+  if (!fs.existsSync(indexFile)) {
+    throw new UserError(`${dir}: neither ${base} nor ${base}.index.json is there`);
+  }
+  const weightMap = readIndex(indexFile);
+  const shards = new Map<string, SafetensorsSource>();
+  try {
+    for (const [name, shard] of weightMap) {
+      if (shards.has(shard)) continue;
+      const file = path.join(dir, shard);
+      if (!fs.existsSync(file)) {
+        throw new UserError(`${indexFile}: tensor '${name}': shard '${shard}' does not exist in ${dir}`);
+      }
+      shards.set(shard, openSafetensors(file));
+    }
+    const tensors = new Map<string, TensorInfo>();
+    const owner = new Map<string, SafetensorsSource>();
+    for (const [name, shard] of weightMap) {
+      const src = shards.get(shard)!;
+      const info = src.tensors.get(name);
+      if (!info) throw new UserError(`${indexFile}: tensor '${name}': mapped to shard '${shard}', which has no such tensor`);
+      tensors.set(name, info);
+      owner.set(name, src);
+    }
+    for (const [shard, src] of shards) {
+      const extra = [...src.tensors.keys()].filter((n) => !tensors.has(n));
+      // transformers loads by the index too; a tensor it does not list is never looked up.
+      if (extra.length > 0) log.warn({ shard, count: extra.length, first: extra[0] }, 'shard holds tensors the index does not list; ignored');
+    }
+    return {
+      file: dir,
+      metadata: Object.freeze({ ...[...shards.values()][0]?.metadata }),
+      tensors,
+      read(name: string): LoadedTensor {
+        const src = owner.get(name);
+        if (!src) throw new UserError(`${dir}: tensor '${name}': not in ${base}.index.json`);
+        return src.read(name);
+      },
+      close(): void {
+        for (const s of shards.values()) s.close();
+      },
+    };
+  } catch (err) {
+    for (const s of shards.values()) s.close();
+    throw err;
+  }
+}

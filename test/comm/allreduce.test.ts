@@ -33,8 +33,8 @@ async function runGroup(n: number, len: number, algorithm: 'ring' | 'direct', st
   return { outs, ins };
 }
 
-describe('chunkBounds', () => {
-  it('covers the buffer with chunks differing by at most one element', () => {
+void describe('chunkBounds', () => {
+  void it('covers the buffer with chunks differing by at most one element', () => {
     for (const [len, n] of [[10, 3], [2, 5], [0, 4], [17, 4]]) {
       let at = 0;
       for (let c = 0; c < n; c++) {
@@ -48,11 +48,11 @@ describe('chunkBounds', () => {
   });
 });
 
-describe('allReduceSum on an in-memory group', () => {
+void describe('allReduceSum on an in-memory group', () => {
   for (const algorithm of ['ring', 'direct'] as const) {
     for (const n of [1, 2, 3, 4, 5]) {
       for (const len of [1, 3, 7, 101, 1000]) {
-        it(`${algorithm}, n=${n}, ${len} floats: every rank holds the documented-order sum, bit for bit`, async () => {
+        void it(`${algorithm}, n=${n}, ${len} floats: every rank holds the documented-order sum, bit for bit`, async () => {
           const { outs, ins } = await runGroup(n, len, algorithm);
           const want = bits(referenceSum(ins, algorithm));
           for (const out of outs) assert.deepEqual(bits(out), want);
@@ -61,19 +61,19 @@ describe('allReduceSum on an in-memory group', () => {
     }
   }
 
-  it('the orders really differ: ring and direct disagree in some bits on 5 ranks (so the tests above can fail)', async () => {
+  void it('the orders really differ: ring and direct disagree in some bits on 5 ranks (so the tests above can fail)', async () => {
     const a = await runGroup(5, 1000, 'ring');
     const b = await runGroup(5, 1000, 'direct');
     assert.notDeepEqual(bits(a.outs[0]), bits(b.outs[0]));
   });
 
-  it('repeated runs are bit-identical', async () => {
+  void it('repeated runs are bit-identical', async () => {
     const a = await runGroup(4, 999, 'ring');
     const b = await runGroup(4, 999, 'ring');
     assert.deepEqual(bits(a.outs[2]), bits(b.outs[2]));
   });
 
-  it('counts payload bytes: the ring sends 2(n-1)/n of the buffer per rank, direct (n-1) times it', async () => {
+  void it('counts payload bytes: the ring sends 2(n-1)/n of the buffer per rank, direct (n-1) times it', async () => {
     const n = 4;
     const len = 1000;
     for (const [algorithm, perRank] of [['ring', 2 * (n - 1) * (len / n) * 4], ['direct', (n - 1) * len * 4]] as const) {
@@ -87,13 +87,13 @@ describe('allReduceSum on an in-memory group', () => {
     }
   });
 
-  it('auto picks direct below the measured threshold and the ring from it on (n > 2)', () => {
+  void it('auto picks direct below the measured threshold and the ring from it on (n > 2)', () => {
     assert.equal(chooseAlgorithm(RING_THRESHOLD_ELEMENTS - 1, 4), 'direct');
     assert.equal(chooseAlgorithm(RING_THRESHOLD_ELEMENTS, 4), 'ring');
     assert.equal(chooseAlgorithm(10 * RING_THRESHOLD_ELEMENTS, 2), 'direct');
   });
 
-  it('consecutive steps without a barrier: messages arriving early for a later step are buffered by tag', async () => {
+  void it('consecutive steps without a barrier: messages arriving early for a later step are buffered by tag', async () => {
     const group = createInMemoryGroup(3);
     const seen: number[][][] = group.map(() => []);
     // Each rank runs its own loop of steps; rank 0 starts at once, the others a few ticks later,
@@ -111,7 +111,7 @@ describe('allReduceSum on an in-memory group', () => {
     for (const rows of seen) rows.forEach((row, step) => assert.deepEqual(row, new Array(10).fill(3 + 3 * step)));
   });
 
-  it('a silent peer fails the step with a RunError naming the late rank and the step', async () => {
+  void it('a silent peer fails the step with a RunError naming the late rank and the step', async () => {
     const group = createInMemoryGroup(3);
     const bufs = group.map(() => new Float32Array(8).fill(1));
     // rank 2 never joins step 12
@@ -127,7 +127,7 @@ describe('allReduceSum on an in-memory group', () => {
     await Promise.all(group.map((t) => t.close()));
   });
 
-  it('mismatched buffer sizes are an error, not garbage', async () => {
+  void it('mismatched buffer sizes are an error, not garbage', async () => {
     const group = createInMemoryGroup(2);
     const bufs = [new Float32Array(4), new Float32Array(5)];
     const res = await Promise.allSettled(group.map((t) => allReduceSum(t, bufs[t.rank], 0, { timeoutMs: 1000 })));

@@ -1,0 +1,194 @@
+// The ZeroMQ Transport (zeromq v6). Each rank binds one ROUTER and connects one DEALER per peer,
+// routingId = its rank; ROUTER/DEALER because PUB/SUB drops messages by design. zeromq.js allows
+// one send and one receive in flight per socket: sends to a peer are chained on a promise queue,
+// and a single loop receives on the ROUTER.
+//
+// Wire format, one multipart message per tagged chunk:
+//   [job token (utf8), header: uint32 LE step, sender, chunk (12 bytes), float32 LE payload]
+// (the ROUTER prepends the DEALER's routingId, the sender's claimed rank).
+import { timingSafeEqual } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { RunError, UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import { Mailbox, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';
+
+const log = childLog('zmq');
+
+/** CURVE keys (Z85 text, from zmq.curveKeyPair()); with them every connection is encrypted. */
+export interface CurveKeys {
+  publicKey: string;
+  secretKey: string;
+  /** Public key of every rank's ROUTER, index = rank (this rank's own entry is not used). */
+  peerPublicKeys: readonly string[];
+}
+
+export interface ZmqTransportOptions {
+  rank: number;
+  size: number;
+  token: string;
+  /** ZeroMQ endpoint to bind; `tcp://127.0.0.1:*` (the default) picks a free port. */
+  bind?: string;
+  /** Host put into `endpoint` when binding a wildcard address such as 0.0.0.0 (worker --advertise). */
+  advertise?: string;
+  curve?: CurveKeys;
+}
+
+const HEADER_BYTES = 12;
+
+export class ZmqTransport implements Transport {
+  readonly stats: TransportStats = newStats();
+  private readonly mailbox = new Mailbox(this.stats);
+  private readonly tokenBytes: Buffer;
+  private readonly dealers = new Map<number, zmq.Dealer>();
+  private readonly queues = new Map<number, Promise<void>>();
+  private readonly warned = new Set<string>();
+  private closed = false;
+  private loopDone: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly rank: number,
+    readonly size: number,
+    private readonly router: zmq.Router,
+    /** The endpoint peers connect to. */
+    readonly endpoint: string,
+    private readonly curve: CurveKeys | undefined,
+    token: string,
+  ) {
+    this.tokenBytes = Buffer.from(token, 'utf8');
+  }
+
+  /** Binds this rank's ROUTER and starts receiving; call `connect` once the peers' endpoints are known. */
+  static async bind(opts: ZmqTransportOptions): Promise<ZmqTransport> {
+    if (!opts.token) throw new UserError('a job token is required (ONELORA_JOB_TOKEN)');
+    if (!Number.isInteger(opts.rank) || opts.rank < 0 || opts.rank >= opts.size) {
+      throw new UserError(`rank ${opts.rank} is outside a group of ${opts.size}`);
+    }
+    // No handover: a second connection claiming a connected rank's routing id is refused rather than
+    // taking the rank over. A re-formed group (new generation) binds fresh transports.
+    const router = new zmq.Router({ linger: 0, receiveHighWaterMark: 0 });
+    if (opts.curve) {
+      router.curveServer = true;
+      router.curveSecretKey = opts.curve.secretKey;
+    }
+    const address = opts.bind ?? 'tcp://127.0.0.1:*';
+    try {
+      await router.bind(address);
+    } catch (err) {
+      router.close();
+      throw new RunError(`rank ${opts.rank}: cannot bind ZeroMQ endpoint ${address}: ${(err as Error).message}`, { cause: err });
+    }
+    let endpoint = router.lastEndpoint ?? address;
+    if (opts.advertise) endpoint = endpoint.replace(/^tcp:\/\/[^:]+:/, `tcp://${opts.advertise}:`);
+    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token);
+    t.loopDone = t.receiveLoop();
+    return t;
+  }
+
+  /** Connects one DEALER to every other rank's endpoint (index = rank). */
+  connect(endpoints: readonly string[]): void {
+    if (endpoints.length !== this.size) {
+      throw new RunError(`rank ${this.rank}: ${endpoints.length} endpoints for a group of ${this.size}`);
+    }
+    for (let p = 0; p < this.size; p++) {
+      if (p === this.rank || this.dealers.has(p)) continue;
+      const dealer = new zmq.Dealer({ linger: 0, routingId: String(this.rank), sendHighWaterMark: 0 });
+      if (this.curve) {
+        dealer.curvePublicKey = this.curve.publicKey;
+        dealer.curveSecretKey = this.curve.secretKey;
+        dealer.curveServerKey = this.curve.peerPublicKeys[p];
+      }
+      dealer.connect(endpoints[p]);
+      this.dealers.set(p, dealer);
+      this.queues.set(p, Promise.resolve());
+    }
+  }
+
+  send(to: number, tag: Tag, data: Float32Array): Promise<void> {
+    if (this.closed) return Promise.reject(new RunError(`rank ${this.rank}: send on a closed transport`));
+    checkPeer(this, to);
+    const dealer = this.dealers.get(to);
+    if (!dealer) return Promise.reject(new RunError(`rank ${this.rank}: not connected to rank ${to} (call connect first)`));
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt32LE(tag.step, 0);
+    header.writeUInt32LE(tag.sender, 4);
+    header.writeUInt32LE(tag.chunk, 8);
+    // A private copy: zeromq may send large buffers zero-copy, after the caller has changed them.
+    const copy = data.slice();
+    const payload = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
+    const prev = this.queues.get(to) ?? Promise.resolve();
+    const sent = prev.then(() => dealer.send([this.tokenBytes, header, payload]));
+    this.queues.set(to, sent.catch(() => undefined));
+    return sent.then(() => {
+      this.stats.bytesSent += copy.byteLength;
+      this.stats.messagesSent++;
+    });
+  }
+
+  recv(from: number, tag: Tag, timeoutMs: number): Promise<Float32Array> {
+    checkPeer(this, from);
+    return this.mailbox.take(from, tag, timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.mailbox.close(new RunError(`rank ${this.rank}: transport closed`));
+    for (const d of this.dealers.values()) d.close();
+    this.router.close();
+    await this.loopDone;
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.router) this.onMessage(frames);
+    } catch (err) {
+      if (!this.closed) {
+        log.error({ rank: this.rank, err: (err as Error).message }, 'ZeroMQ receive loop failed');
+        this.mailbox.close(new RunError(`rank ${this.rank}: ZeroMQ receive failed: ${(err as Error).message}`, { cause: err }));
+      }
+    }
+  }
+
+  private onMessage(frames: Buffer[]): void {
+    const claimed = frames[0]?.toString('utf8') ?? '?';
+    const [, token, header, payload] = frames;
+    if (frames.length !== 4 || !token || !this.tokenMatches(token)) {
+      this.reject(claimed, frames.length !== 4 ? 'malformed message' : 'wrong job token');
+      return;
+    }
+    if (header.length !== HEADER_BYTES || payload.length % 4 !== 0) {
+      this.reject(claimed, 'malformed header or payload');
+      return;
+    }
+    const tag: Tag = { step: header.readUInt32LE(0), sender: header.readUInt32LE(4), chunk: header.readUInt32LE(8) };
+    const from = Number(claimed);
+    if (!Number.isInteger(from) || from < 0 || from >= this.size || tag.sender !== from) {
+      this.reject(claimed, `sender ${tag.sender} does not match its routing id`);
+      return;
+    }
+    // Float32Array needs 4-byte alignment; zeromq buffers usually are, copy when not.
+    const data =
+      payload.byteOffset % 4 === 0
+        ? new Float32Array(payload.buffer, payload.byteOffset, payload.length / 4)
+        : new Float32Array(new Uint8Array(payload).buffer);
+    this.mailbox.deliver(from, tag, data);
+  }
+
+  private tokenMatches(token: Buffer): boolean {
+    return token.length === this.tokenBytes.length && timingSafeEqual(token, this.tokenBytes);
+  }
+
+  /** Drops a message; warns once per claimed sender and reason, so a stray peer cannot flood the log. */
+  private reject(claimed: string, reason: string): void {
+    this.stats.rejected++;
+    const key = `${claimed}:${reason}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    log.warn({ rank: this.rank, claimedRank: claimed }, `dropped a ZeroMQ message claiming to be from rank ${claimed}: ${reason}`);
+  }
+}
+
+/** A fresh CURVE key pair (Z85 text). */
+export function curveKeyPair(): { publicKey: string; secretKey: string } {
+  return zmq.curveKeyPair();
+}

@@ -107,6 +107,11 @@ void describe('run config: valid files', () => {
     assert.equal(cfg.backend, 'wasm');
   });
 
+  void it('--set on a text key takes the value verbatim (regexes, SPECs), unless quoted', () => {
+    const raw = applyOverrides({}, ['targets=[a-z]+_proj', 'method=lora:r=1,alpha=2+norms', 'description=a: b', "model.preset='7'", 'model={path: m}']);
+    assert.deepEqual(raw, { targets: '[a-z]+_proj', method: 'lora:r=1,alpha=2+norms', description: 'a: b', model: { path: path.resolve('m') } });
+  });
+
   void it('applyOverrides leaves its input untouched and creates missing sections', () => {
     const raw = { optim: { lr: 1 } };
     const out = applyOverrides(raw, ['distributed.workers=4', 'optim.lr=2']);

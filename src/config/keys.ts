@@ -42,8 +42,8 @@ function kindOf(s: z.ZodTypeAny): string {
   return 'a value';
 }
 
-/** Checks that `key` names a setting of the schema; throws a UserError naming it otherwise. */
-export function checkKey(key: string, source: string): string[] {
+/** Checks that `key` names a setting of the schema (throws a UserError naming it otherwise); says whether it holds text. */
+export function checkKey(key: string, source: string): { parts: string[]; text: boolean } {
   const parts = key.split('.');
   if (parts.some((p) => p === '')) throw new UserError(`${source}: '${key}' is not a dotted key like optim.lr`);
   let s: z.ZodTypeAny = runObject;
@@ -59,5 +59,6 @@ export function checkKey(key: string, source: string): string[] {
     }
     s = next;
   }
-  return parts;
+  const leaf = unwrap(s);
+  return { parts, text: leaf instanceof z.ZodString || leaf instanceof z.ZodEnum };
 }

@@ -1,6 +1,8 @@
 // `--set key=value` (DESIGN.md §6): every CLI flag becomes one of these, so flags, presets and YAML
 // files all go through the same schema. Values are YAML scalars or flow collections, so `3e-4`,
-// `true`, `[0.9, 0.99]` and `{preset: llama2-7b}` mean what they would in the file.
+// `true`, `[0.9, 0.99]` and `{preset: llama2-7b}` mean what they would in the file — except for
+// keys that hold text (method SPECs, target regexes, paths), which take the value verbatim, since
+// `[a-z]+_proj` or `a: b` would otherwise read as YAML collections.
 import path from 'node:path';
 import YAML from 'yaml';
 import { UserError } from '../errors.js';
@@ -31,22 +33,32 @@ export function parseOverride(arg: string): Override {
   if (eq <= 0) throw new UserError(`${source}: expected key=value, e.g. optim.lr=1e-4`);
   const key = arg.slice(0, eq).trim();
   const text = arg.slice(eq + 1);
-  const keyPath = checkKey(key, source);
+  const { parts: keyPath, text: isText } = checkKey(key, source);
   let value: unknown;
   try {
-    value = YAML.parse(text);
+    value = isText && !/^(['"]).*\1$/s.test(text) ? text : YAML.parse(text);
   } catch (err) {
     throw new UserError(`${source}: value is not a YAML scalar or flow collection (${(err as Error).message.split('\n')[0]})`, { cause: err });
   }
-  if ((PATH_KEYS as readonly string[]).includes(key) && typeof value === 'string' && isPathLike(key, value)) {
-    value = path.resolve(value);
-  }
-  return { key, path: keyPath, value, source };
+  return { key, path: keyPath, value: resolveCliPaths(key, value), source };
 }
 
 /** A tokenizer is a name unless it contains a separator; every other path key is always a path. */
 export function isPathLike(key: string, value: string): boolean {
   return key !== 'model.tokenizer' || value.includes('/') || value.includes(path.sep);
+}
+
+/** Makes the relative paths in a value set at `key` (a path key or a section holding some) absolute against the working directory. */
+function resolveCliPaths(key: string, value: unknown): unknown {
+  for (const pk of PATH_KEYS) {
+    if (pk === key) return typeof value === 'string' && isPathLike(pk, value) ? path.resolve(value) : value;
+    if (pk.startsWith(key + '.') && isRecord(value)) {
+      const leaf = pk.slice(key.length + 1);
+      const v = value[leaf];
+      if (typeof v === 'string' && isPathLike(pk, v)) value[leaf] = path.resolve(v);
+    }
+  }
+  return value;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -160,7 +160,7 @@ export class Dataset {
     let batch: RecordBatch;
     try {
       const body = readAt(this.fd, b.offset, b.metaLength + b.bodyLength);
-      const footer = Footer.encode(new Footer(this.schema, this.version, [new FileBlock(b.metaLength, b.bodyLength, 8)]));
+      const footer = Footer.encode(new Footer(this.schema, this.version, [new FileBlock(b.metaLength, b.bodyLength, 8)], []));
       const tail = Buffer.alloc(4);
       tail.writeInt32LE(footer.length);
       const mini = Buffer.concat([MAGIC, Buffer.alloc(2), body, footer, tail, MAGIC]);

@@ -1,10 +1,28 @@
 // `onelora data prepare` and `onelora data inspect` (DESIGN.md §4, §5): turn a source into Arrow
 // IPC datasets, and look at one.
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { formatInspectReport, inspect } from '../../data/inspect.js';
 import { DATASETS, DEFAULTS, formatPrepareReport, prepare, type DatasetName } from '../../data/prepare.js';
-import { action, floatFlag, intFlag, printResult } from '../run.js';
+import { action, printResult } from '../run.js';
+
+// Parse errors go through commander's InvalidArgumentError, which main.ts turns into exit code 2
+// (an error thrown from inside commander's parsing would escape as exit 1).
+function intFlag(name: string, min = 0): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name}: expected an integer ≥ ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+function floatFlag(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name}: expected a number, got '${v}'`);
+    return n;
+  };
+}
 
 interface PrepareFlags {
   dataset: string;

@@ -92,6 +92,7 @@ export function describeSchema(schema: Schema): SchemaInfo {
     const tokenizer = schema.metadata.get(META.tokenizer);
     return tokenizer === undefined ? { kind: 'lm' } : { kind: 'lm', tokenizer };
   }
+  if (!schema.fields.some((f) => f.name === 'image' || f.name === 'latent')) throw new Error(`not a onelora dataset schema (columns: ${names})`);
   const classes = jsonMeta(schema, META.classes, isStrings);
   if (!typeIs(schema, 'label', isInt32)) throw new Error(`no label: Int32 column (columns: ${names})`);
   const image = schema.fields.find((f) => f.name === 'image');

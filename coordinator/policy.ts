@@ -1,0 +1,66 @@
+// What to do when a worker is lost (STYLE.md item 9): a policy returns a decision, the state machine
+// acts on it. After Ray Train's FailurePolicy.make_decision: a retry budget (max_failures) and a
+// floor on the group size (min_workers), DESIGN.md §6 `distributed`.
+
+export type FailureKind = 'worker-exited' | 'heartbeat-timeout' | 'allreduce-failed';
+
+export interface Failure {
+  kind: FailureKind;
+  /** The rank lost or suspected (for an all-reduce failure: the peer that was waited for). */
+  rank: number;
+  message: string;
+}
+
+export interface FailureContext {
+  /** Failures so far in this run, this one included. */
+  failures: number;
+  /** Size of the group the failure happened in. */
+  worldSize: number;
+  /** Workers still alive in that group (worldSize - 1 for one lost worker). */
+  liveWorkers: number;
+}
+
+/**
+ * - `restart`: wait until a restarted or replacement worker has registered, re-form the group at
+ *   the same world size, continue from the committed state.
+ * - `continue-with-fewer`: re-form with the live workers only (the global batch stays the same,
+ *   DESIGN.md §7), continue from the committed state.
+ * - `fail`: stop the run with a message.
+ */
+export type FailureDecision = 'restart' | 'continue-with-fewer' | 'fail';
+
+export interface FailurePolicyConfig {
+  /** Failures tolerated over the whole run; one more fails it (`--max-failures`, default 3). */
+  maxFailures: number;
+  /** The smallest group worth continuing with (`--min-workers`, default: all workers). */
+  minWorkers: number;
+}
+
+export interface FailurePolicy {
+  decide(failure: Failure, ctx: FailureContext): FailureDecision;
+  /** Why the last `fail` decision was taken, for the run's error message. */
+  explain(failure: Failure, ctx: FailureContext): string;
+}
+
+/**
+ * The default: over budget → fail; when min_workers is below the world size and the live workers
+ * are enough, continue with fewer (no waiting on a replacement); otherwise restart and wait for one.
+ */
+export function makeFailurePolicy(cfg: FailurePolicyConfig): FailurePolicy {
+  if (!Number.isInteger(cfg.maxFailures) || cfg.maxFailures < 0) throw new RangeError(`max_failures must be an integer ≥ 0, got ${cfg.maxFailures}`);
+  if (!Number.isInteger(cfg.minWorkers) || cfg.minWorkers < 1) throw new RangeError(`min_workers must be an integer ≥ 1, got ${cfg.minWorkers}`);
+  const decide = (_f: Failure, ctx: FailureContext): FailureDecision => {
+    if (ctx.failures > cfg.maxFailures) return 'fail';
+    if (cfg.minWorkers < ctx.worldSize) return ctx.liveWorkers >= cfg.minWorkers ? 'continue-with-fewer' : 'restart';
+    return 'restart';
+  };
+  return {
+    decide,
+    explain(f, ctx) {
+      if (ctx.failures > cfg.maxFailures) {
+        return `${f.message}: failure ${ctx.failures} exceeds max_failures ${cfg.maxFailures}`;
+      }
+      return `${f.message}: decided ${decide(f, ctx)}`;
+    },
+  };
+}

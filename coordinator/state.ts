@@ -1,0 +1,288 @@
+// The coordinator as a state machine (STYLE.md item 9): a discriminated union of states and one
+// pure step(state, event) → { state, actions }. The gRPC handlers and timers turn calls into
+// events and carry out the actions; nothing here touches a socket, a clock or a file.
+//
+//   waiting-for-workers → running ⇄ checkpointing → done
+//                            ↘ recovering ↗   (any state but done → failed)
+//
+// Data position is one global sample counter (`samplesSeen`); the data layer owns the permutation.
+// Every re-formation of the group increments `generation`, and events from an older generation
+// are ignored, so a late report from a dead group cannot move the run.
+import { makeFailurePolicy, type Failure, type FailurePolicy } from './policy.js';
+
+export interface JobParams {
+  /** The world size the run is configured for (`--workers`). */
+  workers: number;
+  minWorkers: number;
+  maxFailures: number;
+  /** The last optimizer step (inclusive); steps are numbered from 1. */
+  totalSteps: number;
+  /** Write a disk checkpoint every this many steps (the final step always). */
+  checkpointEvery: number;
+}
+
+/** State every worker holds in memory after each finished step (the trainable state is a few MB). */
+export interface Committed {
+  step: number;
+  samplesSeen: number;
+}
+
+/** The last checkpoint on disk. */
+export interface Durable extends Committed {
+  path: string;
+}
+
+export interface Member {
+  workerId: string;
+  rank: number;
+  endpoint: string;
+}
+
+interface Common {
+  params: JobParams;
+  generation: number;
+  failures: number;
+  committed: Committed;
+  durable: Durable | null;
+}
+
+export interface StepTally {
+  samples: number;
+  loss: number;
+}
+
+export type CoordinatorState =
+  | (Common & { kind: 'waiting-for-workers'; expected: number; members: readonly Member[] })
+  | (Common & { kind: 'running'; members: readonly Member[]; step: number; reports: Readonly<Record<number, StepTally>> })
+  | (Common & { kind: 'checkpointing'; members: readonly Member[]; step: number })
+  | (Common & {
+      kind: 'recovering';
+      expected: number;
+      members: readonly Member[];
+      reason: string;
+      /** Workers of the failed group that are still alive: they hold `committed` in memory. */
+      survivors: readonly string[];
+    })
+  | (Common & { kind: 'done' })
+  | (Common & { kind: 'failed'; message: string });
+
+export type CoordinatorEvent =
+  /** A worker called Register; requestedRank -1 when it has none. */
+  | { type: 'worker-registered'; workerId: string; requestedRank: number; endpoint: string }
+  | { type: 'heartbeat'; rank: number; generation: number }
+  | { type: 'heartbeat-timeout'; rank: number; generation: number; silentMs: number }
+  | { type: 'worker-exited'; rank: number; generation: number; detail: string }
+  | { type: 'step-reported'; rank: number; generation: number; step: number; samples: number; loss: number; nan: boolean }
+  | { type: 'checkpoint-committed'; generation: number; step: number; path: string; samplesSeen: number }
+  | { type: 'allreduce-failed'; rank: number; generation: number; step: number; lateRank: number; message: string }
+  /** Recovery waited too long for registrations. */
+  | { type: 'recovery-timeout'; waitedMs: number };
+
+export type CoordinatorAction =
+  | { type: 'assign-rank'; workerId: string; rank: number; generation: number }
+  /**
+   * Answer every pending Register: the group is complete. `restoreFrom` says where the state of
+   * step `resume.step` comes from: 'memory' — rank `stateSourceRank` (a survivor) broadcasts its
+   * in-memory state to the group; 'disk' — everyone loads `durable`; 'fresh' — a new run.
+   */
+  | {
+      type: 'form-group';
+      generation: number;
+      members: readonly Member[];
+      resume: Committed;
+      restoreFrom: 'memory' | 'disk' | 'fresh';
+      stateSourceRank: number | null;
+      durable: Durable | null;
+    }
+  /** Deal the global batch of the next steps over this many ranks from the sample counter. */
+  | { type: 're-split-data'; worldSize: number; samplesSeen: number }
+  | { type: 'start-step'; generation: number; step: number; samplesSeen: number; checkpoint: boolean }
+  | { type: 'abort-step'; generation: number; step: number; reason: string }
+  /** Tell the live workers to drop the step in flight, keep `committed` and re-register (proto Restore). */
+  | { type: 'restore'; generation: number; committed: Committed; durable: Durable | null; reason: string }
+  | { type: 'write-checkpoint'; generation: number; step: number; samplesSeen: number }
+  | { type: 'finish'; step: number; durable: Durable | null }
+  | { type: 'fail'; message: string }
+  /** The event changed nothing; `reason` is for the log and the RPC's Ack. */
+  | { type: 'ignored'; reason: string };
+
+export interface Transition {
+  state: CoordinatorState;
+  actions: CoordinatorAction[];
+}
+
+export function initialState(params: JobParams, resume: Durable | null = null): CoordinatorState {
+  const committed = resume ? { step: resume.step, samplesSeen: resume.samplesSeen } : { step: 0, samplesSeen: 0 };
+  return { kind: 'waiting-for-workers', params, generation: 1, failures: 0, committed, durable: resume, expected: params.workers, members: [] };
+}
+
+const ignore = (state: CoordinatorState, reason: string): Transition => ({ state, actions: [{ type: 'ignored', reason }] });
+
+function common(s: CoordinatorState): Common {
+  return { params: s.params, generation: s.generation, failures: s.failures, committed: s.committed, durable: s.durable };
+}
+
+export function step(state: CoordinatorState, event: CoordinatorEvent, policy?: FailurePolicy): Transition {
+  if (state.kind === 'done' || state.kind === 'failed') return ignore(state, `${event.type} after the run ended (${state.kind})`);
+  if ('generation' in event && event.generation !== state.generation) {
+    return ignore(state, `${event.type} from stale generation ${event.generation} (current ${state.generation})`);
+  }
+  switch (event.type) {
+    case 'worker-registered':
+      return state.kind === 'waiting-for-workers' || state.kind === 'recovering'
+        ? register(state, event)
+        : ignore(state, `worker ${event.workerId} registered while ${state.kind}: the group is formed`);
+    case 'heartbeat':
+      return { state, actions: [] };
+    case 'step-reported':
+      return onReport(state, event);
+    case 'checkpoint-committed':
+      return onCommitted(state, event);
+    case 'recovery-timeout':
+      if (state.kind !== 'recovering' && state.kind !== 'waiting-for-workers') return ignore(state, 'recovery timeout while not waiting');
+      return fail(state, `only ${state.members.length} of ${state.expected} workers registered within ${Math.round(event.waitedMs / 1000)} s`);
+    case 'heartbeat-timeout':
+      return onFailure(state, { kind: 'heartbeat-timeout', rank: event.rank, message: `rank ${event.rank} sent no heartbeat for ${Math.round(event.silentMs / 1000)} s` }, policy);
+    case 'worker-exited':
+      return onFailure(state, { kind: 'worker-exited', rank: event.rank, message: `rank ${event.rank} exited (${event.detail})` }, policy);
+    case 'allreduce-failed':
+      return onFailure(state, { kind: 'allreduce-failed', rank: event.lateRank, message: `rank ${event.rank}: ${event.message}` }, policy);
+  }
+}
+
+type Waiting = Extract<CoordinatorState, { kind: 'waiting-for-workers' | 'recovering' }>;
+
+function register(state: Waiting, ev: Extract<CoordinatorEvent, { type: 'worker-registered' }>): Transition {
+  if (state.members.some((m) => m.workerId === ev.workerId)) return ignore(state, `worker ${ev.workerId} registered twice`);
+  if (state.members.length >= state.expected) return ignore(state, `worker ${ev.workerId} is surplus: the group of ${state.expected} is full`);
+  const taken = new Set(state.members.map((m) => m.rank));
+  let rank = ev.requestedRank;
+  if (rank < 0 || rank >= state.expected || taken.has(rank)) {
+    // A requested rank that no longer exists (a smaller group) or is taken gets the lowest free one.
+    rank = 0;
+    while (taken.has(rank)) rank++;
+  }
+  const members = [...state.members, { workerId: ev.workerId, rank, endpoint: ev.endpoint }];
+  const actions: CoordinatorAction[] = [{ type: 'assign-rank', workerId: ev.workerId, rank, generation: state.generation }];
+  if (members.length < state.expected) return { state: { ...state, members }, actions };
+  return startGroup({ ...state, members }, actions);
+}
+
+function startGroup(state: Waiting, actions: CoordinatorAction[]): Transition {
+  const members = [...state.members].sort((a, b) => a.rank - b.rank);
+  let c = common(state);
+  let restoreFrom: 'memory' | 'disk' | 'fresh' = c.committed.step > 0 ? 'disk' : 'fresh';
+  let stateSourceRank: number | null = null;
+  if (state.kind === 'recovering') {
+    const source = members.find((m) => state.survivors.includes(m.workerId));
+    if (source) {
+      restoreFrom = 'memory';
+      stateSourceRank = source.rank;
+    } else {
+      // Only newcomers: the last finished step died with the old group; fall back to the disk.
+      const d = c.durable;
+      c = { ...c, committed: d ? { step: d.step, samplesSeen: d.samplesSeen } : { step: 0, samplesSeen: 0 } };
+      restoreFrom = d ? 'disk' : 'fresh';
+    }
+  }
+  actions.push(
+    { type: 'form-group', generation: c.generation, members, resume: c.committed, restoreFrom, stateSourceRank, durable: c.durable },
+    { type: 're-split-data', worldSize: members.length, samplesSeen: c.committed.samplesSeen },
+  );
+  if (c.committed.step >= c.params.totalSteps) {
+    actions.push({ type: 'finish', step: c.committed.step, durable: c.durable });
+    return { state: { ...c, kind: 'done' }, actions };
+  }
+  return startStep({ ...c, kind: 'running', members, step: c.committed.step + 1, reports: {} }, actions);
+}
+
+function checkpointDue(p: JobParams, s: number): boolean {
+  return s === p.totalSteps || (p.checkpointEvery > 0 && s % p.checkpointEvery === 0);
+}
+
+function startStep(state: Extract<CoordinatorState, { kind: 'running' }>, actions: CoordinatorAction[]): Transition {
+  actions.push({
+    type: 'start-step',
+    generation: state.generation,
+    step: state.step,
+    samplesSeen: state.committed.samplesSeen,
+    checkpoint: checkpointDue(state.params, state.step),
+  });
+  return { state, actions };
+}
+
+function onReport(state: CoordinatorState, ev: Extract<CoordinatorEvent, { type: 'step-reported' }>): Transition {
+  if (state.kind !== 'running') return ignore(state, `step report while ${state.kind}`);
+  if (ev.step !== state.step) return ignore(state, `report for step ${ev.step} during step ${state.step}`);
+  if (!state.members.some((m) => m.rank === ev.rank)) return ignore(state, `report from rank ${ev.rank}, not in the group`);
+  if (ev.nan || !Number.isFinite(ev.loss)) {
+    const message = `step ${ev.step}: rank ${ev.rank} reported a non-finite loss or gradient (NaN/Inf); stopping`;
+    const t = fail(state, message);
+    t.actions.unshift({ type: 'abort-step', generation: state.generation, step: state.step, reason: message });
+    return t;
+  }
+  if (state.reports[ev.rank]) return ignore(state, `rank ${ev.rank} reported step ${ev.step} twice`);
+  const reports = { ...state.reports, [ev.rank]: { samples: ev.samples, loss: ev.loss } };
+  if (Object.keys(reports).length < state.members.length) return { state: { ...state, reports }, actions: [] };
+
+  const samples = Object.values(reports).reduce((a, r) => a + r.samples, 0);
+  const committed = { step: state.step, samplesSeen: state.committed.samplesSeen + samples };
+  if (checkpointDue(state.params, state.step)) {
+    const next: CoordinatorState = { ...common(state), committed, kind: 'checkpointing', members: state.members, step: state.step };
+    return { state: next, actions: [{ type: 'write-checkpoint', generation: state.generation, step: state.step, samplesSeen: committed.samplesSeen }] };
+  }
+  return startStep({ ...state, committed, step: state.step + 1, reports: {} }, []);
+}
+
+function onCommitted(state: CoordinatorState, ev: Extract<CoordinatorEvent, { type: 'checkpoint-committed' }>): Transition {
+  if (state.kind !== 'checkpointing' || ev.step !== state.step) return ignore(state, `checkpoint of step ${ev.step} committed while ${state.kind}`);
+  const durable: Durable = { step: ev.step, samplesSeen: ev.samplesSeen, path: ev.path };
+  if (ev.step >= state.params.totalSteps) {
+    return { state: { ...common(state), durable, kind: 'done' }, actions: [{ type: 'finish', step: ev.step, durable }] };
+  }
+  return startStep({ ...common(state), durable, kind: 'running', members: state.members, step: ev.step + 1, reports: {} }, []);
+}
+
+function fail(state: CoordinatorState, message: string): Transition {
+  return { state: { ...common(state), kind: 'failed', message }, actions: [{ type: 'fail', message }] };
+}
+
+function onFailure(state: CoordinatorState, failure: Failure, policy?: FailurePolicy): Transition {
+  const p = policy ?? makeFailurePolicy({ maxFailures: state.params.maxFailures, minWorkers: state.params.minWorkers });
+  const members = 'members' in state ? state.members : [];
+  if (state.kind === 'waiting-for-workers' || state.kind === 'recovering') {
+    // A registered worker of the group being formed died: it must register again.
+    const left = members.filter((m) => m.rank !== failure.rank);
+    if (left.length === members.length) return ignore(state, `${failure.message}: not a member of the group being formed`);
+    const failures = state.failures + 1;
+    if (failures > state.params.maxFailures) return fail(state, p.explain(failure, { failures, worldSize: state.expected, liveWorkers: left.length }));
+    return { state: { ...state, failures, members: left }, actions: [] };
+  }
+  const worldSize = members.length;
+  const ctx = { failures: state.failures + 1, worldSize, liveWorkers: worldSize - 1 };
+  const decision = p.decide(failure, ctx);
+  const inFlight = state.kind === 'running' || state.kind === 'checkpointing' ? state.step : state.committed.step;
+  const abort: CoordinatorAction = { type: 'abort-step', generation: state.generation, step: inFlight, reason: failure.message };
+  if (decision === 'fail') {
+    const t = fail({ ...state, failures: ctx.failures }, `step ${inFlight}: ${p.explain(failure, ctx)}`);
+    t.actions.unshift(abort);
+    return t;
+  }
+  const generation = state.generation + 1;
+  const expected = decision === 'continue-with-fewer' ? worldSize - 1 : state.params.workers;
+  const survivors = members.filter((m) => m.rank !== failure.rank).map((m) => m.workerId);
+  const reason = `${failure.message}; ${decision} from step ${state.committed.step}`;
+  const next: CoordinatorState = { ...common(state), failures: ctx.failures, generation, kind: 'recovering', expected, members: [], reason, survivors };
+  return {
+    state: next,
+    actions: [abort, { type: 'restore', generation, committed: state.committed, durable: state.durable, reason }],
+  };
+}
+
+/** Ranks whose last heartbeat is older than `timeoutMs` at `nowMs`, the longest silent first. */
+export function lateRanks(lastSeenMs: Readonly<Record<number, number>>, nowMs: number, timeoutMs: number): { rank: number; silentMs: number }[] {
+  return Object.entries(lastSeenMs)
+    .map(([rank, seen]) => ({ rank: Number(rank), silentMs: nowMs - seen }))
+    .filter((r) => r.silentMs > timeoutMs)
+    .sort((a, b) => b.silentMs - a.silentMs || a.rank - b.rank);
+}

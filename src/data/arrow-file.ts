@@ -19,11 +19,16 @@ export class ArrowFileWriter {
   private readonly out: fs.WriteStream;
   private readonly tmp: string;
   private wrote = false;
+  private error: Error | undefined;
   rows = 0;
 
   constructor(readonly file: string, readonly schema: Schema) {
     this.tmp = `${file}.tmp-${process.pid}`;
-    this.out = fs.createWriteStream(this.tmp);
+    // Opened synchronously so that an abort right after construction cannot race the open.
+    this.out = fs.createWriteStream(this.tmp, { fd: fs.openSync(this.tmp, 'w') });
+    this.out.on('error', (err) => {
+      this.error ??= err;
+    });
     this.writer.pipe(this.out);
   }
 
@@ -40,6 +45,7 @@ export class ArrowFileWriter {
     const finished = once(this.out, 'close');
     this.writer.finish();
     await finished;
+    if (this.error) throw new Error(`${this.tmp}: ${this.error.message}`, { cause: this.error });
     const fd = fs.openSync(this.tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);

@@ -1,0 +1,106 @@
+// DoRA — "DoRA: Weight-Decomposed Low-Rank Adaptation", Liu et al., ICML 2024 (arXiv 2402.09353):
+// y = g ⊙ (W0 + sBA) x + β with g = m / ‖W0 + sBA‖, the norm taken over the input axis (one per
+// output feature) and detached from the graph (§4.3 of the paper; PEFT does the same), β not
+// scaled. m = ‖W0‖ at init, so DoRA starts as the identity. Builds on LoRA (STYLE item 1): the
+// low-rank part is LoraAdapter's, DoRA adds the magnitude.
+import { tf } from '../backend.js';
+import { customOp, linear } from '../backend/linear.js';
+import type { LinearModule } from '../models/modules.js';
+import { uniqueName } from './init.js';
+import { LoraAdapter, lora } from './lora.js';
+import type { BuildContext, MethodDef } from './types.js';
+
+type T1 = tf.Tensor1D;
+type T2 = tf.Tensor2D;
+
+/** ‖W0‖² per output column of a kernel-layout [k, d] weight: [d]. */
+function colSquares(w: T2): T1 {
+  return tf.sum(tf.square(w), 0);
+}
+
+export class DoraAdapter extends LoraAdapter {
+  override readonly method = 'dora';
+  /** m [d]: `lora_magnitude_vector` */
+  readonly m: tf.Variable<tf.Rank.R1>;
+  /** g used by the last merge, for unmerge. */
+  private mergedScale: T1 | null = null;
+  private w0sq: { id: object; sq: T1 } | null = null;
+
+  constructor(layer: LinearModule, ctx: BuildContext) {
+    super(layer, ctx);
+    this.m = tf.variable(tf.tidy(() => tf.sqrt(colSquares(layer.weight))), true, uniqueName(`${layer.path}.lora_magnitude_vector`));
+  }
+
+  /** ‖W0‖² is fixed while W0 is: cached, keyed by the weight's dataId (assign swaps it). */
+  private w0Squares(w: T2): T1 {
+    const id = (w as unknown as { dataId: object }).dataId;
+    if (this.w0sq?.id !== id) {
+      this.w0sq?.sq.dispose();
+      this.w0sq = { id, sq: tf.keep(tf.tidy(() => colSquares(w))) };
+    }
+    return this.w0sq.sq;
+  }
+
+  /**
+   * ‖W0 + s A_k B_k‖ per output column without forming the [k, d] matrix:
+   * ‖W0_j‖² + 2s Σ_r B[r,j] (A_kᵀ W0)[r,j] + s² Σ_{r,r'} B[r,j] (A_kᵀA_k)[r,r'] B[r',j].
+   * Detached: a custom op whose gradient is zero for A and B.
+   */
+  weightNorm(layer: LinearModule): T1 {
+    const w = layer.weight;
+    const sq = this.w0Squares(w);
+    const s = this.scale;
+    return customOp<T1>([this.A, this.B], ([a, b]) => {
+      const aT = tf.transpose(a as T2); // [r, k]
+      const cross = tf.sum(tf.mul(b as T2, tf.matMul(aT, w)), 0); // [r, d] -> [d]
+      const quad = tf.sum(tf.mul(b as T2, tf.matMul(tf.matMul(aT, a as T2), b as T2)), 0); // [d]
+      const value = tf.sqrt(tf.maximum(tf.add(sq, tf.add(tf.mul(cross, 2 * s), tf.mul(quad, s * s))), 0)) as T1;
+      return { value, gradFunc: () => [tf.zerosLike(a as T2), tf.zerosLike(b as T2)] };
+    });
+  }
+
+  private magnitudeScale(layer: LinearModule): T1 {
+    return tf.div(this.m, this.weightNorm(layer));
+  }
+
+  override forward(layer: LinearModule, x: T2): T2 {
+    const inner: T2 = tf.add(linear(x, layer.weight), this.loraDelta(x)); // (W0 + sBA) x: [N, d]
+    const y: T2 = tf.mul(inner, this.magnitudeScale(layer));
+    return layer.bias ? tf.add(y, layer.bias) : y;
+  }
+
+  override trainable(): ReadonlyMap<string, tf.Variable> {
+    return new Map<string, tf.Variable>([...super.trainable(), ['lora_magnitude_vector', this.m]]);
+  }
+
+  override merge(layer: LinearModule): void {
+    const g = tf.keep(tf.tidy(() => this.magnitudeScale(layer)));
+    layer.weight.assign(tf.tidy(() => tf.mul(tf.add(layer.weight, this.deltaWeight()), g)));
+    this.mergedScale = g;
+  }
+
+  override unmerge(layer: LinearModule): void {
+    const g = this.mergedScale;
+    if (!g) return;
+    layer.weight.assign(tf.tidy(() => tf.sub(tf.div(layer.weight, g), this.deltaWeight())));
+    g.dispose();
+    this.mergedScale = null;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.m.dispose();
+    this.mergedScale?.dispose();
+    this.w0sq?.sq.dispose();
+  }
+}
+
+export const dora: MethodDef = {
+  name: 'dora',
+  kind: 'delta',
+  summary: 'DoRA (Liu et al. 2024): m/‖W0 + sBA‖ ⊙ (W0 + sBA)x + β, norm per output row, detached',
+  mergeable: true,
+  identityAtInit: true,
+  linearParams: (l, term) => ({ ...lora.linearParams(l, term), lora_magnitude_vector: [l.outFeatures] }),
+  createAdapter: (layer, ctx) => new DoraAdapter(layer, ctx),
+};

@@ -1,0 +1,87 @@
+// LoRA — "LoRA: Low-Rank Adaptation of Large Language Models", Hu et al., ICLR 2022 (arXiv
+// 2106.09685): y = W0 x + s·B A x, A ∈ R^{r×k}, B ∈ R^{d×r}, s = α/r; rsLoRA (Kalajdzievski 2023,
+// arXiv 2312.03732): s = α/√r. Init as HF PEFT: A = kaiming_uniform_(a=√5) = U(±1/√k), B = 0.
+// Stored in kernel layout (A_k = Aᵀ [k, r], B_k = Bᵀ [r, d]) so the forward is x A_k B_k with the
+// project's `matmul` primitive; the file holds PEFT's lora_A.weight [r, k] and lora_B.weight [d, r].
+import { tf } from '../backend.js';
+import { matmul } from '../backend/linear.js';
+import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { seededMatrix, uniqueName, zerosVar } from './init.js';
+import { DEFAULT_RANK, defaultAlpha, type MethodTerm } from './spec.js';
+import type { BuildContext, MethodDef } from './types.js';
+
+type T2 = tf.Tensor2D;
+
+export function loraScale(term: MethodTerm): number {
+  const r = term.r ?? DEFAULT_RANK;
+  const alpha = term.alpha ?? defaultAlpha(r);
+  return term.rslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+export class LoraAdapter implements LinearAdapter {
+  readonly method: string = 'lora';
+  readonly r: number;
+  readonly scale: number;
+  /** [k, r] = lora_A.weightᵀ */
+  readonly A: tf.Variable<tf.Rank.R2>;
+  /** [r, d] = lora_B.weightᵀ */
+  readonly B: tf.Variable<tf.Rank.R2>;
+
+  constructor(layer: LinearModule, ctx: BuildContext) {
+    this.r = ctx.term.r ?? DEFAULT_RANK;
+    this.scale = loraScale(ctx.term);
+    const k = layer.inFeatures;
+    const a = seededMatrix([this.r, k], 1 / Math.sqrt(k), ctx.seed, `${layer.path}.lora_A.weight`, true);
+    this.A = tf.variable(a, true, uniqueName(`${layer.path}.lora_A`));
+    a.dispose();
+    this.B = zerosVar([this.r, layer.outFeatures], `${layer.path}.lora_B`) as tf.Variable<tf.Rank.R2>;
+  }
+
+  /** s·(x A_k) B_k: [N, k]·[k, r] -> [N, r], scaled while it is small, ·[r, d] -> [N, d]. */
+  loraDelta(x: T2): T2 {
+    return matmul(tf.mul(matmul(x, this.A), this.scale), this.B);
+  }
+
+  forward(layer: LinearModule, x: T2): T2 {
+    return tf.add(layer.base(x), this.loraDelta(x));
+  }
+
+  /** s·A_k B_k: ΔW in kernel layout [k, d]. */
+  deltaWeight(): T2 {
+    return tf.mul(tf.matMul(this.A, this.B), this.scale);
+  }
+
+  trainable(): ReadonlyMap<string, tf.Variable> {
+    return new Map<string, tf.Variable>([['lora_A.weight', this.A], ['lora_B.weight', this.B]]);
+  }
+
+  buffers(): ReadonlyMap<string, tf.Tensor> {
+    return new Map();
+  }
+
+  merge(layer: LinearModule): void {
+    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, this.deltaWeight())));
+  }
+
+  unmerge(layer: LinearModule): void {
+    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, this.deltaWeight())));
+  }
+
+  dispose(): void {
+    this.A.dispose();
+    this.B.dispose();
+  }
+}
+
+export const lora: MethodDef = {
+  name: 'lora',
+  kind: 'delta',
+  summary: 'LoRA (Hu et al. 2022): W0 x + s·BAx, s = α/r (rsLoRA α/√r); A U(±1/√k), B = 0',
+  mergeable: true,
+  identityAtInit: true,
+  linearParams: (l, term) => {
+    const r = term.r ?? DEFAULT_RANK;
+    return { 'lora_A.weight': [r, l.inFeatures], 'lora_B.weight': [l.outFeatures, r] };
+  },
+  createAdapter: (layer, ctx) => new LoraAdapter(layer, ctx),
+};

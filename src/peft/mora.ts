@@ -1,0 +1,181 @@
+// MoRA — "MoRA: High-Rank Updating for Parameter-Efficient Fine-Tuning", Jiang et al. 2024 (arXiv
+// 2405.12130), types 1 and 6 of github.com/kongds/MoRA, as the 1LoRA paper compares them (§3.1,
+// Table 1): a trainable square M ∈ R^{r̂×r̂} between a fixed compression f_c and decompression f_d;
+// y = W0 x + f_d(M f_c(x)). r̂ = round(√d), d = out features (1LoRA paper; rounded down to even
+// for type 6); `r` sets r̂ itself. M = 0 at init. DESIGN.md §1 has the exact formulas:
+// - both types pad x to a multiple of r̂ by wrapping around (x̃[idx] = x[idx mod k], idx < k + p);
+// - type 1 "sharing": c_j = Σ_b x̃[b·r̂ + j]; z = M c; out_i = z_{i mod r̂};
+// - type 6 "RoPE": blocks x̃_b rotated by NeoX half-split RoPE with θ_{b,j} = b·10000^{−2j/r̂},
+//   z_b = M x̃′_b, concatenated (length k + p), truncated to d or tiled with period k + p.
+// M is stored in kernel layout M_k = Mᵀ (z = c M_k); the file's `mora_M` is M [r̂, r̂].
+import { tf } from '../backend.js';
+import { matmul } from '../backend/linear.js';
+import type { LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
+import { zerosVar } from './init.js';
+import type { MethodTerm } from './spec.js';
+import type { MethodDef } from './types.js';
+
+type T2 = tf.Tensor2D;
+export type MoraType = 1 | 6;
+
+/** r̂ for a layer: the term's r, else round(√d) (type 6: rounded down to even). */
+export function moraRank(l: LinearSpec, term: MethodTerm, type: MoraType): number {
+  if (term.r !== undefined) return term.r;
+  const r = Math.round(Math.sqrt(l.outFeatures));
+  return type === 6 ? Math.max(2, r - (r % 2)) : r;
+}
+
+/** x [N, k] -> x̃ [N, k + p] with x̃[:, idx] = x[:, idx mod k]. */
+function wrapPad(x: T2, total: number): T2 {
+  const k = x.shape[1];
+  if (total === k) return x;
+  if (total - k <= k) return tf.concat([x, tf.slice(x, [0, 0], [-1, total - k])], 1);
+  return tf.slice(tf.tile(x, [1, Math.ceil(total / k)]), [0, 0], [-1, total]);
+}
+
+/** z [N, L] -> [N, d]: truncated, or tiled with period L. */
+function fitTo(z: T2, d: number): T2 {
+  const L = z.shape[1];
+  if (L === d) return z;
+  const t = L > d ? z : tf.tile(z, [1, Math.ceil(d / L)]);
+  return tf.slice(t, [0, 0], [-1, d]);
+}
+
+/** cos and sin of θ_{b,m} = b·10000^{−2(m mod h)/r̂} for nb blocks: [nb, r̂] each (MoRA's `emb`). */
+export function ropeTables(nb: number, r: number): { cos: Float32Array; sin: Float32Array } {
+  const h = r / 2;
+  const cos = new Float32Array(nb * r);
+  const sin = new Float32Array(nb * r);
+  for (let b = 0; b < nb; b++) {
+    for (let m = 0; m < r; m++) {
+      const theta = b * Math.pow(10000, -(2 * (m % h)) / r);
+      cos[b * r + m] = Math.cos(theta);
+      sin[b * r + m] = Math.sin(theta);
+    }
+  }
+  return { cos, sin };
+}
+
+export class MoraAdapter implements LinearAdapter {
+  readonly method: string;
+  readonly r: number;
+  /** [r̂, r̂] kernel layout (Mᵀ). */
+  readonly M: tf.Variable<tf.Rank.R2>;
+  private readonly padded: number;
+  private readonly rope: { cos: tf.Tensor3D; sin: tf.Tensor3D } | null = null;
+
+  constructor(layer: LinearModule, term: MethodTerm, readonly type: MoraType) {
+    this.method = `mora${type}`;
+    this.r = moraRank(layer, term, type);
+    const k = layer.inFeatures;
+    this.padded = Math.ceil(k / this.r) * this.r;
+    this.M = zerosVar([this.r, this.r], `${layer.path}.mora_M`) as tf.Variable<tf.Rank.R2>;
+    if (type === 6) {
+      const nb = this.padded / this.r;
+      const t = ropeTables(nb, this.r);
+      this.rope = { cos: tf.keep(tf.tensor3d(t.cos, [1, nb, this.r])), sin: tf.keep(tf.tensor3d(t.sin, [1, nb, this.r])) };
+    }
+  }
+
+  /** f_d(M f_c(x)): [N, k] -> [N, d]. */
+  moraDelta(x: T2, d: number): T2 {
+    const n = x.shape[0];
+    const r = this.r;
+    const nb = this.padded / r;
+    const blocks = tf.reshape(wrapPad(x, this.padded), [n, nb, r]); // [N, k+p] -> [N, nb, r̂]
+    if (!this.rope) {
+      const c = tf.sum(blocks, 1) as T2; // [N, r̂]
+      return fitTo(tf.tile(matmul(c, this.M), [1, Math.ceil(d / r)]) as T2, d);
+    }
+    const h = r / 2;
+    const hi = tf.slice(blocks, [0, 0, h], [-1, -1, h]);
+    const lo = tf.slice(blocks, [0, 0, 0], [-1, -1, h]);
+    const rot = tf.concat([tf.neg(hi), lo], 2); // [−x_hi, x_lo]
+    const xr = tf.add(tf.mul(blocks, this.rope.cos), tf.mul(rot, this.rope.sin));
+    const z = matmul(tf.reshape(xr, [n * nb, r]) as T2, this.M); // [N·nb, r̂]
+    return fitTo(tf.reshape(z, [n, this.padded]) as T2, d);
+  }
+
+  forward(layer: LinearModule, x: T2): T2 {
+    return tf.add(layer.base(x), this.moraDelta(x, layer.outFeatures));
+  }
+
+  /**
+   * ΔW in kernel layout [k, d], built from DESIGN.md §1's merge rule (not from the forward, so a
+   * test can compare the two): type 1 accumulates M[i mod r̂, idx mod r̂] at column idx mod k;
+   * type 6 places M·R_b block-diagonally and wraps the padded columns onto the first p.
+   */
+  deltaWeight(layer: LinearModule): Float32Array {
+    const k = layer.inFeatures;
+    const d = layer.outFeatures;
+    const r = this.r;
+    const L = this.padded;
+    const mk = this.M.dataSync(); // mk[jin * r + jout] = M[jout, jin]
+    const M = (jout: number, jin: number): number => mk[jin * r + jout]!;
+    const out = new Float32Array(k * d);
+    if (this.type === 1) {
+      for (let idx = 0; idx < L; idx++) {
+        const row = (idx % k) * d;
+        const jin = idx % r;
+        for (let i = 0; i < d; i++) out[row + i]! += M(i % r, jin);
+      }
+      return out;
+    }
+    const h = r / 2;
+    const { cos, sin } = ropeTables(L / r, r);
+    for (let i = 0; i < d; i++) {
+      const q = i % L;
+      const b = Math.floor(q / r);
+      const j = q % r;
+      for (let jp = 0; jp < r; jp++) {
+        // (M R_b)[j, j']: R_b[j', j'] = cos, R_b[j'−h, j'] = −sin (j' ≥ h), R_b[j'+h, j'] = sin (j' < h).
+        let v = M(j, jp) * cos[b * r + jp]!;
+        v += jp >= h ? -M(j, jp - h) * sin[b * r + jp - h]! : M(j, jp + h) * sin[b * r + jp + h]!;
+        out[((b * r + jp) % k) * d + i]! += v;
+      }
+    }
+    return out;
+  }
+
+  trainable(): ReadonlyMap<string, tf.Variable> {
+    return new Map([['mora_M', this.M]]);
+  }
+
+  buffers(): ReadonlyMap<string, tf.Tensor> {
+    return new Map();
+  }
+
+  merge(layer: LinearModule): void {
+    const dw = this.deltaWeight(layer);
+    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]))));
+  }
+
+  unmerge(layer: LinearModule): void {
+    const dw = this.deltaWeight(layer);
+    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]))));
+  }
+
+  dispose(): void {
+    this.M.dispose();
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+  }
+}
+
+function moraDef(type: MoraType): MethodDef {
+  return {
+    name: type === 1 ? 'mora1' : 'mora6',
+    kind: 'delta',
+    summary: `MoRA type ${type} (Jiang et al. 2024): W0 x + f_d(M f_c(x)), M ∈ R^{r̂×r̂}, r̂ = round(√d)${type === 6 ? ' (even), RoPE compression' : ', sharing compression'}`,
+    mergeable: true,
+    identityAtInit: true,
+    linearParams: (l, term) => {
+      const r = moraRank(l, term, type);
+      return { mora_M: [r, r] };
+    },
+    createAdapter: (layer, ctx) => new MoraAdapter(layer, ctx.term, type),
+  };
+}
+
+export const mora1 = moraDef(1);
+export const mora6 = moraDef(6);

@@ -1,0 +1,122 @@
+// 1LoRA — "1LoRA: Summation Compression for Very Low-Rank Adaptation", Quercia et al.,
+// arXiv 2503.08333, §3.2 eq. (3): ΔW = b 1ᵀ, so y = W0 x + b·(1ᵀx) with b ∈ R^d, b = 0 at init.
+// Ablation B.2 (random compression): y = W0 x + b·(cᵀx) with c fixed, seeded (standard normal:
+// the same per-feature second moment as the vector of ones).
+//
+// Memory (why it is one custom op): the backward needs only s = 1ᵀx per row (db = sᵀ g) and b
+// (dx = g W0ᵀ + (g b) 1ᵀ); x is never saved, W0 is closed over so it gets no gradient.
+import { tf } from '../backend.js';
+import { customOp, frozenTranspose } from '../backend/linear.js';
+import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { normalArray, uniqueName, zerosVar } from './init.js';
+import type { BuildContext, MethodDef } from './types.js';
+
+type T1 = tf.Tensor1D;
+type T2 = tf.Tensor2D;
+
+export interface OneLoraOptions {
+  bias?: T1 | null;
+  trainBias?: boolean;
+  /** The random-compression vector [k]; absent: the sum 1ᵀx. */
+  c?: T1 | null;
+}
+
+/**
+ * y = x W + β + s bᵀ with s = x 1 (or x c) [N, 1], x [N, k], W [k, d] frozen, b [d] trainable.
+ * Saves only s and b. Gradients: db = sᵀ g, dx = g Wᵀ + (g b) 1ᵀ (or (g b) cᵀ), dβ = Σ_rows g.
+ */
+export function oneLoraLinear(x: T2, w: T2, b: tf.Variable | T1, opts: OneLoraOptions = {}): T2 {
+  const bias = opts.bias ?? null;
+  const trainB = (opts.trainBias ?? false) && bias !== null;
+  const c = opts.c ?? null;
+  const d = w.shape[1];
+  const inputs: tf.Tensor[] = trainB ? [x, b, bias as T1] : [x, b];
+  return customOp<T2>(inputs, ([xi, bi], save) => {
+    const xs = xi as T2;
+    // [N, k] -> [N, 1]
+    const s: T2 = c ? tf.matMul(xs, tf.reshape(c, [-1, 1]) as T2) : tf.sum(xs, 1, true);
+    const brow = tf.reshape(bi as T1, [1, d]) as T2;
+    let y: T2 = tf.add(tf.matMul(xs, w), tf.matMul(s, brow)); // [N, d] + [N, 1]·[1, d]
+    if (bias) y = tf.add(y, bias);
+    save([s, bi as T1]);
+    return {
+      value: y,
+      gradFunc: (g, saved) => {
+        const [ss, bs] = saved as [T2, T1];
+        const gb = tf.matMul(g, tf.reshape(bs, [d, 1]) as T2); // [N, d]·[d, 1] -> [N, 1]
+        const back = tf.matMul(g, frozenTranspose(w)); // [N, d]·[d, k] -> [N, k]
+        const dx = c ? tf.add(back, tf.matMul(gb, tf.reshape(c, [1, -1]) as T2)) : tf.add(back, gb);
+        const db = tf.reshape(tf.matMul(tf.reshape(ss, [1, -1]) as T2, g), [d]); // [1, N]·[N, d]
+        return trainB ? [dx, db, tf.sum(g, 0)] : [dx, db];
+      },
+    };
+  });
+}
+
+export class OneLoraAdapter implements LinearAdapter {
+  readonly method: string;
+  readonly b: tf.Variable<tf.Rank.R1>;
+  /** The random compression vector (ablation), frozen; null for summation. */
+  readonly c: tf.Variable<tf.Rank.R1> | null;
+
+  constructor(layer: LinearModule, c: tf.Variable<tf.Rank.R1> | null) {
+    this.method = c ? '1lora-random' : '1lora';
+    this.b = zerosVar([layer.outFeatures], `${layer.path}.onelora_b`) as tf.Variable<tf.Rank.R1>;
+    this.c = c;
+  }
+
+  forward(layer: LinearModule, x: T2): T2 {
+    return oneLoraLinear(x, layer.weight, this.b, { bias: layer.bias, trainBias: layer.trainBias, c: this.c });
+  }
+
+  trainable(): ReadonlyMap<string, tf.Variable> {
+    return new Map([['onelora_b', this.b]]);
+  }
+
+  buffers(): ReadonlyMap<string, tf.Tensor> {
+    return this.c ? new Map([['onelora_c', this.c]]) : new Map();
+  }
+
+  /** ΔW in kernel layout [k, d]: 1 bᵀ (or c bᵀ). */
+  private delta(layer: LinearModule): T2 {
+    const k = layer.inFeatures;
+    const col = this.c ? tf.reshape(this.c, [k, 1]) : tf.ones([k, 1]);
+    return tf.matMul(col as T2, tf.reshape(this.b, [1, -1]) as T2);
+  }
+
+  merge(layer: LinearModule): void {
+    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, this.delta(layer))));
+  }
+
+  unmerge(layer: LinearModule): void {
+    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, this.delta(layer))));
+  }
+
+  dispose(): void {
+    this.b.dispose();
+    this.c?.dispose();
+  }
+}
+
+export const oneLora: MethodDef = {
+  name: '1lora',
+  kind: 'delta',
+  summary: '1LoRA (Quercia et al. 2025): W0 x + b·(1ᵀx), b ∈ R^d zero-initialised',
+  mergeable: true,
+  identityAtInit: true,
+  linearParams: (l) => ({ onelora_b: [l.outFeatures] }),
+  createAdapter: (layer) => new OneLoraAdapter(layer, null),
+};
+
+export const oneLoraRandom: MethodDef = {
+  name: '1lora-random',
+  kind: 'delta',
+  summary: '1LoRA ablation B.2: W0 x + b·(cᵀx), c fixed, seeded N(0, 1)',
+  mergeable: true,
+  identityAtInit: true,
+  linearParams: (l) => ({ onelora_b: [l.outFeatures] }),
+  createAdapter: (layer, ctx: BuildContext) => {
+    const c = tf.variable(tf.tensor1d(normalArray(layer.inFeatures, ctx.seed, `${layer.path}.onelora_c`)), false, uniqueName(`${layer.path}.onelora_c`));
+    return new OneLoraAdapter(layer, c);
+  },
+};

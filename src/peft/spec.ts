@@ -1,0 +1,167 @@
+// Method SPEC grammar (DESIGN.md §6): `term(+term)*`, each term a method name optionally followed
+// by `:key=value,…`. Names: 1lora, 1lora-random, lora, dora, vera, mora1, mora6, bitfit, difffit,
+// difffit-gamma, norms, all; keys: r, alpha, rslora, seed, targets.
+// A `targets` value may itself hold commas (`lora:r=1,targets=q_proj,v_proj`): a piece without
+// `=` continues the previous value. A `+` inside a regex target stays in the value unless it is
+// followed by a method name.
+import { UserError } from '../errors.js';
+
+export const METHOD_NAMES = [
+  '1lora', '1lora-random', 'lora', 'dora', 'vera', 'mora1', 'mora6', 'bitfit', 'difffit', 'difffit-gamma', 'norms', 'all',
+] as const;
+export type MethodName = (typeof METHOD_NAMES)[number];
+export const SPEC_KEYS = ['r', 'alpha', 'rslora', 'seed', 'targets'] as const;
+export type SpecKey = (typeof SPEC_KEYS)[number];
+
+/** Methods that add a delta to a linear layer's output: at most one per layer. */
+export const DELTA_METHODS: readonly MethodName[] = ['1lora', '1lora-random', 'lora', 'dora', 'vera', 'mora1', 'mora6'];
+
+/** Which keys each method accepts. */
+const KEYS: Record<MethodName, readonly SpecKey[]> = {
+  '1lora': ['targets'],
+  '1lora-random': ['targets', 'seed'],
+  lora: ['r', 'alpha', 'rslora', 'seed', 'targets'],
+  dora: ['r', 'alpha', 'rslora', 'seed', 'targets'],
+  vera: ['r', 'seed', 'targets'],
+  mora1: ['r', 'targets'],
+  mora6: ['r', 'targets'],
+  bitfit: ['targets'],
+  difffit: ['targets'],
+  'difffit-gamma': ['targets'],
+  norms: [],
+  all: [],
+};
+
+export interface MethodTerm {
+  readonly name: MethodName;
+  /** Rank; for MoRA r̂ itself. Absent: the paper's default (1, or round(√d) per layer for MoRA). */
+  readonly r?: number;
+  readonly alpha?: number;
+  readonly rslora?: boolean;
+  readonly seed?: number;
+  readonly targets?: string;
+}
+
+export interface MethodSpec {
+  readonly terms: readonly MethodTerm[];
+  /** Canonical text (`formatMethodSpec`): what adapter_config.json's `method` holds. */
+  readonly text: string;
+}
+
+/** Default rank: the paper's very-low-rank regime (r = 1 for LoRA, DoRA, VeRA). */
+export const DEFAULT_RANK = 1;
+
+/**
+ * LoRA's α when not given: 2·r, so the scale s = α/r = 2 whatever the rank (the convention of
+ * the LoRA/MoRA fine-tuning scripts the paper follows); PEFT's α = 8 would mean s = 8 at r = 1.
+ */
+export function defaultAlpha(r: number): number {
+  return 2 * r;
+}
+
+export function isMethodName(s: string): s is MethodName {
+  return (METHOD_NAMES as readonly string[]).includes(s);
+}
+
+function splitTerms(spec: string): string[] {
+  const parts = spec.split('+');
+  const out: string[] = [];
+  for (const p of parts) {
+    const head = p.trim().split(':')[0]?.trim() ?? '';
+    if (out.length > 0 && !isMethodName(head) && out[out.length - 1]!.includes('targets=')) out[out.length - 1] += `+${p}`;
+    else out.push(p.trim());
+  }
+  return out;
+}
+
+function parseNumber(term: string, key: string, v: string, integer: boolean, min: number): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) {
+    throw new UserError(`method '${term}': key '${key}' expects ${integer ? 'an integer' : 'a number'} ≥ ${min}, got '${v}'`);
+  }
+  return n;
+}
+
+function parseTerm(text: string): MethodTerm {
+  const colon = text.indexOf(':');
+  const name = (colon < 0 ? text : text.slice(0, colon)).trim();
+  if (!isMethodName(name)) {
+    throw new UserError(`unknown method '${name}' (known: ${METHOD_NAMES.join(', ')})`);
+  }
+  const pairs: [string, string][] = [];
+  if (colon >= 0) {
+    for (const piece of text.slice(colon + 1).split(',')) {
+      const eq = piece.indexOf('=');
+      if (eq < 0 && pairs.length > 0 && pairs[pairs.length - 1]![0] === 'targets') {
+        pairs[pairs.length - 1]![1] += `,${piece}`;
+      } else if (eq < 0) {
+        throw new UserError(`method '${name}': '${piece}' is not key=value (keys: ${KEYS[name].join(', ') || 'none'})`);
+      } else {
+        pairs.push([piece.slice(0, eq).trim(), piece.slice(eq + 1).trim()]);
+      }
+    }
+  }
+  const term: { -readonly [K in keyof MethodTerm]: MethodTerm[K] } = { name };
+  for (const [key, v] of pairs) {
+    if (!(SPEC_KEYS as readonly string[]).includes(key)) {
+      throw new UserError(`method '${name}': unknown key '${key}' (keys: ${SPEC_KEYS.join(', ')})`);
+    }
+    if (!KEYS[name].includes(key as SpecKey)) {
+      throw new UserError(`method '${name}': key '${key}' does not apply (it takes: ${KEYS[name].join(', ') || 'no keys'})`);
+    }
+    if (key in term) throw new UserError(`method '${name}': key '${key}' given twice`);
+    if (key === 'r') term.r = parseNumber(name, key, v, true, 1);
+    else if (key === 'alpha') term.alpha = parseNumber(name, key, v, false, Number.MIN_VALUE);
+    else if (key === 'seed') term.seed = parseNumber(name, key, v, true, 0);
+    else if (key === 'rslora') {
+      if (v !== 'true' && v !== 'false') throw new UserError(`method '${name}': key 'rslora' expects true or false, got '${v}'`);
+      term.rslora = v === 'true';
+    } else {
+      if (v === '') throw new UserError(`method '${name}': key 'targets' is empty`);
+      term.targets = v;
+    }
+  }
+  if (name === 'mora6' && term.r !== undefined && term.r % 2 !== 0) {
+    throw new UserError(`method 'mora6': key 'r' must be even (RoPE rotates feature pairs), got ${term.r}`);
+  }
+  return term;
+}
+
+export function formatTerm(t: MethodTerm): string {
+  const kv: string[] = [];
+  if (t.r !== undefined) kv.push(`r=${t.r}`);
+  if (t.alpha !== undefined) kv.push(`alpha=${t.alpha}`);
+  if (t.rslora !== undefined) kv.push(`rslora=${t.rslora}`);
+  if (t.seed !== undefined) kv.push(`seed=${t.seed}`);
+  if (t.targets !== undefined) kv.push(`targets=${t.targets}`);
+  return kv.length ? `${t.name}:${kv.join(',')}` : t.name;
+}
+
+export function formatMethodSpec(terms: readonly MethodTerm[]): string {
+  return terms.map(formatTerm).join('+');
+}
+
+/** Parses and validates a SPEC once, at the boundary (CLI flag, YAML, adapter_config.json). */
+export function parseMethodSpec(spec: string): MethodSpec {
+  if (spec.trim() === '') throw new UserError(`empty method spec (known methods: ${METHOD_NAMES.join(', ')})`);
+  const terms = splitTerms(spec).map(parseTerm);
+  const seen = new Set<MethodName>();
+  for (const t of terms) {
+    if (seen.has(t.name)) throw new UserError(`method spec '${spec}': '${t.name}' appears twice`);
+    seen.add(t.name);
+  }
+  const deltas = terms.filter((t) => DELTA_METHODS.includes(t.name));
+  if (deltas.length > 1) {
+    throw new UserError(`method spec '${spec}': ${deltas.map((t) => t.name).join(' and ')} both change the same layers; combine at most one of ${DELTA_METHODS.join(', ')} with bitfit, difffit-gamma, norms`);
+  }
+  if (seen.has('all') && terms.length > 1) throw new UserError(`method spec '${spec}': 'all' trains everything and combines with nothing`);
+  if (seen.has('difffit') && (seen.has('difffit-gamma') || seen.has('norms'))) {
+    throw new UserError(`method spec '${spec}': 'difffit' already includes γ and the norms`);
+  }
+  return Object.freeze({ terms: Object.freeze(terms.map((t) => Object.freeze(t))), text: formatMethodSpec(terms) });
+}
+
+/** Accepts a SPEC string or an already parsed spec. */
+export function toMethodSpec(spec: string | MethodSpec): MethodSpec {
+  return typeof spec === 'string' ? parseMethodSpec(spec) : spec;
+}

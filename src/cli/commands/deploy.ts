@@ -1,0 +1,40 @@
+// `onelora deploy render --config FILE --workers N --image IMAGE --out DIR` (DESIGN.md §5): a
+// kustomize overlay for a run config on Kubernetes (docs/deploy.md).
+import type { Command } from 'commander';
+import { renderOverlay } from '../../deploy/render.js';
+import { action, intFlag } from '../run.js';
+
+interface RenderFlags {
+  config: string;
+  workers: number;
+  image: string;
+  out: string;
+  name?: string;
+  namespace?: string;
+  gpusPerWorker: number;
+  workerMemory?: string;
+  base?: string;
+  generateToken?: boolean;
+  dryRun?: boolean;
+}
+
+export function registerDeploy(program: Command): void {
+  const deploy = program.command('deploy').description('Kubernetes manifests for a run (docs/deploy.md)');
+  deploy
+    .command('render')
+    .description('write a kustomize overlay (deploy/base + worker count, image, run config) for a run config')
+    .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6); relative paths in it must lead to ../data/… (the data volume)')
+    .requiredOption('--workers <n>', 'worker pods, one GPU process each', intFlag('--workers', 1))
+    .requiredOption('--image <image>', 'the onelora image, with a tag or digest (deploy/Dockerfile)')
+    .requiredOption('--out <dir>', 'overlay directory to write')
+    .option('--name <name>', 'run name: /data/runs/NAME and the onelora.io/run label (default: the config file name)')
+    .option('--namespace <ns>', 'namespace for every object (default: kubectl\'s current one)')
+    .option('--gpus-per-worker <n>', 'nvidia.com/gpu limit of each worker pod', intFlag('--gpus-per-worker', 1), 1)
+    .option('--worker-memory <size>', 'memory request = limit of each worker pod (default: by model preset, else the base\'s 32Gi)')
+    .option('--base <path>', 'kustomize base to reference, relative to --out (default: deploy/base inside the checkout, else a copy in OUT/base)')
+    .option('--generate-token', 'also write a random job token (job-token.env, git-ignored) and a Secret generator for it')
+    .option('--dry-run', 'check everything and print the files instead of writing them')
+    .action(action((opts: RenderFlags) => {
+      process.stdout.write(renderOverlay(opts));
+    }));
+}

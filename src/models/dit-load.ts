@@ -1,0 +1,303 @@
+// Loading and saving DiT checkpoints (DESIGN.md §4: strict, with a per-layout ignore list).
+//
+// Two key layouts are read, F32/F16/BF16:
+//  - facebookresearch/DiT (`x_embedder.proj`, `blocks.N.attn.qkv`, `final_layer.linear`, …) from a
+//    `model.safetensors` (or shards, or a .safetensors file) — the layout onelora builds and writes.
+//    `pos_embed` is a fixed table: checked for shape and ignored. The original .pt pickles are not read.
+//  - diffusers DiTTransformer2DModel (`transformer/diffusion_pytorch_model.safetensors` + config.json):
+//    separate `attn1.to_q/to_k/to_v` are fused into qkv (rows q, k, v), and the timestep/class
+//    embedders that diffusers repeats in every block (`transformer_blocks.N.norm1.emb.*`) are
+//    de-duplicated: block 0's are used and every other copy must be identical (DESIGN.md §6).
+//    diffusers computes the timestep frequencies with shift 1 and the pre-MLP LayerNorm with its
+//    norm_eps, so this layout loads with those (see DitConfig).
+import fs from 'node:fs';
+import path from 'node:path';
+import { tf } from '../backend.js';
+import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { Rng } from '../data/rng.js';
+import { UserError } from '../errors.js';
+import { gaussian } from './diffusion.js';
+import {
+  DIT_PRESETS, DitAttention, DitBlock, DitMlp, DitModel, ditLinearSpecs, posEmbedTable, tableRows,
+  validateDitConfig, type DitConfig,
+} from './dit.js';
+import { LinearModule } from './modules.js';
+
+/** Shape and data of one tensor in facebookresearch semantics (linear weights [out, in]). */
+type Getter = (name: string, shape: readonly number[]) => Float32Array;
+
+export interface LoadDitOptions {
+  /** Seed of a preset's random init (default 0). */
+  readonly seed?: number;
+  /** 'dit' (default): DiT's initialize_weights (adaLN and final layer zero); 'random': every linear xavier-initialised. */
+  readonly init?: 'dit' | 'random';
+  /** Overrides of the layout's choices (see DitConfig). */
+  readonly timestepShift?: 0 | 1;
+  readonly mlpNormEps?: number;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function variable2d(data: Float32Array, outF: number, inF: number): tf.Variable<tf.Rank.R2> {
+  // [out, in] -> kernel layout [in, out]
+  return tf.variable(tf.tidy(() => tf.tensor2d(data, [outF, inF]).transpose()), false) as tf.Variable<tf.Rank.R2>;
+}
+
+function linearFrom(get: Getter, pathName: string, inF: number, outF: number, role: LinearModule['role']): LinearModule {
+  const w = variable2d(get(`${pathName}.weight`, [outF, inF]), outF, inF);
+  const b = tf.variable(tf.tensor1d(get(`${pathName}.bias`, [outF])), false) as tf.Variable<tf.Rank.R1>;
+  return new LinearModule(pathName, role, w, b);
+}
+
+/** Builds the model from tensors named and shaped as in facebookresearch/DiT. */
+export function assembleDit(config: DitConfig, get: Getter): DitModel {
+  const c = validateDitConfig(config, config.name);
+  const specs = new Map(ditLinearSpecs(c).map((s) => [s.path, s]));
+  const lin = (p: string): LinearModule => {
+    const s = specs.get(p)!;
+    return linearFrom(get, p, s.inFeatures, s.outFeatures, s.role);
+  };
+  const D = c.hidden;
+  const k = c.inChannels * c.patchSize ** 2;
+  const conv = get('x_embedder.proj.weight', [D, c.inChannels, c.patchSize, c.patchSize]); // [D, C, p, p] = [D, C·p·p] row-major
+  const xEmbedder = new LinearModule('x_embedder.proj', 'other', variable2d(conv, D, k), tf.variable(tf.tensor1d(get('x_embedder.proj.bias', [D])), false) as tf.Variable<tf.Rank.R1>);
+  const yTable = tf.variable(tf.tensor2d(get('y_embedder.embedding_table.weight', [tableRows(c), D]), [tableRows(c), D]), false) as tf.Variable<tf.Rank.R2>;
+  const blocks: DitBlock[] = [];
+  for (let i = 0; i < c.depth; i++) {
+    const b = `blocks.${i}`;
+    const adaLN = lin(`${b}.adaLN_modulation.1`);
+    const attn = new DitAttention(lin(`${b}.attn.qkv`), lin(`${b}.attn.proj`), c.heads);
+    blocks.push(new DitBlock(adaLN, attn, new DitMlp(lin(`${b}.mlp.fc1`), lin(`${b}.mlp.fc2`)), c.mlpNormEps));
+  }
+  return new DitModel(c, {
+    xEmbedder, yTable, blocks,
+    tMlp: [lin('t_embedder.mlp.0'), lin('t_embedder.mlp.2')],
+    finalAdaLN: lin('final_layer.adaLN_modulation.1'),
+    finalLinear: lin('final_layer.linear'),
+  });
+}
+
+/** DiT's initialize_weights (or xavier everywhere with init 'random'), seeded. */
+export function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'dit'): DitModel {
+  const zero = (name: string): boolean =>
+    init === 'dit' && (name.includes('adaLN_modulation') || name.startsWith('final_layer.'));
+  return assembleDit(config, (name, shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const rng = Rng.from(seed, 0xd17, ...Array.from(name, (ch) => ch.charCodeAt(0)));
+    if (name.endsWith('.bias') || zero(name)) return new Float32Array(n);
+    if (name.startsWith('y_embedder') || (name.startsWith('t_embedder') && init === 'dit')) return gaussian(rng, n, 0.02);
+    const fanOut = shape[0]!;
+    const fanIn = n / fanOut;
+    const bound = Math.sqrt(6 / (fanIn + fanOut));
+    return Float32Array.from({ length: n }, () => rng.uniform(-bound, bound));
+  });
+}
+
+/** Strict reading: every tensor the model needs must be there with its shape; leftovers are errors. */
+class StrictReader {
+  readonly used = new Set<string>();
+  constructor(readonly src: SafetensorsSource, readonly ignored: ReadonlyMap<string, readonly number[]>) {}
+
+  read(name: string, shape: readonly number[]): Float32Array {
+    const info = this.src.tensors.get(name);
+    if (!info) throw new UserError(`${this.src.file}: tensor '${name}' is missing`);
+    if (!sameShape(info.shape, shape)) throw new UserError(`${this.src.file}: tensor '${name}' has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    const t = this.src.read(name);
+    if (!(t.data instanceof Float32Array)) throw new UserError(`${this.src.file}: tensor '${name}' is ${t.dtype}, expected a float dtype`);
+    this.used.add(name);
+    return t.data;
+  }
+
+  finish(): void {
+    for (const [name, info] of this.src.tensors) {
+      if (this.used.has(name)) continue;
+      const want = this.ignored.get(name);
+      if (!want) throw new UserError(`${this.src.file}: unexpected tensor '${name}' (not part of this DiT)`);
+      if (!sameShape(info.shape, want)) throw new UserError(`${this.src.file}: tensor '${name}' has shape [${info.shape.join(', ')}], expected [${want.join(', ')}]`);
+    }
+  }
+}
+
+/** DiT's model sizes (S, B, L, XL): the head count is not recoverable from tensor shapes. */
+const HEADS_BY_HIDDEN: Readonly<Record<number, number>> = { 384: 6, 768: 12, 1024: 16, 1152: 16 };
+
+const ONELORA_KEYS: Record<string, keyof DitConfig> = {
+  input_size: 'inputSize', patch_size: 'patchSize', in_channels: 'inChannels', hidden_size: 'hidden', depth: 'depth',
+  num_heads: 'heads', mlp_ratio: 'mlpRatio', num_classes: 'numClasses', class_dropout_prob: 'classDropout',
+  learn_sigma: 'learnSigma', timestep_shift: 'timestepShift', mlp_norm_eps: 'mlpNormEps',
+};
+
+function readJson(file: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`${file}: cannot read (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/** facebookresearch layout: sizes from the tensors, the rest from onelora's config.json when present. */
+function origConfig(src: SafetensorsSource, configFile: string | null, name: string): DitConfig {
+  const shape = (n: string): readonly number[] => {
+    const info = src.tensors.get(n);
+    if (!info) throw new UserError(`${src.file}: tensor '${n}' is missing (not a DiT checkpoint in the facebookresearch layout?)`);
+    return info.shape;
+  };
+  const [D, C, p] = shape('x_embedder.proj.weight') as [number, number, number];
+  let depth = 0;
+  while (src.tensors.has(`blocks.${depth}.attn.qkv.weight`)) depth++;
+  const rows = shape('y_embedder.embedding_table.weight')[0]!;
+  const pos = src.tensors.get('pos_embed')?.shape;
+  const fromFile: Record<string, unknown> = {};
+  if (configFile) {
+    for (const [k, v] of Object.entries(readJson(configFile))) {
+      if (k === 'model_type') {
+        if (v !== 'dit') throw new UserError(`${configFile}: model_type is ${JSON.stringify(v)}, expected "dit"`);
+      } else if (k in ONELORA_KEYS) fromFile[ONELORA_KEYS[k]!] = v;
+      else throw new UserError(`${configFile}: unknown key '${k}' (known: model_type, ${Object.keys(ONELORA_KEYS).join(', ')})`);
+    }
+  }
+  const heads = (fromFile.heads as number | undefined) ?? HEADS_BY_HIDDEN[D];
+  if (heads === undefined) throw new UserError(`${configFile ?? src.file}: num_heads is needed for hidden size ${D} (put it in config.json)`);
+  const inputSize = (fromFile.inputSize as number | undefined) ?? (pos ? Math.round(Math.sqrt(pos[1]!)) * p : undefined);
+  if (inputSize === undefined) throw new UserError(`${configFile ?? src.file}: input_size is needed (no pos_embed tensor to infer it from)`);
+  const dropout = (fromFile.classDropout as number | undefined) ?? 0.1;
+  const config: DitConfig = {
+    name, inputSize, patchSize: p, inChannels: C, hidden: D, depth, heads,
+    mlpRatio: shape('blocks.0.mlp.fc1.weight')[0]! / D,
+    numClasses: rows - (dropout > 0 ? 1 : 0), classDropout: dropout,
+    learnSigma: shape('final_layer.linear.weight')[0]! / (p * p) === 2 * C,
+    timestepShift: 0, mlpNormEps: 1e-6, ...fromFile,
+  };
+  return validateDitConfig(config, configFile ?? src.file);
+}
+
+function diffusersConfig(file: string, name: string): DitConfig {
+  const j = readJson(file);
+  const num = (k: string, dflt?: number): number => {
+    const v = j[k] ?? dflt;
+    if (typeof v !== 'number') throw new UserError(`${file}: '${k}' is missing or not a number`);
+    return v;
+  };
+  if (j.norm_type !== undefined && j.norm_type !== 'ada_norm_zero') throw new UserError(`${file}: norm_type ${JSON.stringify(j.norm_type)} is not DiT's ada_norm_zero`);
+  const heads = num('num_attention_heads');
+  const inC = num('in_channels');
+  const outC = num('out_channels', inC);
+  return validateDitConfig({
+    name, inputSize: num('sample_size'), patchSize: num('patch_size'), inChannels: inC, hidden: heads * num('attention_head_dim'),
+    depth: num('num_layers'), heads, mlpRatio: 4, numClasses: num('num_embeds_ada_norm'), classDropout: 0.1,
+    learnSigma: outC === 2 * inC, timestepShift: 1, mlpNormEps: num('norm_eps', 1e-5),
+  }, file);
+}
+
+/** facebookresearch name -> diffusers names (several are concatenated along the output rows). */
+function diffusersNames(name: string, depth: number): string[] {
+  const fixed: Record<string, string> = {
+    'x_embedder.proj': 'pos_embed.proj', 'final_layer.adaLN_modulation.1': 'proj_out_1', 'final_layer.linear': 'proj_out_2',
+    't_embedder.mlp.0': 'norm1.emb.timestep_embedder.linear_1', 't_embedder.mlp.2': 'norm1.emb.timestep_embedder.linear_2',
+    'y_embedder.embedding_table': 'norm1.emb.class_embedder.embedding_table',
+  };
+  const kind = name.slice(name.lastIndexOf('.') + 1);
+  const mod = name.slice(0, name.lastIndexOf('.'));
+  const f = fixed[mod];
+  if (f) return f.startsWith('norm1.') ? Array.from({ length: depth }, (_, i) => `transformer_blocks.${i}.${f}.${kind}`) : [`${f}.${kind}`];
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(mod);
+  if (!m) throw new Error(`no diffusers name for ${name}`);
+  const b = `transformer_blocks.${m[1]}`;
+  const inner: Record<string, string[]> = {
+    'adaLN_modulation.1': ['norm1.linear'], 'attn.qkv': ['attn1.to_q', 'attn1.to_k', 'attn1.to_v'], 'attn.proj': ['attn1.to_out.0'],
+    'mlp.fc1': ['ff.net.0.proj'], 'mlp.fc2': ['ff.net.2'],
+  };
+  return inner[m[2]!]!.map((n) => `${b}.${n}.${kind}`);
+}
+
+function diffusersGetter(reader: StrictReader, config: DitConfig): Getter {
+  return (name, shape) => {
+    const names = diffusersNames(name, config.depth);
+    if (name.startsWith('t_embedder') || name.startsWith('y_embedder')) {
+      const first = reader.read(names[0]!, shape);
+      for (const other of names.slice(1)) {
+        const copy = reader.read(other, shape);
+        if (copy.some((v, i) => v !== first[i])) throw new UserError(`${reader.src.file}: '${other}' differs from '${names[0]}': per-block embedders must be identical copies to de-duplicate`);
+      }
+      return first;
+    }
+    const part = [shape[0]! / names.length, ...shape.slice(1)];
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    names.forEach((n, i) => out.set(reader.read(n, part), (i * out.length) / names.length));
+    return out;
+  };
+}
+
+function withOverrides(c: DitConfig, o: LoadDitOptions): DitConfig {
+  return { ...c, ...(o.timestepShift !== undefined ? { timestepShift: o.timestepShift } : {}), ...(o.mlpNormEps !== undefined ? { mlpNormEps: o.mlpNormEps } : {}) };
+}
+
+/**
+ * A DiT from a preset name (random init, seeded), a diffusers directory (the pipeline's, with
+ * `transformer/`, or the transformer's own), a directory with `model.safetensors` in the
+ * facebookresearch layout (+ onelora's config.json), or a single .safetensors file.
+ */
+export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitModel {
+  const preset = DIT_PRESETS[dirOrPreset];
+  if (preset) return initDit(withOverrides(preset, opts), opts.seed ?? 0, opts.init ?? 'dit');
+  if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
+  const name = path.basename(path.resolve(dirOrPreset));
+  const isFile = fs.statSync(dirOrPreset).isFile();
+  const sub = path.join(dirOrPreset, 'transformer');
+  const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors')) || fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors.index.json')) ? dirOrPreset : null;
+  if (diffDir) {
+    const config = withOverrides(diffusersConfig(path.join(diffDir, 'config.json'), name), opts);
+    const src = openSafetensorsDir(diffDir, 'diffusion_pytorch_model.safetensors');
+    try {
+      const reader = new StrictReader(src, new Map());
+      const model = assembleDit(config, diffusersGetter(reader, config));
+      reader.finish();
+      return model;
+    } finally {
+      src.close();
+    }
+  }
+  const src = openSafetensorsDir(dirOrPreset);
+  try {
+    const cfgFile = isFile ? null : path.join(dirOrPreset, 'config.json');
+    const config = withOverrides(origConfig(src, cfgFile && fs.existsSync(cfgFile) ? cfgFile : null, name), opts);
+    const T = (config.inputSize / config.patchSize) ** 2;
+    const reader = new StrictReader(src, new Map([['pos_embed', [1, T, config.hidden]]]));
+    const model = assembleDit(config, (n, shape) => reader.read(n, shape));
+    reader.finish();
+    return model;
+  } finally {
+    src.close();
+  }
+}
+
+/** Writes `DIR/model.safetensors` (facebookresearch layout, F32, with pos_embed) and `DIR/config.json`. */
+export function saveDit(model: DitModel, dir: string): void {
+  const c = model.config;
+  fs.mkdirSync(dir, { recursive: true });
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, v] of model.parameters()) {
+    const isLinearWeight = v.rank === 2 && name.endsWith('.weight') && !name.startsWith('y_embedder');
+    const data = (isLinearWeight ? tf.tidy(() => v.transpose()).dataSync() : v.dataSync()) as Float32Array; // [in, out] -> [out, in]
+    const shape = name === 'x_embedder.proj.weight' ? [c.hidden, c.inChannels, c.patchSize, c.patchSize] : isLinearWeight ? [v.shape[1]!, v.shape[0]!] : v.shape;
+    tensors[name] = { dtype: 'F32', shape, data: Float32Array.from(data) };
+  }
+  const grid = c.inputSize / c.patchSize;
+  tensors.pos_embed = { dtype: 'F32', shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  const json: Record<string, unknown> = { model_type: 'dit' };
+  for (const [k, field] of Object.entries(ONELORA_KEYS)) json[k] = c[field];
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(json, null, 2) + '\n');
+}
+
+/** Parameter count of a built model (the check that describeDit's count is what gets allocated). */
+export function countDitParams(model: DitModel): number {
+  let n = 0;
+  for (const v of model.parameters().values()) n += v.size;
+  return n;
+}
+

@@ -1,0 +1,129 @@
+// Multi-head attention pieces shared by LLaMA and ViT ("Attention Is All You Need", §3.2):
+// softmax(q kᵀ / √hd + mask) v per head, with rotary position embeddings for LLaMA (RoFormer,
+// arXiv 2104.09864, in Hugging Face's rotate_half form). Heads are folded into the batch so that
+// both attention matmuls are `bmm` on [B·H, T, hd] operands (DESIGN.md §3: plain kernels only).
+// The causal mask and the RoPE tables are built once and kept (tf.keep) across calls.
+import { tf } from '../backend.js';
+import { bmm } from '../backend/linear.js';
+
+type T2 = tf.Tensor2D;
+type T4 = tf.Tensor4D;
+
+/** [B·T, H·hd] -> [B, H, T, hd] */
+export function splitHeads(x: T2, b: number, t: number, h: number, hd: number): T4 {
+  return tf.transpose(x.reshape([b, t, h, hd]), [0, 2, 1, 3]) as T4; // [B, T, H, hd] -> [B, H, T, hd]
+}
+
+/** [B, H, T, hd] -> [B·T, H·hd] */
+export function mergeHeads(x: T4): T2 {
+  const [b, h, t, hd] = x.shape;
+  return tf.transpose(x, [0, 2, 1, 3]).reshape([b * t, h * hd]); // [B, H, T, hd] -> [B, T, H, hd] -> [B·T, H·hd]
+}
+
+/**
+ * Grouped-query attention: each of the Hkv key/value heads serves H/Hkv consecutive query heads
+ * (Hugging Face's repeat_kv). [B, Hkv, S, hd] -> [B, H, S, hd]
+ */
+export function repeatKv(x: T4, rep: number): T4 {
+  if (rep === 1) return x;
+  const [b, hkv, s, hd] = x.shape;
+  // Rank 3, because tfjs has no Tile gradient above rank 4.
+  const tiled = tf.tile(x.reshape([b * hkv, 1, s * hd]), [1, rep, 1]); // [B·Hkv, rep, S·hd]
+  return tiled.reshape([b, hkv * rep, s, hd]);
+}
+
+const maskCache = new Map<string, T2>();
+
+/**
+ * Additive causal mask [T, S] for T queries at absolute positions S-T..S-1 over S keys: 0 where
+ * key j ≤ query position, -1e9 elsewhere (finite, so a fully masked row cannot produce NaN).
+ */
+export function causalMask(t: number, s: number): T2 {
+  const key = `${t},${s}`;
+  const hit = maskCache.get(key);
+  if (hit && !hit.isDisposed) return hit;
+  const off = s - t;
+  const m = new Float32Array(t * s);
+  for (let i = 0; i < t; i++) for (let j = off + i + 1; j < s; j++) m[i * s + j] = -1e9;
+  const mask = tf.keep(tf.tensor2d(m, [t, s]));
+  maskCache.set(key, mask);
+  return mask;
+}
+
+/**
+ * softmax(q kᵀ / √hd + mask) v. q [B, H, T, hd], k and v [B, H, S, hd], mask [T, S] or null
+ * -> [B, H, T, hd]
+ */
+export function attend(q: T4, k: T4, v: T4, mask: T2 | null): T4 {
+  const [b, h, t, hd] = q.shape;
+  const s = k.shape[2];
+  const q3 = tf.mul(q, 1 / Math.sqrt(hd)).reshape([b * h, t, hd]) as tf.Tensor3D; // [B·H, T, hd]
+  const kT = tf.transpose(k.reshape([b * h, s, hd]), [0, 2, 1]) as tf.Tensor3D; // [B·H, hd, S]
+  let scores = bmm(q3, kT); // [B·H, T, hd] · [B·H, hd, S] -> [B·H, T, S]
+  if (mask) scores = tf.add(scores, mask);
+  const p = tf.softmax(scores); // over S
+  const y = bmm(p, v.reshape([b * h, s, hd]) as tf.Tensor3D); // [B·H, T, S] · [B·H, S, hd] -> [B·H, T, hd]
+  return y.reshape([b, h, t, hd]);
+}
+
+interface RopeTables {
+  cos: T2;
+  sin: T2;
+}
+const ropeCache = new Map<string, RopeTables>();
+
+/**
+ * cos/sin tables [L, hd] with L ≥ `len` (grown by doubling, so generation reuses one table):
+ * θ_i = theta^(-2i/hd), angle(p, i) = p·θ_i, duplicated over both halves as Hugging Face's
+ * `emb = cat(freqs, freqs)`. Angles are computed in float64, then rounded once.
+ */
+export function ropeTables(hd: number, theta: number, len: number): RopeTables {
+  const key = `${hd},${theta}`;
+  const hit = ropeCache.get(key);
+  if (hit && !hit.cos.isDisposed && hit.cos.shape[0] >= len) return hit;
+  const l = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(len, 1))));
+  const half = hd / 2;
+  const c = new Float32Array(l * hd);
+  const s = new Float32Array(l * hd);
+  for (let p = 0; p < l; p++) {
+    for (let i = 0; i < half; i++) {
+      // HF: inv_freq = 1 / theta^(arange(0, hd, 2) / hd), computed in float32.
+      const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / hd));
+      const a = Math.fround(p * invFreq);
+      c[p * hd + i] = c[p * hd + half + i] = Math.cos(a);
+      s[p * hd + i] = s[p * hd + half + i] = Math.sin(a);
+    }
+  }
+  if (hit) {
+    hit.cos.dispose();
+    hit.sin.dispose();
+  }
+  const tables = { cos: tf.keep(tf.tensor2d(c, [l, hd])), sin: tf.keep(tf.tensor2d(s, [l, hd])) };
+  ropeCache.set(key, tables);
+  return tables;
+}
+
+/**
+ * Rotary embedding of x [B, H, T, hd] at absolute positions offset..offset+T-1:
+ * x·cos + rotate_half(x)·sin with rotate_half([x1, x2]) = [-x2, x1] (the halves of hd).
+ */
+export function applyRope(x: T4, theta: number, offset: number): T4 {
+  const [, , t, hd] = x.shape;
+  const { cos, sin } = ropeTables(hd, theta, offset + t);
+  const c = tf.slice(cos, [offset, 0], [t, hd]); // [T, hd], broadcast over B, H
+  const s = tf.slice(sin, [offset, 0], [t, hd]);
+  const [x1, x2] = tf.split(x, 2, 3) as [T4, T4];
+  const rotated = tf.concat([tf.neg(x2), x1], 3);
+  return tf.add(tf.mul(x, c), tf.mul(rotated, s));
+}
+
+/** Frees the cached masks and tables (tests that count tensors). */
+export function clearAttentionCaches(): void {
+  for (const m of maskCache.values()) m.dispose();
+  for (const r of ropeCache.values()) {
+    r.cos.dispose();
+    r.sin.dispose();
+  }
+  maskCache.clear();
+  ropeCache.clear();
+}

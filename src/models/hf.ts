@@ -1,0 +1,209 @@
+// Hugging Face model directories (DESIGN.md §4): config.json + model.safetensors (or shards behind
+// model.safetensors.index.json). Loading is strict like transformers': the family's layout says
+// which tensors must be there with which shapes; an ignore list drops what real checkpoints carry
+// but the model does not use (`rotary_emb.inv_freq`, the ViT pooler); a task head missing from the
+// file is created and reported; anything else missing, unexpected or mis-shaped is a UserError
+// naming the tensor, raised before a single weight is read. Weights then stream one tensor at a
+// time into variables (F16/BF16 widened to float32, linear weights transposed [out, in] -> [in, out]),
+// so a checkpoint is never held twice.
+import fs from 'node:fs';
+import path from 'node:path';
+import { tf } from '../backend.js';
+import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { mixSeed } from '../data/rng.js';
+import { RunError, UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';
+import type { LlamaModel } from './llama.js';
+import type { VitModel } from './vit.js';
+import { vitPreprocessToHf } from './vit-config.js';
+
+const log = childLog('models');
+
+/** How one model family meets the generic loader (the families are listed in registry.ts). */
+export interface ModelFamily<C, M> {
+  readonly name: 'llama' | 'vit';
+  /** config.json `model_type` values this family reads. */
+  readonly modelTypes: readonly string[];
+  /** The base-model prefix (`model`, `vit`) a headless checkpoint's keys lack. */
+  readonly basePrefix: string;
+  parseConfig(raw: Readonly<Record<string, unknown>>, source: string, ctx: { numLabels?: number; dir?: string }): C;
+  layout(config: C): ModelLayout;
+  /** Tensors in a file the model does not use (transformers' _keys_to_ignore_on_load_unexpected). */
+  ignored(name: string, config: C): boolean;
+  /** Tensors created for the task when absent (or of another size): the classification head. */
+  creatable(name: string, config: C): boolean;
+  build(config: C, params: ReadonlyMap<string, tf.Variable>, hfConfig: Readonly<Record<string, unknown>>): M;
+}
+
+export type HfModel = LlamaModel | VitModel;
+
+export interface LoadedModel {
+  readonly family: 'llama' | 'vit' | 'dit';
+  readonly model: HfModel;
+  /** Tensor names created for the task (not in the file), e.g. `classifier.weight`. */
+  readonly created: string[];
+  /** The directory it was loaded from; null for a preset (random init). */
+  readonly dir: string | null;
+  readonly name: string;
+}
+
+export function readJsonFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`${file}: expected a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Normal(0, 0.02) like transformers' initializer_range, seeded per tensor name. */
+function initTensor(spec: ParamSpec, seed: number): tf.Tensor {
+  const shape = spec.kind === 'linear' ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];
+  if (spec.init === 'zeros') return tf.zeros(shape);
+  if (spec.init === 'ones') return tf.ones(shape);
+  let h = mixSeed(seed);
+  for (let i = 0; i < spec.name.length; i++) h = mixSeed(h, spec.name.charCodeAt(i));
+  return tf.randomNormal(shape, 0, 0.02, 'float32', h);
+}
+
+function frozen(t: tf.Tensor): tf.Variable {
+  // Base weights are frozen; PEFT methods that train them (norms, bitfit, all) flip `trainable`.
+  return tf.variable(t, false);
+}
+
+/** Builds a family's model with seeded random weights (presets: configs only, no weights). */
+export function randomModel<C, M>(family: ModelFamily<C, M>, config: C, seed: number, hfConfig: Record<string, unknown>): M {
+  const params = new Map<string, tf.Variable>();
+  for (const spec of paramSpecs(family.layout(config))) params.set(spec.name, tf.tidy(() => frozen(initTensor(spec, seed))));
+  return family.build(config, params, hfConfig);
+}
+
+function listNames(names: string[]): string {
+  const shown = names.slice(0, 5).map((n) => `'${n}'`).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}
+
+/** File key -> model key: a headless checkpoint (ViTModel, LlamaModel) lacks the base prefix. */
+function keyMapper(src: SafetensorsSource, prefix: string, heads: readonly string[]): (k: string) => string {
+  const names = [...src.tensors.keys()];
+  const hasPrefix = names.some((n) => n.startsWith(`${prefix}.`));
+  if (hasPrefix) return (k) => k;
+  return (k) => (heads.some((h) => k.startsWith(`${h}.`)) ? k : `${prefix}.${k}`);
+}
+
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+
+/**
+ * Loads `dir` as `family`. `numLabels` sizes a classification head (created when the file has
+ * none or one of another size); `seed` initialises what is created.
+ */
+export function loadHfDir<C, M>(
+  family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; seed?: number } = {},
+): { model: M; created: string[] } {
+  const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, dir });
+  const layout = family.layout(config);
+  const specs = paramSpecs(layout);
+  const src = openSafetensorsDir(dir);
+  const params = new Map<string, tf.Variable>();
+  try {
+    const toModel = keyMapper(src, family.basePrefix, layout.headPaths);
+    const fromFile = new Map<string, string>(); // model name -> file name
+    const unexpected: string[] = [];
+    for (const fileName of src.tensors.keys()) {
+      const name = toModel(fileName);
+      if (family.ignored(name, config)) continue;
+      fromFile.set(name, fileName);
+    }
+    const expected = new Map(specs.map((s) => [s.name, s]));
+    for (const name of fromFile.keys()) if (!expected.has(name)) unexpected.push(fromFile.get(name)!);
+    if (unexpected.length > 0) throw new UserError(`${src.file}: unexpected tensor${unexpected.length > 1 ? 's' : ''} ${listNames(unexpected)} (not part of this ${family.name} config)`);
+
+    const created: string[] = [];
+    const missing: string[] = [];
+    for (const spec of specs) {
+      const fileName = fromFile.get(spec.name);
+      const info = fileName === undefined ? undefined : src.tensors.get(fileName);
+      const sameShape = info !== undefined && info.shape.length === spec.shape.length && info.shape.every((d, i) => d === spec.shape[i]);
+      if (info && !sameShape && !family.creatable(spec.name, config)) {
+        throw new UserError(`${src.file}: tensor '${fileName}' has shape [${info.shape.join(', ')}], the config needs [${spec.shape.join(', ')}]`);
+      }
+      if (info && !FLOAT_DTYPES.has(info.dtype)) throw new UserError(`${src.file}: tensor '${fileName}' is ${info.dtype}; model weights must be F32, F16 or BF16`);
+      if (!info || !sameShape) {
+        if (family.creatable(spec.name, config)) created.push(spec.name);
+        else missing.push(spec.name);
+      }
+    }
+    if (missing.length > 0) throw new UserError(`${src.file}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)}`);
+
+    for (const spec of specs) {
+      if (created.includes(spec.name)) {
+        params.set(spec.name, tf.tidy(() => frozen(initTensor(spec, opts.seed ?? 0))));
+        continue;
+      }
+      const t = src.read(fromFile.get(spec.name)!);
+      params.set(spec.name, tf.tidy(() => {
+        const x = tf.tensor(t.data as Float32Array, [...t.shape], 'float32');
+        return frozen(spec.kind === 'linear' ? tf.transpose(x) : x); // [out, in] -> [in, out]
+      }));
+    }
+    if (created.length > 0) log.info({ dir, created }, 'tensors created for the task (not in the checkpoint)');
+    return { model: family.build(config, params, raw), created };
+  } catch (err) {
+    for (const v of params.values()) v.dispose();
+    throw err;
+  } finally {
+    src.close();
+  }
+}
+
+/** Files next to the weights that describe how to use them; merge copies them. */
+export const AUX_FILES = [
+  'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json',
+  'generation_config.json', 'preprocessor_config.json',
+] as const;
+
+export interface SaveOptions {
+  readonly dtype?: 'F32' | 'F16';
+}
+
+/**
+ * Writes `model` as a Hugging Face directory: config.json and model.safetensors (linear weights
+ * transposed back to [out, in]; a tied lm_head is not written, as transformers does not).
+ * Linear weights and biases come from the modules, so a merged adapter is what gets saved.
+ */
+export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {}): void {
+  const dtype = opts.dtype ?? 'F32';
+  fs.mkdirSync(dir, { recursive: true });
+  const modules = new Map(model.linears().map((l) => [l.path, l]));
+  const tensors: Record<string, TensorToWrite> = {};
+  const specs = paramSpecs(model.layout);
+  const specNames = new Set(specs.map((s) => s.name));
+  for (const l of modules.values()) {
+    if (l.bias && !specNames.has(`${l.path}.bias`)) {
+      throw new RunError(`cannot export ${l.path}: it has a bias (BitFit?) that the ${model.family} config has no place for`);
+    }
+  }
+  for (const spec of specs) {
+    const owner = modules.get(spec.name.replace(/\.(weight|bias)$/, ''));
+    const v = spec.name.endsWith('.weight') && spec.kind === 'linear' ? owner?.weight : spec.name.endsWith('.bias') && owner ? owner.bias : model.parameters().get(spec.name);
+    if (!v) throw new RunError(`cannot export: model has no tensor '${spec.name}'`);
+    const data = tf.tidy(() => (spec.kind === 'linear' ? tf.transpose(v) : v).dataSync() as Float32Array); // [in, out] -> [out, in]
+    tensors[spec.name] = { dtype, shape: spec.shape, data };
+  }
+  const config = { ...model.toHfConfig(), torch_dtype: dtype === 'F32' ? 'float32' : 'float16' };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  if (model.family === 'vit') {
+    fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(vitPreprocessToHf(model.config.preprocess), null, 2) + '\n');
+  }
+  fs.rmSync(path.join(dir, 'model.safetensors.index.json'), { force: true });
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+}

@@ -1,0 +1,115 @@
+// LLaMA configuration: the typed, frozen form of Hugging Face's LlamaConfig (config.json), its
+// inverse for export, and the parameter layout it implies (HF names, shapes, LinearModule roles).
+import { HfConfigReader, linearSpec, type ModelLayout, type ParamSpec } from './layout.js';
+import type { LinearSpec, NormSpec } from './modules.js';
+
+export interface LlamaConfig {
+  readonly family: 'llama';
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  /** SwiGLU width (11008 for LLaMA-2-7B: ≈ 8/3 · 4096 rounded up to a multiple of 256). */
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  /** Grouped-query attention: numHeads must be a multiple of it; equal to numHeads for LLaMA-2-7B/13B. */
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly rmsNormEps: number;
+  readonly ropeTheta: number;
+  readonly maxPositionEmbeddings: number;
+  /** lm_head shares the embedding matrix (no lm_head.weight in the file). */
+  readonly tieWordEmbeddings: boolean;
+  readonly attentionBias: boolean;
+  readonly mlpBias: boolean;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+}
+
+/** Validates a config.json of model_type "llama" (or a preset written in the same form). */
+export function parseLlamaConfig(raw: Readonly<Record<string, unknown>>, source: string): LlamaConfig {
+  const r = new HfConfigReader(raw, source);
+  const hiddenSize = r.int('hidden_size');
+  const numHeads = r.int('num_attention_heads');
+  const numKvHeads = r.int('num_key_value_heads', numHeads);
+  const headDim = r.int('head_dim', hiddenSize / numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    r.refuse('num_key_value_heads', () => false, `num_attention_heads ${numHeads} must be a multiple of it`);
+  }
+  if (headDim % 2 !== 0) r.refuse('head_dim', () => false, 'RoPE needs an even head dimension');
+  // Anything that changes the maths and is not implemented is refused rather than silently ignored.
+  r.refuse('rope_scaling', () => false, 'only plain RoPE is implemented');
+  r.refuse('hidden_act', (v) => v === 'silu', 'LLaMA uses SwiGLU with silu');
+  r.refuse('model_type', (v) => v === 'llama', 'expected "llama"');
+  return Object.freeze({
+    family: 'llama' as const,
+    vocabSize: r.int('vocab_size'),
+    hiddenSize,
+    intermediateSize: r.int('intermediate_size'),
+    numLayers: r.int('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    rmsNormEps: r.num('rms_norm_eps', 1e-6), // LlamaConfig's default; LLaMA-2 files say 1e-5
+    ropeTheta: r.num('rope_theta', 10000),
+    maxPositionEmbeddings: r.int('max_position_embeddings', 2048),
+    tieWordEmbeddings: r.bool('tie_word_embeddings', false),
+    attentionBias: r.bool('attention_bias', false),
+    mlpBias: r.bool('mlp_bias', false),
+    bosTokenId: r.tokenId('bos_token_id'),
+    eosTokenId: r.tokenId('eos_token_id'),
+  });
+}
+
+/** The config.json that Hugging Face transformers reads back as the same model. */
+export function llamaConfigToHf(c: LlamaConfig, base: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  return {
+    ...base,
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    hidden_act: 'silu',
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attention_bias: c.attentionBias,
+    mlp_bias: c.mlpBias,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+  };
+}
+
+export function llamaLayout(c: LlamaConfig): ModelLayout {
+  const d = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const linears: LinearSpec[] = [];
+  const norms: NormSpec[] = [];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    norms.push({ path: `${p}.input_layernorm`, features: d, hasBias: false });
+    linears.push(
+      linearSpec(`${p}.self_attn.q_proj`, d, qDim, c.attentionBias, 'q'),
+      linearSpec(`${p}.self_attn.k_proj`, d, kvDim, c.attentionBias, 'k'),
+      linearSpec(`${p}.self_attn.v_proj`, d, kvDim, c.attentionBias, 'v'),
+      linearSpec(`${p}.self_attn.o_proj`, qDim, d, c.attentionBias, 'attn_out'),
+    );
+    norms.push({ path: `${p}.post_attention_layernorm`, features: d, hasBias: false });
+    linears.push(
+      linearSpec(`${p}.mlp.gate_proj`, d, c.intermediateSize, c.mlpBias, 'mlp_gate'),
+      linearSpec(`${p}.mlp.up_proj`, d, c.intermediateSize, c.mlpBias, 'mlp_in'),
+      linearSpec(`${p}.mlp.down_proj`, c.intermediateSize, d, c.mlpBias, 'mlp_out'),
+    );
+  }
+  norms.push({ path: 'model.norm', features: d, hasBias: false });
+  // A tied head is the embedding matrix itself: no module of its own to adapt or to count twice.
+  if (!c.tieWordEmbeddings) linears.push(linearSpec('lm_head', d, c.vocabSize, false, 'head'));
+  const extras: ParamSpec[] = [{ name: 'model.embed_tokens.weight', shape: [c.vocabSize, d], kind: 'plain', init: 'normal' }];
+  return { linears, norms, extras, headPaths: c.tieWordEmbeddings ? [] : ['lm_head'] };
+}

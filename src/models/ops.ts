@@ -1,0 +1,81 @@
+// Small tensor functions the model files share: normalisations, activations, the embedding lookup
+// and the token cross-entropy. The last two are custom ops because tfjs-wasm has no
+// UnsortedSegmentSum (the built-in gather gradient) and because a one-hot [N, V] target is never
+// needed in the forward pass: the loss is logsumexp(z) - z[label], its gradient softmax(z) - onehot.
+import { tf } from '../backend.js';
+import { customOp } from '../backend/linear.js';
+
+type T1 = tf.Tensor1D;
+type T2 = tf.Tensor2D;
+
+/** RMSNorm (Zhang & Sennrich 2019) as LLaMA uses it: x / sqrt(mean(x²) + eps) · w. x [N, D] */
+export function rmsNorm(x: T2, w: T1, eps: number): T2 {
+  const ms = tf.mean(tf.square(x), -1, true); // [N, 1]
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w) as T2;
+}
+
+/** LayerNorm (Ba et al. 2016): (x - μ) / sqrt(σ² + eps) · w + b over the last axis. x [N, D] */
+export function layerNorm(x: T2, w: T1, b: T1 | null, eps: number): T2 {
+  const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
+  const y = tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w);
+  return (b ? tf.add(y, b) : y) as T2;
+}
+
+/** SiLU / swish: x · σ(x). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** The exact GELU of BERT/ViT: x · Φ(x) = 0.5 x (1 + erf(x / √2)). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+/** The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+}
+
+/**
+ * Rows of `table` [V, D] at `ids` (int32, any shape, flattened) -> [N, D]. Gradient for the table
+ * (full fine-tuning only): onehot(ids)ᵀ · dy, [V, N] · [N, D].
+ */
+export function embedding(table: T2, ids: tf.Tensor): T2 {
+  const flat = ids.reshape([-1]) as T1;
+  // Tensors the gradient reads go through save(): closures would see them disposed by callers' tidy.
+  return customOp<T2>([table], ([t], save) => {
+    save([flat]);
+    return {
+      value: tf.gather(t as T2, flat),
+      gradFunc: (dy, saved) => tf.matMul(tf.transpose(tf.oneHot(saved[0] as T1, table.shape[0], 1, 0, 'float32')), dy),
+    };
+  });
+}
+
+/**
+ * Σ over rows with label ≠ -100 of -log softmax(logits)[label]. logits [N, V], labels int32 [N].
+ */
+export function crossEntropySum(logits: T2, labels: T1): tf.Scalar {
+  const [n, v] = logits.shape;
+  const valid = tf.notEqual(labels, -100);
+  const safe = tf.where(valid, labels, tf.zerosLike(labels)) as T1;
+  const weight = tf.cast(valid, 'float32'); // [N]
+  return customOp<tf.Scalar>([logits], ([z], save) => {
+    const zi = z as T2;
+    const m = tf.max(zi, 1, true); // [N, 1]
+    const lse = tf.add(m, tf.log(tf.sum(tf.exp(tf.sub(zi, m)), 1, true))); // [N, 1]
+    const flatIdx = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(v, 'int32')), safe); // row·V + label
+    const picked = tf.gather(zi.reshape([-1]), flatIdx); // [N]
+    save([zi, lse, safe, weight]);
+    return {
+      value: tf.sum(tf.mul(tf.sub(lse.reshape([n]), picked), weight)),
+      gradFunc: (dy, saved) => {
+        const [zs, l, lab, w] = saved as [T2, T2, T1, T1];
+        const p = tf.exp(tf.sub(zs, l)); // softmax [N, V]
+        const g = tf.sub(p, tf.oneHot(lab, v, 1, 0, 'float32'));
+        return tf.mul(g, tf.mul(w, dy).reshape([n, 1]));
+      },
+    };
+  });
+}

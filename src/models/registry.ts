@@ -1,0 +1,159 @@
+// The model families, in one explicit list (STYLE item 2), and the two entry points the rest of
+// onelora uses: `loadModel` (a Hugging Face directory, or a preset with seeded random weights) and
+// `describeModel` (modules, heads and parameter count from the config alone, for `onelora params`).
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { DIT_PRESETS, describeDit } from './dit.js';
+import { loadHfDir, randomModel, readJsonFile, type LoadedModel, type ModelFamily } from './hf.js';
+import { countParams } from './layout.js';
+import { LlamaModel } from './llama.js';
+import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
+import type { LinearSpec, NormSpec } from './modules.js';
+import { PRESETS } from './presets.js';
+import { VitModel } from './vit.js';
+import { parseVitConfig, vitLayout, type VitConfig } from './vit-config.js';
+
+export type { LoadedModel } from './hf.js';
+
+const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
+  name: 'llama',
+  modelTypes: ['llama'],
+  basePrefix: 'model',
+  parseConfig: (raw, source) => parseLlamaConfig(raw, source),
+  layout: llamaLayout,
+  // inv_freq is recomputed from rope_theta; a tied head is the embedding (older exports still write it).
+  ignored: (name, c) => /\.rotary_emb\.inv_freq$/.test(name) || (c.tieWordEmbeddings && name === 'lm_head.weight'),
+  creatable: () => false,
+  build: (c, params, hf) => new LlamaModel(c, params, hf),
+};
+
+const vitFamily: ModelFamily<VitConfig, VitModel> = {
+  name: 'vit',
+  modelTypes: ['vit'],
+  basePrefix: 'vit',
+  parseConfig: (raw, source, ctx) => {
+    const pre = ctx.dir ? path.join(ctx.dir, 'preprocessor_config.json') : null;
+    const preprocessor = pre && fs.existsSync(pre) ? readJsonFile(pre) : null;
+    return parseVitConfig(raw, source, { numLabels: ctx.numLabels, preprocessor, preprocessorSource: pre ?? undefined });
+  },
+  layout: vitLayout,
+  // The pooler (dense + tanh on CLS) is unused by ViTForImageClassification.
+  ignored: (name) => name.startsWith('vit.pooler.'),
+  creatable: (name) => name.startsWith('classifier.'),
+  build: (c, params, hf) => new VitModel(c, params, hf),
+};
+
+/** Every family onelora loads from Hugging Face files. DiT is described here and loaded by its own module. */
+const FAMILIES = [llamaFamily, vitFamily] as const;
+type AnyFamily = (typeof FAMILIES)[number];
+
+export interface ModelDescription {
+  readonly family: 'llama' | 'vit' | 'dit';
+  readonly name: string;
+  readonly linears: LinearSpec[];
+  readonly norms: NormSpec[];
+  readonly headPaths: string[];
+  readonly totalParams: number;
+}
+
+export interface LoadOptions {
+  /** Classes of the task: sizes (or creates) a ViT classifier. */
+  readonly numLabels?: number;
+  /** Seeds random initialisation (presets, created heads). Default 0. */
+  readonly seed?: number;
+}
+
+export function presetNames(): string[] {
+  return [...Object.keys(PRESETS), ...Object.keys(DIT_PRESETS)];
+}
+
+function familyFor(raw: Record<string, unknown>, source: string): AnyFamily {
+  const type = raw.model_type;
+  const family = FAMILIES.find((f) => f.modelTypes.includes(String(type)));
+  if (!family) {
+    throw new UserError(`${source}: model_type ${JSON.stringify(type)} is not supported (supported: ${FAMILIES.flatMap((f) => f.modelTypes).join(', ')})`);
+  }
+  return family;
+}
+
+function isDir(ref: string): boolean {
+  return fs.existsSync(ref) && fs.statSync(ref).isDirectory();
+}
+
+function unknownRef(ref: string): UserError {
+  return new UserError(`model '${ref}': neither a directory with config.json nor a preset (presets: ${presetNames().join(', ')})`);
+}
+
+function readDirConfig(dir: string): Record<string, unknown> {
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(file)) throw new UserError(`${dir}: no config.json (not a Hugging Face model directory)`);
+  return readJsonFile(file);
+}
+
+/** A directory (Hugging Face layout) or a preset name (seeded random weights). */
+export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const seed = opts.seed ?? 0;
+  if (isDir(ref)) {
+    const raw = readDirConfig(ref);
+    const family = familyFor(raw, path.join(ref, 'config.json'));
+    const name = path.basename(path.resolve(ref));
+    // Each branch is typed by its own family, so the loader's generics line up.
+    if (family.name === 'llama') {
+      const { model, created } = loadHfDir(llamaFamily, ref, raw, opts);
+      return { family: 'llama', model, created, dir: ref, name };
+    }
+    const { model, created } = loadHfDir(vitFamily, ref, raw, opts);
+    return { family: 'vit', model, created, dir: ref, name };
+  }
+  const preset = PRESETS[ref];
+  if (preset) {
+    const raw = { ...preset.hf };
+    if (preset.family === 'llama') {
+      const model = randomModel(llamaFamily, parseLlamaConfig(raw, `preset ${ref}`), seed, raw);
+      return { family: 'llama', model, created: [], dir: null, name: ref };
+    }
+    const cfg = parseVitConfig(raw, `preset ${ref}`, { numLabels: opts.numLabels });
+    const model = randomModel(vitFamily, cfg, seed, raw);
+    return { family: 'vit', model, created: [], dir: null, name: ref };
+  }
+  if (DIT_PRESETS[ref]) {
+    // TODO(models/dit): DiT presets and checkpoints are built by src/models/dit.ts's own loader.
+    throw new UserError(`model '${ref}': DiT models are loaded through src/models/dit.ts, not this registry yet`);
+  }
+  throw unknownRef(ref);
+}
+
+/** Modules and counts from the config alone: no weights are allocated (7B/13B describe instantly). */
+export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLabels'> = {}): Promise<ModelDescription> {
+  let raw: Record<string, unknown>;
+  let name: string;
+  let dir: string | undefined;
+  if (isDir(ref)) {
+    raw = readDirConfig(ref);
+    name = path.basename(path.resolve(ref));
+    dir = ref;
+  } else if (PRESETS[ref]) {
+    raw = { ...PRESETS[ref].hf };
+    name = ref;
+  } else if (DIT_PRESETS[ref]) {
+    const d = describeDit(DIT_PRESETS[ref]);
+    return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams };
+  } else {
+    throw unknownRef(ref);
+  }
+  const source = dir ? path.join(dir, 'config.json') : `preset ${ref}`;
+  const family = familyFor(raw, source);
+  const layout =
+    family.name === 'llama'
+      ? llamaLayout(llamaFamily.parseConfig(raw, source, { dir }))
+      : vitLayout(vitFamily.parseConfig(raw, source, { dir, numLabels: opts.numLabels }));
+  return {
+    family: family.name,
+    name,
+    linears: [...layout.linears],
+    norms: [...layout.norms],
+    headPaths: [...layout.headPaths],
+    totalParams: countParams(layout),
+  };
+}

@@ -1,0 +1,52 @@
+// Shared by the model tests: fixture paths, the torch reference outputs, comparisons.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tf } from '../../src/backend.js';
+
+export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'models');
+
+export interface LlamaExpected {
+  input_ids: number[][];
+  labels: number[][];
+  logits: number[];
+  loss_sum: number;
+  greedy_prompt: number[];
+  greedy: number[];
+}
+interface ImageCase {
+  pixels: number[];
+  shape: [number, number, number, number];
+  logits: number[];
+}
+export interface Expected {
+  'llama-gqa': LlamaExpected;
+  'llama-f16': LlamaExpected;
+  'llama-tied-sharded': LlamaExpected;
+  vit: { native: ImageCase; resized: ImageCase };
+  'vit-registers': { pixels: number[]; shape: [number, number, number, number]; features: number[] };
+}
+
+export const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'expected.json'), 'utf8')) as Expected;
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+export function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-models-'));
+}
+
+/** Copies a fixture directory so a test can break it. */
+export function copyFixture(name: string): string {
+  const dst = tmpDir();
+  for (const f of fs.readdirSync(path.join(FIXTURES, name))) fs.copyFileSync(path.join(FIXTURES, name, f), path.join(dst, f));
+  return dst;
+}
+
+export function values(t: tf.Tensor): Float32Array {
+  return t.dataSync() as Float32Array;
+}

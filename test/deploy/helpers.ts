@@ -1,0 +1,34 @@
+// Shared by the deploy tests: the committed overlays and a scratch copy of deploy/ to render into.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../../src/config.js';
+
+export const ROOT = repoRoot();
+export const IMAGE = 'ghcr.io/onelora/onelora:0.1.0';
+
+/** The committed overlays and the `deploy render` call that makes each (DESIGN.md §1's two LLaMA recipes). */
+export const OVERLAYS = [
+  { dir: 'deploy/overlays/16gpu', config: 'presets/llama2-7b-metamath.yaml', workers: 16, micro: 4 },
+  { dir: 'deploy/overlays/64gpu', config: 'presets/llama2-13b-metamath.yaml', workers: 64, micro: 2 },
+] as const;
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-deploy-'));
+}
+
+/** A temp dir holding deploy/base, so an overlay rendered at TMP/deploy/overlays/X finds ../../base. */
+export function scratchDeploy(): string {
+  const tmp = tempDir();
+  fs.cpSync(path.join(ROOT, 'deploy', 'base'), path.join(tmp, 'deploy', 'base'), { recursive: true });
+  return tmp;
+}
+
+/** Every file under dir, relative, '/'-separated, sorted. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) out.push(path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+  }
+  return out.sort();
+}

@@ -67,15 +67,19 @@ interface Block {
   rows: number;
 }
 
-function readAt(fd: number, position: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
+function readInto(fd: number, buf: Buffer, at: number, length: number, position: number): void {
   let got = 0;
   while (got < length) {
-    const n = fs.readSync(fd, buf, got, length - got, position + got);
+    const n = fs.readSync(fd, buf, at + got, length - got, position + got);
     if (n === 0) break;
     got += n;
   }
   if (got !== length) throw new Error(`short read at byte ${position}: ${got} of ${length} bytes`);
+}
+
+function readAt(fd: number, position: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  readInto(fd, buf, 0, length, position);
   return buf;
 }
 
@@ -93,7 +97,9 @@ export class Dataset {
   readonly info: SchemaInfo;
   readonly numRows: number;
   private readonly cache = new Map<number, RecordBatch>();
-  private static readonly CACHE_BATCHES = 8;
+  private cachedBytes = 0;
+  /** Decoded batches kept (LRU): a step's random rows touch many batches, re-reading them is the cost. */
+  private static readonly CACHE_BYTES = 64 << 20;
 
   private constructor(
     readonly file: string,
@@ -157,7 +163,7 @@ export class Dataset {
   batch(i: number): RecordBatch {
     const hit = this.cache.get(i);
     if (hit) {
-      this.cache.delete(i);
+      this.cache.delete(i); // re-inserted last: most recently used
       this.cache.set(i, hit);
       return hit;
     }
@@ -165,11 +171,16 @@ export class Dataset {
     if (!b) throw new RangeError(`${this.file}: record batch ${i} of ${this.blocks.length}`);
     let batch: RecordBatch;
     try {
-      const body = readAt(this.fd, b.offset, b.metaLength + b.bodyLength);
+      // [ARROW1\0\0][block bytes][footer naming one block at offset 8][footer length][ARROW1], read in place.
       const footer = Footer.encode(new Footer(this.schema, this.version, [new FileBlock(b.metaLength, b.bodyLength, 8)], []));
-      const tail = Buffer.alloc(4);
-      tail.writeInt32LE(footer.length);
-      const mini = Buffer.concat([MAGIC, Buffer.alloc(2), body, footer, tail, MAGIC]);
+      const size = b.metaLength + b.bodyLength;
+      const mini = Buffer.allocUnsafe(8 + size + footer.length + 10);
+      MAGIC.copy(mini, 0);
+      mini.fill(0, 6, 8);
+      readInto(this.fd, mini, 8, size, b.offset);
+      mini.set(footer, 8 + size);
+      mini.writeInt32LE(footer.length, 8 + size + footer.length);
+      MAGIC.copy(mini, 8 + size + footer.length + 4);
       const got = tableFromIPC(mini).batches[0];
       if (!got || got.numRows !== b.rows) throw new Error(`expected ${b.rows} rows`);
       batch = got;
@@ -177,7 +188,12 @@ export class Dataset {
       throw new UserError(`${this.file}: corrupt record batch ${i} (rows ${b.start}..${b.start + b.rows - 1}): ${messageOf(err)}`, { cause: err });
     }
     this.cache.set(i, batch);
-    if (this.cache.size > Dataset.CACHE_BATCHES) this.cache.delete(this.cache.keys().next().value!);
+    this.cachedBytes += b.bodyLength;
+    for (const [k] of this.cache) {
+      if (this.cachedBytes <= Dataset.CACHE_BYTES || this.cache.size <= 1) break;
+      this.cachedBytes -= this.blocks[k]!.bodyLength;
+      this.cache.delete(k);
+    }
     return batch;
   }
 
@@ -220,6 +236,7 @@ export class Dataset {
 
   close(): void {
     this.cache.clear();
+    this.cachedBytes = 0;
     fs.closeSync(this.fd);
   }
 }

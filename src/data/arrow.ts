@@ -209,8 +209,16 @@ export function takeRows(batch: RecordBatch, rows: ArrayLike<number>): RecordBat
   const info = describeSchema(batch.schema);
   const idx = Array.from(rows);
   if (info.kind === 'lm') {
-    const c = readLm(batch);
-    return lmBatch(batch.schema, idx.map((i) => ({ inputIds: c.inputIds[i]!, labels: c.labels[i]! })));
+    // Row views built only for the rows taken (a batch holds hundreds).
+    const view = (name: string) => {
+      const d = column(batch, name);
+      const off = d.valueOffsets as Int32Array;
+      const vals = d.children[0]!.values as Int32Array;
+      return (i: number): Int32Array => vals.subarray(off[i]!, off[i + 1]!);
+    };
+    const ids = view('input_ids');
+    const labels = view('labels');
+    return lmBatch(batch.schema, idx.map((i) => ({ inputIds: ids(i), labels: labels(i) })));
   }
   const name = info.kind === 'image' ? 'image' : 'latent';
   const c = readFixed(batch, name);

@@ -32,6 +32,12 @@ function findCifarDir(input: string, names: string[]): string {
   return hit;
 }
 
+/** data_batch_1.bin … in numeric order (the original has 5; the demo set ships 1). */
+function cifar10Batches(src: string): string[] {
+  const names = fs.readdirSync(src).filter((f) => /^data_batch_\d+\.bin$/.test(f));
+  return names.sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
+}
+
 function readLines(file: string): string[] | undefined {
   if (!fs.existsSync(file)) return undefined;
   return fs.readFileSync(file, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
@@ -42,7 +48,7 @@ export async function prepareCifar(opts: PrepareOptions, dir: string, bad: BadRo
   const src = findCifarDir(opts.input, c100 ? ['train.bin'] : ['data_batch_1.bin', 'test_batch.bin']);
   const splits: Record<string, string[]> = c100
     ? { train: ['train.bin'], test: ['test.bin'] }
-    : { train: [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`), test: ['test_batch.bin'] };
+    : { train: cifar10Batches(src), test: ['test_batch.bin'] };
   const classes = c100
     ? readLines(path.join(src, 'fine_label_names.txt')) ?? Array.from({ length: 100 }, (_, i) => String(i))
     : readLines(path.join(src, 'batches.meta.txt')) ?? CIFAR10_CLASSES;

@@ -22,7 +22,7 @@ async function writeLm(file: string, n: number, perBatch: number): Promise<void>
   await w.close();
 }
 
-test('schemas carry DESIGN.md §4 types and metadata', () => {
+void test('schemas carry DESIGN.md §4 types and metadata', () => {
   const lm = lmSchema('llama-2');
   assert.deepEqual(lm.fields.map(String), ['input_ids: List<Int32>', 'labels: List<Int32>', 'length: Int32']);
   assert.equal(lm.metadata.get('onelora.tokenizer'), 'llama-2');
@@ -33,7 +33,7 @@ test('schemas carry DESIGN.md §4 types and metadata', () => {
   assert.deepEqual(describeSchema(la), { kind: 'latent', latentShape: [4, 2, 2], classes: ['x'] });
 });
 
-test('IPC round trip of LM, image and latent batches keeps rows and metadata', () => {
+void test('IPC round trip of LM, image and latent batches keeps rows and metadata', () => {
   const lm = lmBatch(lmSchema('tok'), lmRows(9));
   const back = fromIpc(toIpc(lm));
   assert.equal(back.schema.metadata.get('onelora.tokenizer'), 'tok');
@@ -48,7 +48,7 @@ test('IPC round trip of LM, image and latent batches keeps rows and metadata', (
   assert.throws(() => fromIpc(Uint8Array.from([1, 2, 3])));
 });
 
-test('random access across record batches, any order, repeats allowed', async () => {
+void test('random access across record batches, any order, repeats allowed', async () => {
   const file = path.join(tempDir(), 'train.arrow');
   await writeLm(file, 100, 16);
   const ds = Dataset.open(file);
@@ -65,7 +65,7 @@ test('random access across record batches, any order, repeats allowed', async ()
   assert.deepEqual(fs.readdirSync(path.dirname(file)), ['train.arrow'], 'no temp file left');
 });
 
-test('a truncated or corrupt Arrow file is a UserError naming the file', async () => {
+void test('a truncated or corrupt Arrow file is a UserError naming the file', async () => {
   const dir = tempDir();
   const file = path.join(dir, 'train.arrow');
   await writeLm(file, 50, 10);
@@ -88,7 +88,7 @@ test('a truncated or corrupt Arrow file is a UserError naming the file', async (
   assert.throws(() => Dataset.open(path.join(dir, 'missing.arrow')), UserError);
 });
 
-test('a schema that is not one of the three is refused naming the file', async () => {
+void test('a schema that is not one of the three is refused naming the file', async () => {
   const file = path.join(tempDir(), 'x.arrow');
   const { tableFromArrays } = await import('apache-arrow');
   const w = new ArrowFileWriter(file, tableFromArrays({ foo: Int32Array.from([1]) }).schema);

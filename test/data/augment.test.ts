@@ -10,7 +10,7 @@ function image(h: number, w: number, seed = 1): Uint8Array {
   return Uint8Array.from({ length: h * w * 3 }, () => r.int(256));
 }
 
-test('RandomResizedCrop boxes stay inside the image, within scale and ratio', () => {
+void test('RandomResizedCrop boxes stay inside the image, within scale and ratio', () => {
   const rng = new Rng(3);
   for (let i = 0; i < 500; i++) {
     const b = randomResizedCropBox(rng, 48, 64);
@@ -22,12 +22,12 @@ test('RandomResizedCrop boxes stay inside the image, within scale and ratio', ()
   }
 });
 
-test('after 10 failed tries RandomResizedCrop falls back to the ratio-clipped center crop', () => {
+void test('after 10 failed tries RandomResizedCrop falls back to the ratio-clipped center crop', () => {
   assert.deepEqual(randomResizedCropBox(new Rng(1), 1000, 10, [0.9, 1]), { top: 493, left: 0, height: 13, width: 10 });
   assert.deepEqual(randomResizedCropBox(new Rng(1), 10, 1000, [0.9, 1]), { top: 0, left: 493, height: 10, width: 13 });
 });
 
-test('same (seed, epoch, sample index) → same crop and flip on any worker; others differ', () => {
+void test('same (seed, epoch, sample index) → same crop and flip on any worker; others differ', () => {
   const a = trainBox(0, 2, 17, 256, 256);
   assert.deepEqual(trainBox(0, 2, 17, 256, 256), a);
   const others = [trainBox(0, 2, 18, 256, 256), trainBox(0, 3, 17, 256, 256), trainBox(1, 2, 17, 256, 256)];
@@ -45,7 +45,7 @@ test('same (seed, epoch, sample index) → same crop and flip on any worker; oth
   assert.ok(w0.every((v) => v >= -1 && v <= 1));
 });
 
-test('bilinear resampling: identity, half-pixel centers like torch (align_corners=False), flip mirrors', () => {
+void test('bilinear resampling: identity, half-pixel centers like torch (align_corners=False), flip mirrors', () => {
   const img = image(8, 8);
   const same = resampleNormalize(img, 8, 8, { top: 0, left: 0, height: 8, width: 8, flip: false }, { size: 8, ...ID });
   same.forEach((v, i) => assert.ok(Math.abs(v - img[i]!) < 1e-3));
@@ -61,7 +61,7 @@ test('bilinear resampling: identity, half-pixel centers like torch (align_corner
   }
 });
 
-test('eval transform: short side to `resize`, center crop', () => {
+void test('eval transform: short side to `resize`, center crop', () => {
   assert.deepEqual(evalBox(256, 256, 224), { top: 0, left: 0, height: 256, width: 256, flip: false });
   const b = evalBox(200, 400, 100, 100);
   assert.deepEqual([b.top, b.left, b.height, b.width], [0, 100, 200, 200]);

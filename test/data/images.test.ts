@@ -23,7 +23,7 @@ function readSplit(file: string): { values: Uint8Array | Float32Array; labels: n
   return { values: c.values, labels: [...c.labels], ds };
 }
 
-test('CIFAR-10 binary batches → 32×32 HWC rows, train + test', async () => {
+void test('CIFAR-10 binary batches → 32×32 HWC rows, train + test', async () => {
   const dir = tempDir();
   const src = path.join(dir, 'cifar-10-batches-bin');
   fs.mkdirSync(src);
@@ -42,7 +42,7 @@ test('CIFAR-10 binary batches → 32×32 HWC rows, train + test', async () => {
   assert.equal(Object.values(ins.labels!).reduce((a, b) => a + b, 0), 15);
 });
 
-test('CIFAR-100 uses the fine label; a truncated record names file and row (or is skipped and counted)', async () => {
+void test('CIFAR-100 uses the fine label; a truncated record names file and row (or is skipped and counted)', async () => {
   const dir = tempDir();
   const good = Buffer.concat([cifarRecord([1, 42], 0), cifarRecord([2, 7], 1)]);
   fs.writeFileSync(path.join(dir, 'train.bin'), Buffer.concat([good, cifarRecord([0, 5], 2).subarray(0, 100)]));
@@ -61,7 +61,7 @@ async function png(file: string, w: number, h: number, rgb: [number, number, num
   await sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toFile(file);
 }
 
-test('imagefolder of class folders: decoded, short side scaled, center-cropped, split by seed; an unreadable image names the file', async () => {
+void test('imagefolder of class folders: decoded, short side scaled, center-cropped, split by seed; an unreadable image names the file', async () => {
   const dir = tempDir();
   const src = path.join(dir, 'shapes');
   const colours: Record<string, [number, number, number]> = { blue: [0, 0, 255], red: [255, 0, 0] };
@@ -79,7 +79,7 @@ test('imagefolder of class folders: decoded, short side scaled, center-cropped, 
   let sawGreen = false;
   for (const s of all) {
     s.labels.forEach((label, k) => {
-      const px = s.values.subarray(k * 768, (k + 1) * 768);
+      const px = (s.values as Uint8Array).subarray(k * 768, (k + 1) * 768);
       const mean = [0, 1, 2].map((c) => px.filter((_, i) => i % 3 === c).reduce((a, b) => a + b, 0) / 256);
       if (mean[1]! > 200) {
         sawGreen = true;
@@ -99,7 +99,7 @@ test('imagefolder of class folders: decoded, short side scaled, center-cropped, 
   assert.equal(skip.rows.train, 11);
 });
 
-test('imagefolder in the Food-101 layout uses meta/train.txt and meta/test.txt', async () => {
+void test('imagefolder in the Food-101 layout uses meta/train.txt and meta/test.txt', async () => {
   const src = tempDir();
   for (const [c, ids] of [['apple_pie', ['1', '2', '3']], ['pizza', ['4', '5']]] as const) {
     for (const id of ids) await png(path.join(src, 'images', c, `${id}.jpg`), 20, 20, c === 'pizza' ? [200, 10, 10] : [10, 200, 10]);
@@ -114,7 +114,7 @@ test('imagefolder in the Food-101 layout uses meta/train.txt and meta/test.txt',
   assert.deepEqual(readSplit(path.join(out, 'test.arrow')).labels, [0, 1]);
 });
 
-test('latents from safetensors: [N, C, H, W] + labels, scaled, split; bad labels name file and row', async () => {
+void test('latents from safetensors: [N, C, H, W] + labels, scaled, split; bad labels name file and row', async () => {
   const dir = tempDir();
   const src = path.join(dir, 'lat');
   fs.mkdirSync(src);

@@ -33,12 +33,12 @@ function readAll(file: string): { ids: number[][]; labels: number[][]; lengths: 
   }
 }
 
-test('the Alpaca prompt is MetaMath\'s, verbatim', () => {
+void test('the Alpaca prompt is MetaMath\'s, verbatim', () => {
   assert.equal(alpacaPrompt('Q?'),
     'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nQ?\n\n### Response:\n');
 });
 
-test('llama-2 tokenizer gives Hugging Face LLaMA-2 ids', () => {
+void test('llama-2 tokenizer gives Hugging Face LLaMA-2 ids', () => {
   const t = loadTokenizer('llama-2');
   assert.deepEqual(t.encode('Hello world'), [15043, 3186]);
   assert.deepEqual(t.encode('Hello world', { bos: true, eos: true }), [1, 15043, 3186, 2]);
@@ -46,7 +46,7 @@ test('llama-2 tokenizer gives Hugging Face LLaMA-2 ids', () => {
   assert.equal(t.vocabSize, 32000);
 });
 
-test('tokenizer.json directory: specials from tokenizer_config.json or the vocabulary; tokenizer.model alone means LLaMA-2', () => {
+void test('tokenizer.json directory: specials from tokenizer_config.json or the vocabulary; tokenizer.model alone means LLaMA-2', () => {
   const dir = writeTinyTokenizer(tempDir());
   const t = loadTokenizer(dir);
   assert.equal(t.bosId, 1);
@@ -65,7 +65,7 @@ test('tokenizer.json directory: specials from tokenizer_config.json or the vocab
   assert.throws(() => loadTokenizer(broken), (e: Error) => e instanceof UserError && e.message.includes(path.join(broken, 'tokenizer.json')));
 });
 
-test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split, deterministic by seed', async () => {
+void test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split, deterministic by seed', async () => {
   const dir = tempDir();
   const tokDir = writeTinyTokenizer(path.join(dir, 'tok'));
   const input = path.join(dir, 'mm.json');
@@ -110,7 +110,7 @@ test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split, det
   assert.match(String(ins.example.text), /### Response:\n.*The answer is: \d+$/s);
 });
 
-test('metamath from JSONL with llama-2, truncation counted', async () => {
+void test('metamath from JSONL with llama-2, truncation counted', async () => {
   const dir = tempDir();
   const input = path.join(dir, 'mm.jsonl');
   const rows = rowsOf(10);
@@ -137,7 +137,7 @@ const BAD_CASES: { name: string; file: string; text: string; where: RegExp; good
 ];
 
 for (const c of BAD_CASES) {
-  test(`bad input: ${c.name} names file and row; --skip-bad counts it`, async () => {
+  void test(`bad input: ${c.name} names file and row; --skip-bad counts it`, async () => {
     const dir = tempDir();
     const input = path.join(dir, c.file);
     fs.writeFileSync(input, c.text);
@@ -153,7 +153,7 @@ for (const c of BAD_CASES) {
   });
 }
 
-test('an existing output directory is replaced whole, a foreign directory is refused', async () => {
+void test('an existing output directory is replaced whole, a foreign directory is refused', async () => {
   const dir = tempDir();
   const input = path.join(dir, 'mm.json');
   fs.writeFileSync(input, JSON.stringify(rowsOf(5)));
@@ -169,7 +169,7 @@ test('an existing output directory is replaced whole, a foreign directory is ref
   assert.deepEqual(fs.readdirSync(foreign), ['notes.txt']);
 });
 
-test('CLI: bad input exits 2 naming file and line; --json report on the last line', () => {
+void test('CLI: bad input exits 2 naming file and line; --json report on the last line', () => {
   const dir = tempDir();
   const input = path.join(dir, 'x.jsonl');
   fs.writeFileSync(input, '{"query":"a","response":"b"}\nnot json\n{"query":"c","response":"d"}\n');

@@ -20,7 +20,7 @@ function stepOf(samplesSeen: number, workers: number): { rank: number; indices: 
   return out;
 }
 
-test('PRNG is deterministic and roughly uniform', () => {
+void test('PRNG is deterministic and roughly uniform', () => {
   const a = Rng.from(1, 2);
   const b = Rng.from(1, 2);
   const xs = Array.from({ length: 1000 }, () => a.float());
@@ -33,7 +33,7 @@ test('PRNG is deterministic and roughly uniform', () => {
 });
 
 for (const workers of [1, 2, 3, 4]) {
-  test(`${workers} worker(s): ranks disjoint, union = the single-process global batch`, () => {
+  void test(`${workers} worker(s): ranks disjoint, union = the single-process global batch`, () => {
     const steps = stepsPerEpoch(spec.epochSize, spec.globalBatch);
     assert.equal(steps, 4);
     for (let s = 0; s < steps + 2; s++) {
@@ -52,7 +52,7 @@ for (const workers of [1, 2, 3, 4]) {
   });
 }
 
-test('one epoch is a permutation minus the dropped partial batch; the next epoch reshuffles', () => {
+void test('one epoch is a permutation minus the dropped partial batch; the next epoch reshuffles', () => {
   const used = stepsPerEpoch(spec.epochSize, spec.globalBatch) * spec.globalBatch;
   const e0 = Array.from({ length: used / spec.globalBatch }, (_, s) => globalBatchSamples({ ...spec, samplesSeen: s * spec.globalBatch })).flat();
   assert.ok(e0.every((x) => x.epoch === 0));
@@ -62,7 +62,7 @@ test('one epoch is a permutation minus the dropped partial batch; the next epoch
   assert.notDeepEqual(e1.map((x) => x.index), e0.slice(0, spec.globalBatch).map((x) => x.index));
 });
 
-test('resume mid-epoch with another worker count continues at exactly the next sample', () => {
+void test('resume mid-epoch with another worker count continues at exactly the next sample', () => {
   const used = stepsPerEpoch(spec.epochSize, spec.globalBatch) * spec.globalBatch;
   const reference = Array.from({ length: 2 * used }, (_, p) => globalBatchSamples({ ...spec, samplesSeen: p - (p % spec.globalBatch) })[p % spec.globalBatch]!.index);
   for (const [before, after] of [[1, 3], [4, 2], [2, 1], [3, 4]] as const) {
@@ -83,7 +83,7 @@ test('resume mid-epoch with another worker count continues at exactly the next s
   }
 });
 
-test('after a lost worker, micro-batches are dealt round-robin over the live ranks; the global batch is unchanged', () => {
+void test('after a lost worker, micro-batches are dealt round-robin over the live ranks; the global batch is unchanged', () => {
   const samplesSeen = 48;
   const full = dealRoundRobin({ ...spec, samplesSeen, micro: MICRO, liveRanks: [0, 1, 2, 3] });
   full.forEach((a) => assert.deepEqual(a.samples.map((x) => x.index),
@@ -96,7 +96,7 @@ test('after a lost worker, micro-batches are dealt round-robin over the live ran
   assert.deepEqual(s.map((x) => x.position), [50, 51]);
 });
 
-test('an indivisible batch or a too-small dataset is a config error', () => {
+void test('an indivisible batch or a too-small dataset is a config error', () => {
   assert.throws(() => accumulationSteps(24, 5, 1), UserError);
   assert.throws(() => accumulationSteps(24, 2, 5), UserError);
   assert.throws(() => stepsPerEpoch(10, 24), UserError);

@@ -45,7 +45,7 @@ async function runCases(t: ZmqTransport, cases: BenchCase[]): Promise<BenchCaseR
 async function main(): Promise<void> {
   const [rank, size] = process.argv.slice(2).map(Number);
   const send = (m: ChildMessage): void => void process.send?.(m);
-  const t = await ZmqTransport.bind({ rank, size, token: process.env.ONELORA_JOB_TOKEN ?? 'bench' });
+  const t = await ZmqTransport.bind({ rank, size, token: process.env.ONELORA_JOB_TOKEN ?? 'bench', sendTimeoutMs: TIMEOUT_MS });
   const peers = await new Promise<ParentMessage>((resolve) => {
     process.once('message', (m) => resolve(m as ParentMessage));
     send({ type: 'endpoint', rank, endpoint: t.endpoint });

@@ -239,7 +239,7 @@ function unaryHandler<Q, A>(token: string, fn: (req: Q) => Promise<A>): grpc.han
 function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal) => AsyncIterable<A>): grpc.handleServerStreamingCall<Q, A> {
   return (call) => {
     const denied = authError(call as unknown as Call, token);
-    if (denied) return call.destroy(denied);
+    if (denied) return void call.emit('error', denied);
     const ac = new AbortController();
     call.on('cancelled', () => ac.abort());
     void (async () => {
@@ -250,7 +250,7 @@ function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal) =>
         }
         call.end();
       } catch (err) {
-        if (!ac.signal.aborted) call.destroy(toServiceError(err));
+        if (!ac.signal.aborted) call.emit('error', toServiceError(err));
       }
     })();
   };

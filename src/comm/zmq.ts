@@ -31,6 +31,8 @@ export interface ZmqTransportOptions {
   /** Host put into `endpoint` when binding a wildcard address such as 0.0.0.0 (worker --advertise). */
   advertise?: string;
   curve?: CurveKeys;
+  /** A send not handed to ZeroMQ within this time fails instead of hanging (default 60 s). */
+  sendTimeoutMs?: number;
 }
 
 const HEADER_BYTES = 12;
@@ -53,6 +55,7 @@ export class ZmqTransport implements Transport {
     readonly endpoint: string,
     private readonly curve: CurveKeys | undefined,
     token: string,
+    private readonly sendTimeoutMs: number,
   ) {
     this.tokenBytes = Buffer.from(token, 'utf8');
   }
@@ -79,7 +82,7 @@ export class ZmqTransport implements Transport {
     }
     let endpoint = router.lastEndpoint ?? address;
     if (opts.advertise) endpoint = endpoint.replace(/^tcp:\/\/[^:]+:/, `tcp://${opts.advertise}:`);
-    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token);
+    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000);
     t.loopDone = t.receiveLoop();
     return t;
   }
@@ -116,11 +119,21 @@ export class ZmqTransport implements Transport {
     const copy = data.slice();
     const payload = Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength);
     const prev = this.queues.get(to) ?? Promise.resolve();
-    const sent = prev.then(() => dealer.send([this.tokenBytes, header, payload]));
+    const sent = prev.then(() => this.watch(dealer.send([this.tokenBytes, header, payload]), to, tag));
     this.queues.set(to, sent.catch(() => undefined));
     return sent.then(() => {
       this.stats.bytesSent += copy.byteLength;
       this.stats.messagesSent++;
+    });
+  }
+
+  /** zeromq.js resolves a send once libzmq has queued it; one that never resolves must not hang the step. */
+  private watch(p: Promise<void>, to: number, tag: Tag): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new RunError(`step ${tag.step}: send of chunk ${tag.chunk} to rank ${to} not queued after ${this.sendTimeoutMs / 1000} s`));
+      }, this.sendTimeoutMs);
+      p.then(resolve, reject).finally(() => clearTimeout(timer));
     });
   }
 

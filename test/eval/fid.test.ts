@@ -20,7 +20,7 @@ function features(n: number, d: number, seed: number): Float64Array {
   return out;
 }
 
-test('Jacobi reconstructs a symmetric matrix from its eigenpairs', () => {
+void test('Jacobi reconstructs a symmetric matrix from its eigenpairs', () => {
   const d = 12;
   const x = features(40, d, 1);
   const { cov } = featureStats(x, 40, d);
@@ -34,7 +34,7 @@ test('Jacobi reconstructs a symmetric matrix from its eigenpairs', () => {
   }
 });
 
-test('Tr (AB)^½ equals the 2×2 closed form √(tr AB + 2√(det A det B))', () => {
+void test('Tr (AB)^½ equals the 2×2 closed form √(tr AB + 2√(det A det B))', () => {
   const a = Float64Array.from([2, 0.7, 0.7, 1]);
   const b = Float64Array.from([0.5, -0.3, -0.3, 3]);
   const ab = [a[0]! * b[0]! + a[1]! * b[2]!, 0, 0, a[2]! * b[1]! + a[3]! * b[3]!];
@@ -43,7 +43,7 @@ test('Tr (AB)^½ equals the 2×2 closed form √(tr AB + 2√(det A det B))', ()
   assert.ok(Math.abs(traceSqrtProduct(a, b, 2) - want) < 1e-12);
 });
 
-test('FID of identical sets is ~0; of shifted and scaled sets, the closed form', () => {
+void test('FID of identical sets is ~0; of shifted and scaled sets, the closed form', () => {
   const n = 300;
   const d = 16;
   const x = features(n, d, 2);
@@ -60,7 +60,7 @@ test('FID of identical sets is ~0; of shifted and scaled sets, the closed form',
   assert.ok(Math.abs(frechetDistance(sx, featureStats(scaled, n, d)) - want) < 1e-7 * want);
 });
 
-test('feature files: safetensors and Arrow give the same FID; errors name the problem', () => {
+void test('feature files: safetensors and Arrow give the same FID; errors name the problem', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-fid-'));
   const n = 50;
   const d = 6;
@@ -82,4 +82,26 @@ test('feature files: safetensors and Arrow give the same FID; errors name the pr
   writeSafetensors(path.join(dir, 'bad.safetensors'), { feats: { dtype: 'F32', shape: [n, d], data: fake } });
   assert.throws(() => fidFromFiles(path.join(dir, 'real.safetensors'), path.join(dir, 'bad.safetensors')), /no tensor 'features'/);
   assert.throws(() => fidFromFiles(path.join(dir, 'real.safetensors'), path.join(dir, 'x.npz')), /no such feature file/);
+});
+
+void test('onelora eval fid --json prints the result on the last line', async () => {
+  const { Command } = await import('commander');
+  const { registerEval } = await import('../../src/cli/commands/eval.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-fid-'));
+  const x = Float32Array.from(features(20, 3, 5));
+  writeSafetensors(path.join(dir, 'r.safetensors'), { features: { dtype: 'F32', shape: [20, 3], data: x } });
+  const program = new Command('onelora').exitOverride();
+  registerEval(program);
+  let printed = '';
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => ((printed += s), true)) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'onelora', 'eval', 'fid', '--real', path.join(dir, 'r.safetensors'), '--fake', path.join(dir, 'r.safetensors'), '--json']);
+  } finally {
+    process.stdout.write = write;
+  }
+  const r = JSON.parse(printed.trim().split('\n').at(-1)!) as { fid: number; n_real: number; dim: number };
+  assert.ok(Math.abs(r.fid) < 1e-9);
+  assert.equal(r.n_real, 20);
+  assert.equal(r.dim, 3);
 });

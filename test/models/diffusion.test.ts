@@ -16,7 +16,7 @@ const golden = readSafetensors(path.join(import.meta.dirname, '..', 'fixtures', 
 const g = (name: string): Float32Array => golden.get(name)!.data as Float32Array;
 const t4 = (name: string, c: number): tf.Tensor4D => tf.tensor4d(g(name), [3, c, 8, 8]);
 
-test('linear schedule and respacing follow DiT (space_timesteps, ᾱ kept)', () => {
+void test('linear schedule and respacing follow DiT (space_timesteps, ᾱ kept)', () => {
   const s = linearSchedule(1000);
   assert.ok(Math.abs(s.betas[0]! - 1e-4) < 1e-15 && Math.abs(s.betas[999]! - 0.02) < 1e-15);
   const r = respace(s, 250);
@@ -30,7 +30,7 @@ test('linear schedule and respacing follow DiT (space_timesteps, ᾱ kept)', () 
   assert.throws(() => respace(s, 0), /--steps/);
 });
 
-test('ε-MSE and the VLB term match the direct float64 computation (t = 0, 417, 999)', () => {
+void test('ε-MSE and the VLB term match the direct float64 computation (t = 0, 417, 999)', () => {
   const s = linearSchedule(1000);
   const t = Array.from(golden.get('t')!.data);
   const terms = lossTerms(t4('vlb_x0', 4), t4('vlb_noise', 4), t, t4('vlb_out', 8), s);
@@ -45,7 +45,7 @@ test('ε-MSE and the VLB term match the direct float64 computation (t = 0, 417, 
   tf.dispose(terms);
 });
 
-test('the VLB term reaches the variance channels only (stop-gradient on ε)', () => {
+void test('the VLB term reaches the variance channels only (stop-gradient on ε)', () => {
   const s = linearSchedule(1000);
   const t = [5, 417, 999];
   const x0 = t4('vlb_x0', 4);
@@ -57,7 +57,7 @@ test('the VLB term reaches the variance channels only (stop-gradient on ε)', ()
   assert.ok(gVar > 0);
 });
 
-test('samplers are deterministic for a seed; DDIM with η = 0 draws no noise after the start', () => {
+void test('samplers are deterministic for a seed; DDIM with η = 0 draws no noise after the start', () => {
   const model = loadDit('tiny-dit', { seed: 2, init: 'random' });
   const run = (sampler: 'ddpm' | 'ddim', seed: number, cfg = 4, eta = 0): Float32Array => {
     const z = sampleLatents(model, [1, 7], { steps: 4, cfg, sampler, seed, eta });
@@ -85,7 +85,7 @@ function latentRows(n: number): ReturnType<typeof fixedBatch> {
   return fixedBatch(latentSchema([4, 8, 8], Array.from({ length: 10 }, (_, i) => `c${i}`)), values, labels);
 }
 
-test('diffusion task: finite loss, equal for any split of the batch, flat tensor count, gradients', async () => {
+void test('diffusion task: finite loss, equal for any split of the batch, flat tensor count, gradients', async () => {
   const model = loadDit('tiny-dit', { seed: 4, init: 'random' });
   const task = new DiffusionTask({ timesteps: 1000, class_dropout: 0.5 });
   const rows = latentRows(4);
@@ -128,4 +128,42 @@ test('diffusion task: finite loss, equal for any split of the batch, flat tensor
   assert.ok(Math.abs(ev.loss! - ev.mse! - ev.vb!) < 1e-5 && Number.isFinite(ev.loss));
   whole.dispose();
   model.dispose();
+});
+
+void test('onelora sample writes seeded latents as safetensors; --vae and bad flags exit 2', async () => {
+  const { Command } = await import('commander');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const { registerSample } = await import('../../src/cli/commands/sample.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-sample-'));
+  const run = async (...args: string[]): Promise<number> => {
+    const program = new Command('onelora').exitOverride();
+    registerSample(program);
+    process.exitCode = 0;
+    const write = process.stdout.write;
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      await program.parseAsync(['node', 'onelora', 'sample', ...args]);
+    } finally {
+      process.stdout.write = write;
+      process.stderr.write = stderr;
+    }
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = 0;
+    return code;
+  };
+  const out = (n: string): string => path.join(dir, n);
+  assert.equal(await run('--model', 'tiny-dit', '--class', '3', '--steps', '3', '--sampler', 'ddim', '--num', '2', '--seed', '7', '--out', out('a.safetensors')), 0);
+  assert.equal(await run('--model', 'tiny-dit', '--class', '3', '--steps', '3', '--sampler', 'ddim', '--num', '2', '--seed', '7', '--out', out('b.safetensors')), 0);
+  const a = readSafetensors(out('a.safetensors'));
+  assert.deepEqual(a.tensors.get('latents')!.shape, [2, 4, 8, 8]);
+  assert.deepEqual(Array.from(a.tensors.get('labels')!.data), [3, 3]);
+  assert.equal(a.metadata.sampler, 'ddim');
+  assert.ok(fs.readFileSync(out('a.safetensors')).equals(fs.readFileSync(out('b.safetensors'))));
+  assert.equal(await run('--model', 'tiny-dit', '--class', '3', '--vae', dir, '--out', out('c.safetensors')), 2);
+  assert.equal(await run('--model', 'tiny-dit', '--class', '10', '--steps', '2', '--out', out('c.safetensors')), 2);
+  assert.equal(await run('--model', 'tiny-dit', '--class', '1', '--sampler', 'euler', '--out', out('c.safetensors')), 2);
+  assert.equal(await run('--model', path.join(dir, 'nope'), '--class', '1', '--out', out('c.safetensors')), 2);
 });

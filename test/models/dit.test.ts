@@ -57,7 +57,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-test('facebookresearch layout (F32) matches the torch reference to 1e-4', () => {
+void test('facebookresearch layout (F32) matches the torch reference to 1e-4', () => {
   assert.throws(() => loadDit(unpackOrig(false)), /num_heads is needed for hidden size 64/);
   const model = loadDit(unpackOrig());
   assert.equal(model.config.heads, 4);
@@ -68,7 +68,7 @@ test('facebookresearch layout (F32) matches the torch reference to 1e-4', () => 
   model.dispose();
 });
 
-test('diffusers layout (F16, separate q/k/v, per-block embedders) matches the torch reference to 1e-4', () => {
+void test('diffusers layout (F16, separate q/k/v, per-block embedders) matches the torch reference to 1e-4', () => {
   const model = loadDit(unpackDiffusers());
   assert.equal(model.config.timestepShift, 1);
   const d = maxAbsDiff(runGolden(model), g('out_diffusers'));
@@ -80,7 +80,7 @@ test('diffusers layout (F16, separate q/k/v, per-block embedders) matches the to
   asDit.dispose();
 });
 
-test('save → load round trip is exact, and the saved file is deterministic', () => {
+void test('save → load round trip is exact, and the saved file is deterministic', () => {
   const model = loadDit(unpackOrig());
   const a = tmpDir();
   const b = tmpDir();
@@ -94,7 +94,7 @@ test('save → load round trip is exact, and the saved file is deterministic', (
   again.dispose();
 });
 
-test('strict loading names a missing tensor, an unexpected tensor and mismatched embedder copies', async () => {
+void test('strict loading names a missing tensor, an unexpected tensor and mismatched embedder copies', async () => {
   const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
   const dir = unpackOrig();
   const file = path.join(dir, 'model.safetensors');
@@ -121,7 +121,7 @@ test('strict loading names a missing tensor, an unexpected tensor and mismatched
   assert.throws(() => loadDit(ddir), /differs from/);
 });
 
-test('describeDit counts equal the variables built (tiny-dit) and the DiT-XL/2 figures', () => {
+void test('describeDit counts equal the variables built (tiny-dit) and the DiT-XL/2 figures', () => {
   const cfg = DIT_PRESETS['tiny-dit']!;
   const d = describeDit(cfg);
   const model = loadDit('tiny-dit', { seed: 3 });
@@ -139,7 +139,7 @@ test('describeDit counts equal the variables built (tiny-dit) and the DiT-XL/2 f
   assert.equal(xl.totalParams, 675_129_632 - 256 * 1152); // DiT-XL/2's count without the fixed pos_embed
 });
 
-test('forward and forwardWithCfg keep the tensor count flat', () => {
+void test('forward and forwardWithCfg keep the tensor count flat', () => {
   const model = loadDit('tiny-dit', { seed: 1, init: 'random' });
   const x = tf.randomNormal([2, 4, 8, 8]) as tf.Tensor4D;
   const before = tf.memory().numTensors;

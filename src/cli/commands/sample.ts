@@ -1,0 +1,109 @@
+// `onelora sample --model DIR|PRESET [--adapter DIR] --class N [--steps S] [--cfg G]
+//  [--sampler ddpm|ddim] [--eta E] [--num N] [--vae DIR] [--seed S] --out FILE [--json]` (DESIGN.md §5):
+// class-conditional DiT latents with classifier-free guidance, written as safetensors
+// (`latents` [N, C, H, W] F32, in the VAE's scaled space, and `labels` [N] I32; the settings in
+// the metadata). Defaults are DiT's sample.py: 250 DDPM steps, guidance 4.
+import path from 'node:path';
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { initBackend } from '../../backend.js';
+import { writeSafetensors } from '../../checkpoint/safetensors.js';
+import { UserError } from '../../errors.js';
+import { childLog } from '../../log.js';
+import { sampleLatents, type SamplerName } from '../../models/diffusion.js';
+import type { DitModel } from '../../models/dit.js';
+import { loadDit } from '../../models/dit-load.js';
+import { action, floatFlag, intFlag, printResult } from '../run.js';
+
+const log = childLog('sample');
+
+export interface SampleFlags {
+  model: string;
+  adapter?: string;
+  class: number;
+  steps: number;
+  cfg: number;
+  sampler: string;
+  eta: number;
+  num: number;
+  vae?: string;
+  seed: number;
+  out: string;
+  backend?: string;
+  json?: boolean;
+}
+
+/** What the integrator wires in: the PEFT library's adapter loader (kept out of this module's imports). */
+export interface SampleHooks {
+  readonly applyAdapter?: (model: DitModel, dir: string) => Promise<void> | void;
+}
+
+export interface SampleResult {
+  readonly out: string;
+  readonly shape: number[];
+  readonly class: number;
+  readonly steps: number;
+  readonly cfg: number;
+  readonly sampler: SamplerName;
+  readonly seed: number;
+}
+
+export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promise<SampleResult> {
+  if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw new UserError(`--sampler: expected ddpm or ddim, got '${f.sampler}'`);
+  if (f.vae !== undefined) {
+    throw new UserError(`--vae ${f.vae}: decoding latents to images is not implemented yet (the AutoencoderKL decoder is missing, see docs/dit.md); drop --vae to write latents`);
+  }
+  if (f.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1 (1 = no guidance), got ${f.cfg}`);
+  const outDir = path.dirname(path.resolve(f.out));
+  if (!fs.existsSync(outDir)) throw new UserError(`--out ${f.out}: directory ${outDir} does not exist`);
+  await initBackend(f.backend);
+  const model = loadDit(f.model, { seed: f.seed });
+  try {
+    if (f.adapter !== undefined) {
+      if (!hooks.applyAdapter) throw new UserError('--adapter: no adapter loader is wired into this command');
+      await hooks.applyAdapter(model, f.adapter);
+    }
+    const c = model.config;
+    if (!Number.isInteger(f.class) || f.class < 0 || f.class >= c.numClasses) throw new UserError(`--class ${f.class}: ${c.name} has classes 0..${c.numClasses - 1}`);
+    const started = Date.now();
+    const z = sampleLatents(model, new Array<number>(f.num).fill(f.class), {
+      steps: f.steps, cfg: f.cfg, sampler: f.sampler, eta: f.eta, seed: f.seed,
+      onStep: (i) => {
+        if (i % 50 === 0) log.info({ step: i, elapsed_s: (Date.now() - started) / 1000 }, 'sampling');
+      },
+    });
+    const data = Float32Array.from(await z.data());
+    const shape = [...z.shape];
+    z.dispose();
+    writeSafetensors(f.out, {
+      latents: { dtype: 'F32', shape, data },
+      labels: { dtype: 'I32', shape: [f.num], data: new Int32Array(f.num).fill(f.class) },
+    }, { model: f.model, class: String(f.class), steps: String(f.steps), cfg: String(f.cfg), sampler: f.sampler, eta: String(f.eta), seed: String(f.seed) });
+    return { out: f.out, shape, class: f.class, steps: f.steps, cfg: f.cfg, sampler: f.sampler, seed: f.seed };
+  } finally {
+    model.dispose();
+  }
+}
+
+export function registerSample(program: Command, hooks: SampleHooks = {}): void {
+  program
+    .command('sample')
+    .description('class-conditional DiT latents (classifier-free guidance), written as safetensors')
+    .requiredOption('--model <dir|preset>', 'a DiT directory (diffusers or facebookresearch layout) or preset')
+    .option('--adapter <dir>', 'an adapter directory to apply first')
+    .requiredOption('--class <n>', 'class label', intFlag('--class', 0))
+    .option('--steps <n>', 'sampling steps (respaced from 1000)', intFlag('--steps', 1), 250)
+    .option('--cfg <g>', 'classifier-free guidance scale (1 = off)', floatFlag('--cfg'), 4)
+    .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
+    .option('--eta <e>', 'DDIM η (0 = deterministic)', floatFlag('--eta'), 0)
+    .option('--num <n>', 'how many latents', intFlag('--num', 1), 1)
+    .option('--vae <dir>', 'diffusers AutoencoderKL to decode to PNG (not implemented yet)')
+    .option('--seed <s>', 'seed of the noise (and of a preset\'s random weights)', intFlag('--seed', 0), 0)
+    .requiredOption('--out <file>', 'output .safetensors')
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (opts: SampleFlags) => {
+      const r = await runSample(opts, hooks);
+      printResult(!!opts.json, r, `wrote ${r.shape.join('×')} latents of class ${r.class} to ${r.out}`);
+    }));
+}

@@ -14,6 +14,7 @@ import { mixSeed } from '../data/rng.js';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';
+import { llamaConfigToHf, llamaLayout } from './llama-config.js';
 import type { LlamaModel } from './llama.js';
 import type { VitModel } from './vit.js';
 import { vitPreprocessToHf } from './vit-config.js';
@@ -37,16 +38,6 @@ export interface ModelFamily<C, M> {
 }
 
 export type HfModel = LlamaModel | VitModel;
-
-export interface LoadedModel {
-  readonly family: 'llama' | 'vit' | 'dit';
-  readonly model: HfModel;
-  /** Tensor names created for the task (not in the file), e.g. `classifier.weight`. */
-  readonly created: string[];
-  /** The directory it was loaded from; null for a preset (random init). */
-  readonly dir: string | null;
-  readonly name: string;
-}
 
 export function readJsonFile(file: string): Record<string, unknown> {
   let text: string;
@@ -182,24 +173,37 @@ export interface SaveOptions {
  */
 export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {}): void {
   const dtype = opts.dtype ?? 'F32';
-  fs.mkdirSync(dir, { recursive: true });
   const modules = new Map(model.linears().map((l) => [l.path, l]));
-  const tensors: Record<string, TensorToWrite> = {};
-  const specs = paramSpecs(model.layout);
+  let layout = model.layout;
+  let hfConfig = model.toHfConfig();
+  if (model.family === 'llama') {
+    // A merged BitFit gives LLaMA projections biases: HF's attention_bias / mlp_bias flags hold
+    // them (zeros for the projections of the group that had none).
+    const anyBias = (roles: readonly string[]): boolean => model.linears().some((l) => roles.includes(l.role) && l.bias !== null);
+    const cfg = { ...model.config, attentionBias: anyBias(['q', 'k', 'v', 'attn_out']), mlpBias: anyBias(['mlp_gate', 'mlp_in', 'mlp_out']) };
+    layout = llamaLayout(cfg);
+    hfConfig = llamaConfigToHf(cfg, model.hfConfigBase);
+  }
+  const specs = paramSpecs(layout);
   const specNames = new Set(specs.map((s) => s.name));
   for (const l of modules.values()) {
-    if (l.bias && !specNames.has(`${l.path}.bias`)) {
-      throw new RunError(`cannot export ${l.path}: it has a bias (BitFit?) that the ${model.family} config has no place for`);
-    }
+    if (l.bias && !specNames.has(`${l.path}.bias`)) throw new RunError(`cannot export ${l.path}: it has a bias the ${model.family} layout has no place for`);
   }
+  const tensors: Record<string, TensorToWrite> = {};
   for (const spec of specs) {
     const owner = modules.get(spec.name.replace(/\.(weight|bias)$/, ''));
-    const v = spec.name.endsWith('.weight') && spec.kind === 'linear' ? owner?.weight : spec.name.endsWith('.bias') && owner ? owner.bias : model.parameters().get(spec.name);
-    if (!v) throw new RunError(`cannot export: model has no tensor '${spec.name}'`);
-    const data = tf.tidy(() => (spec.kind === 'linear' ? tf.transpose(v) : v).dataSync() as Float32Array); // [in, out] -> [out, in]
+    let data: Float32Array;
+    if (owner && spec.name.endsWith('.weight')) data = tf.tidy(() => tf.transpose(owner.weight).dataSync() as Float32Array); // [in, out] -> [out, in]
+    else if (owner) data = owner.bias ? (owner.bias.dataSync() as Float32Array).slice() : new Float32Array(spec.shape[0]!);
+    else {
+      const v = model.parameters().get(spec.name);
+      if (!v) throw new RunError(`cannot export: model has no tensor '${spec.name}'`);
+      data = (v.dataSync() as Float32Array).slice();
+    }
     tensors[spec.name] = { dtype, shape: spec.shape, data };
   }
-  const config = { ...model.toHfConfig(), torch_dtype: dtype === 'F32' ? 'float32' : 'float16' };
+  fs.mkdirSync(dir, { recursive: true });
+  const config = { ...hfConfig, torch_dtype: dtype === 'F32' ? 'float32' : 'float16' };
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   if (model.family === 'vit') {
     fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(vitPreprocessToHf(model.config.preprocess), null, 2) + '\n');

@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { DIT_PRESETS, describeDit } from './dit.js';
-import { loadHfDir, randomModel, readJsonFile, type LoadedModel, type ModelFamily } from './hf.js';
+import { DIT_PRESETS, describeDit, type DitModel } from './dit.js';
+import { loadDit } from './dit-load.js';
+import { loadHfDir, randomModel, readJsonFile, type ModelFamily } from './hf.js';
 import { countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
@@ -14,7 +15,18 @@ import { PRESETS } from './presets.js';
 import { VitModel } from './vit.js';
 import { parseVitConfig, vitLayout, type VitConfig } from './vit-config.js';
 
-export type { LoadedModel } from './hf.js';
+interface LoadedCommon {
+  /** Tensor names created for the task (not in the file), e.g. `classifier.weight`. */
+  readonly created: string[];
+  /** The directory it was loaded from; null for a preset (random init). */
+  readonly dir: string | null;
+  readonly name: string;
+}
+
+export type LoadedModel =
+  | (LoadedCommon & { readonly family: 'llama'; readonly model: LlamaModel })
+  | (LoadedCommon & { readonly family: 'vit'; readonly model: VitModel })
+  | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel });
 
 const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   name: 'llama',
@@ -44,7 +56,7 @@ const vitFamily: ModelFamily<VitConfig, VitModel> = {
   build: (c, params, hf) => new VitModel(c, params, hf),
 };
 
-/** Every family onelora loads from Hugging Face files. DiT is described here and loaded by its own module. */
+/** Every family onelora loads from Hugging Face files. DiT has its own loader (dit-load.ts: two key layouts). */
 const FAMILIES = [llamaFamily, vitFamily] as const;
 type AnyFamily = (typeof FAMILIES)[number];
 
@@ -85,6 +97,14 @@ function unknownRef(ref: string): UserError {
   return new UserError(`model '${ref}': neither a directory with config.json nor a preset (presets: ${presetNames().join(', ')})`);
 }
 
+/** DiT checkpoints: onelora's `model_type: dit`, or a diffusers pipeline / transformer directory. */
+function isDitDir(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, 'transformer')) || fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) return true;
+  if (fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'))) return true;
+  const file = path.join(dir, 'config.json');
+  return fs.existsSync(file) && readJsonFile(file).model_type === 'dit';
+}
+
 function readDirConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new UserError(`${dir}: no config.json (not a Hugging Face model directory)`);
@@ -94,6 +114,9 @@ function readDirConfig(dir: string): Record<string, unknown> {
 /** A directory (Hugging Face layout) or a preset name (seeded random weights). */
 export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const seed = opts.seed ?? 0;
+  if (isDir(ref) && isDitDir(ref)) {
+    return { family: 'dit', model: loadDit(ref, { seed }), created: [], dir: ref, name: path.basename(path.resolve(ref)) };
+  }
   if (isDir(ref)) {
     const raw = readDirConfig(ref);
     const family = familyFor(raw, path.join(ref, 'config.json'));
@@ -117,10 +140,7 @@ export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<Lo
     const model = randomModel(vitFamily, cfg, seed, raw);
     return { family: 'vit', model, created: [], dir: null, name: ref };
   }
-  if (DIT_PRESETS[ref]) {
-    // TODO(models/dit): DiT presets and checkpoints are built by src/models/dit.ts's own loader.
-    throw new UserError(`model '${ref}': DiT models are loaded through src/models/dit.ts, not this registry yet`);
-  }
+  if (DIT_PRESETS[ref]) return { family: 'dit', model: loadDit(ref, { seed }), created: [], dir: null, name: ref };
   throw unknownRef(ref);
 }
 
@@ -129,7 +149,15 @@ export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLab
   let raw: Record<string, unknown>;
   let name: string;
   let dir: string | undefined;
-  if (isDir(ref)) {
+  if (isDir(ref) && isDitDir(ref)) {
+    const model = loadDit(ref);
+    try {
+      const d = describeDit(model.config);
+      return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams };
+    } finally {
+      model.dispose();
+    }
+  } else if (isDir(ref)) {
     raw = readDirConfig(ref);
     name = path.basename(path.resolve(ref));
     dir = ref;

@@ -16,7 +16,7 @@ async function loadLlama(name: string): Promise<LlamaModel> {
 }
 
 for (const name of ['llama-gqa', 'llama-f16', 'llama-tied-sharded'] as const) {
-  test(`${name}: logits and loss sum match the torch reference to 1e-4`, async () => {
+  void test(`${name}: logits and loss sum match the torch reference to 1e-4`, async () => {
     const model = await loadLlama(name);
     const e = expected[name];
     const ids = tf.tensor2d(e.input_ids, undefined, 'int32');
@@ -32,7 +32,7 @@ for (const name of ['llama-gqa', 'llama-f16', 'llama-tied-sharded'] as const) {
   });
 }
 
-test('greedy generation equals the reference greedy continuation and argmax of logits step by step', async () => {
+void test('greedy generation equals the reference greedy continuation and argmax of logits step by step', async () => {
   const model = await loadLlama('llama-gqa');
   const e = expected['llama-gqa'];
   const out = model.generate(e.greedy_prompt, { maxNewTokens: e.greedy.length, greedy: true, eosId: null });
@@ -49,7 +49,7 @@ test('greedy generation equals the reference greedy continuation and argmax of l
   model.dispose();
 });
 
-test('KV-cache generation equals recomputation without a cache (greedy and sampled)', async () => {
+void test('KV-cache generation equals recomputation without a cache (greedy and sampled)', async () => {
   const model = await loadLlama('llama-gqa');
   const prompt = [1, 17, 3, 40];
   for (const opts of [{ greedy: true }, { temperature: 0.8, topP: 0.9, seed: 7 }]) {
@@ -61,7 +61,7 @@ test('KV-cache generation equals recomputation without a cache (greedy and sampl
   model.dispose();
 });
 
-test('sampling is deterministic for a seed and depends on it; generation stops at EOS', async () => {
+void test('sampling is deterministic for a seed and depends on it; generation stops at EOS', async () => {
   const model = await loadLlama('llama-gqa');
   const a = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
   const b = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
@@ -74,7 +74,7 @@ test('sampling is deterministic for a seed and depends on it; generation stops a
   model.dispose();
 });
 
-test('lossSum has gradients through the custom ops and tensors do not leak across steps', async () => {
+void test('lossSum has gradients through the custom ops and tensors do not leak across steps', async () => {
   const model = await loadLlama('llama-gqa');
   const norm = model.norms()[0]!.weight;
   norm.trainable = true;
@@ -102,7 +102,7 @@ test('lossSum has gradients through the custom ops and tensors do not leak acros
   tied.dispose();
 });
 
-test('module paths are Hugging Face names with roles; lm_head is the head', async () => {
+void test('module paths are Hugging Face names with roles; lm_head is the head', async () => {
   const model = await loadLlama('llama-gqa');
   const roles = Object.fromEntries(model.linears().slice(0, 7).map((l) => [l.path, l.role]));
   assert.deepEqual(roles, {

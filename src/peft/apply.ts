@@ -39,6 +39,13 @@ export interface PeftState {
   unmerge(): void;
   /** Unmerges, detaches the adapters, restores the layers' flags and biases, frees the tensors. */
   dispose(): void;
+  /**
+   * Merges for good: keeps the folded weights (and any bias BitFit added), detaches and frees the
+   * adapters, clears the trainable flags. The state is spent afterwards (dispose does nothing).
+   */
+  unload(): void;
+  /** Layers that had no bias before BitFit added one (an exporter must write these biases). */
+  readonly addedBiases: readonly string[];
 }
 
 interface Snapshot {
@@ -147,6 +154,7 @@ function makeState(
   },
 ): PeftState {
   let merged = false;
+  let spent = false;
   const adapted = (): LinearModule[] => model.linears().filter((l) => l.adapter !== null);
   const state: PeftState = {
     spec, seed, options, targets,
@@ -173,7 +181,22 @@ function makeState(
       }
       merged = false;
     },
+    addedBiases: [...parts.snapshots].filter(([l, snap]) => snap.bias === null && l.bias !== null).map(([l]) => l.path),
+    unload() {
+      state.merge();
+      for (const l of parts.snapshots.keys()) {
+        l.adapter?.dispose();
+        l.adapter = null;
+        l.merged = false;
+        l.trainBias = false;
+        l.trainWeight = false;
+      }
+      for (const v of parts.shared.values()) v.dispose();
+      spent = true;
+    },
     dispose() {
+      if (spent) return;
+      spent = true;
       state.unmerge();
       for (const [l, snap] of parts.snapshots) {
         l.adapter?.dispose();

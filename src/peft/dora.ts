@@ -18,6 +18,11 @@ function colSquares(w: T2): T1 {
   return tf.sum(tf.square(w), 0);
 }
 
+/** y + β with β closed over: the tape sees only y. */
+function addFrozen(y: T2, bias: T1): T2 {
+  return customOp<T2>([y], ([yi]) => ({ value: tf.add(yi as T2, bias), gradFunc: (dy) => dy }));
+}
+
 export class DoraAdapter extends LoraAdapter {
   override readonly method = 'dora';
   /** m [d]: `lora_magnitude_vector` */
@@ -66,7 +71,9 @@ export class DoraAdapter extends LoraAdapter {
   override forward(layer: LinearModule, x: T2): T2 {
     const inner: T2 = tf.add(linear(x, layer.weight), this.loraDelta(x)); // (W0 + sBA) x: [N, d]
     const y: T2 = tf.mul(inner, this.magnitudeScale(layer));
-    return layer.bias ? tf.add(y, layer.bias) : y;
+    if (!layer.bias) return y;
+    // A frozen β must not get a gradient (as in the linear primitive): added inside a custom op.
+    return layer.trainBias ? tf.add(y, layer.bias) : addFrozen(y, layer.bias);
   }
 
   override trainable(): ReadonlyMap<string, tf.Variable> {

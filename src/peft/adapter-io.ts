@@ -1,0 +1,226 @@
+// Adapter directories (DESIGN.md §4): `adapter_config.json` + `adapter_model.safetensors`, keys
+// `base_model.model.<module path>.<name>`. LoRA, DoRA and VeRA are written exactly as HF PEFT
+// writes them (peft_type LORA / VERA, lora_A.weight [r, k], lora_B.weight [d, r],
+// lora_magnitude_vector [d], vera_lambda_b/d, base_model.vera_A/B), so adapters move between
+// onelora and Python PEFT; every other method is `peft_type: ONELORA` with its SPEC in `method`.
+// Loading rebuilds the adapter from the config and checks the file against it: a missing key, an
+// unexpected key or a shape mismatch is an error naming the key; unknown config fields are
+// ignored, but those that change the maths and are not implemented are refused naming the field.
+import fs from 'node:fs';
+import path from 'node:path';
+import { tf } from '../backend.js';
+import { openSafetensors, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { UserError } from '../errors.js';
+import type { AdaptableModel } from '../models/modules.js';
+import { actsOnLinears, applyMethod, type ApplyOptions, type PeftState } from './apply.js';
+import { methodDef } from './registry.js';
+import { DEFAULT_RANK, defaultAlpha, formatMethodSpec, parseMethodSpec, type MethodSpec } from './spec.js';
+import { compileTargets, shortName, targetModuleNames } from './targets.js';
+import { VERA_D_INITIAL } from './vera.js';
+
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+
+export interface SaveAdapterOptions {
+  readonly baseModel?: string;
+  /** PEFT task_type: CAUSAL_LM, SEQ_CLS… (null when absent, as PEFT writes it). */
+  readonly taskType?: string | null;
+  /** Overrides the `target_modules` written (default: the short names of the adapted modules). */
+  readonly targetModules?: readonly string[] | string;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** PEFT's `target_modules`: a list of short names, or the regex itself when one was used. */
+function targetModulesOf(state: PeftState, override?: readonly string[] | string): Json {
+  if (override !== undefined) return typeof override === 'string' ? override : [...override];
+  const exprs = state.spec.terms.filter((t) => actsOnLinears(methodDef(t.name))).map((t) => t.targets ?? state.options.targets ?? 'all-linear');
+  const regex = exprs.find((e) => e !== 'all-linear' && e !== 'qkv' && !/^[\w.,-]+$/.test(e));
+  return regex ?? targetModuleNames(state.targets);
+}
+
+/** The SPEC with the caller's `targets` written into each term that used it, so loading rebuilds the same layers. */
+function effectiveSpec(state: PeftState): string {
+  const t = state.options.targets;
+  return formatMethodSpec(state.spec.terms.map((term) => (t !== undefined && term.targets === undefined && actsOnLinears(methodDef(term.name)) ? { ...term, targets: t } : term)));
+}
+
+function headModules(state: PeftState): Json {
+  const heads = [...new Set([...state.headKeys].map((k) => shortName(k.replace(/\.(weight|bias)$/, ''))))].sort();
+  return heads.length ? heads : null;
+}
+
+function peftFormat(spec: MethodSpec): 'LORA' | 'VERA' | 'ONELORA' {
+  if (spec.terms.length !== 1) return 'ONELORA';
+  const name = spec.terms[0]!.name;
+  return name === 'lora' || name === 'dora' ? 'LORA' : name === 'vera' ? 'VERA' : 'ONELORA';
+}
+
+export function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<string, Json> {
+  const term = state.spec.terms[0]!;
+  const common: Record<string, Json> = {
+    base_model_name_or_path: opts.baseModel ?? null,
+    inference_mode: true,
+    modules_to_save: headModules(state),
+    revision: null,
+    target_modules: targetModulesOf(state, opts.targetModules),
+    task_type: opts.taskType ?? null,
+  };
+  const exclude = state.options.exclude ?? null;
+  const r = term.r ?? DEFAULT_RANK;
+  switch (peftFormat(state.spec)) {
+    case 'LORA':
+      return {
+        ...common, peft_type: 'LORA', r, lora_alpha: term.alpha ?? defaultAlpha(r), use_rslora: term.rslora ?? false,
+        use_dora: term.name === 'dora', lora_dropout: 0, fan_in_fan_out: false, bias: 'none', lora_bias: false,
+        init_lora_weights: true, layers_to_transform: null, layers_pattern: null, rank_pattern: {}, alpha_pattern: {},
+        exclude_modules: exclude, layer_replication: null, megatron_config: null, megatron_core: 'megatron.core', loftq_config: {},
+      };
+    case 'VERA':
+      return {
+        ...common, peft_type: 'VERA', r, projection_prng_key: term.seed ?? state.seed, save_projection: true,
+        vera_dropout: 0, d_initial: VERA_D_INITIAL, fan_in_fan_out: false, bias: 'none', init_weights: true,
+        layers_to_transform: null, layers_pattern: null,
+      };
+    default:
+      return { ...common, peft_type: 'ONELORA', method: effectiveSpec(state), seed: state.seed, exclude_modules: exclude };
+  }
+}
+
+/** JSON with sorted keys and 2-space indent, as PEFT's save_pretrained writes it: stable bytes. */
+function stableJson(v: Json, indent = ''): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const inner = `${indent}  `;
+  if (Array.isArray(v)) return v.length ? `[\n${v.map((x) => inner + stableJson(x, inner)).join(',\n')}\n${indent}]` : '[]';
+  const keys = Object.keys(v).sort();
+  return keys.length ? `{\n${keys.map((k) => `${inner}${JSON.stringify(k)}: ${stableJson(v[k]!, inner)}`).join(',\n')}\n${indent}}` : '{}';
+}
+
+/** Writes the adapter directory; the tensors are saved unmerged (a merged state is unmerged around the write). */
+export function saveAdapter(dir: string, state: PeftState, opts: SaveAdapterOptions = {}): void {
+  const wasMerged = state.merged;
+  if (wasMerged) state.unmerge();
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const [key, v] of [...state.trainable, ...state.buffers]) {
+      const t = state.kernelLayout.has(key) ? tf.transpose(v) : v;
+      tensors[key] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
+      if (t !== v) t.dispose();
+    }
+    writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
+    const cfgFile = path.join(dir, ADAPTER_CONFIG);
+    fs.writeFileSync(`${cfgFile}.tmp-${process.pid}`, `${stableJson(adapterConfig(state, opts))}\n`);
+    fs.renameSync(`${cfgFile}.tmp-${process.pid}`, cfgFile);
+  } finally {
+    if (wasMerged) state.merge();
+  }
+}
+
+/** Config fields that change the maths and are not implemented: refused, naming the field. */
+function refuse(file: string, cfg: Record<string, unknown>): void {
+  const bad = (field: string, why: string): never => {
+    throw new UserError(`${file}: '${field}' ${why} is not supported`);
+  };
+  if (cfg.fan_in_fan_out === true) bad('fan_in_fan_out', 'true (Conv1D-style weights)');
+  for (const f of ['rank_pattern', 'alpha_pattern']) {
+    const v = cfg[f];
+    if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0)) bad(f, `${JSON.stringify(v)} (per-module ranks)`);
+  }
+  const ltt = cfg.layers_to_transform;
+  if (ltt !== undefined && ltt !== null && !(Array.isArray(ltt) && ltt.length === 0)) bad('layers_to_transform', `${JSON.stringify(ltt)}`);
+  if (cfg.peft_type === 'VERA' && cfg.save_projection === false) bad('save_projection', 'false (the projections come from PyTorch\'s RNG and must be in the file)');
+}
+
+function targetsExpr(file: string, field: string, v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.length > 0 ? v.join(',') : undefined;
+  throw new UserError(`${file}: '${field}' must be a string or a list of module names, got ${JSON.stringify(v)}`);
+}
+
+function num(file: string, cfg: Record<string, unknown>, field: string, fallback?: number): number {
+  const v = cfg[field] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${file}: '${field}' must be a number, got ${JSON.stringify(cfg[field])}`);
+  return v;
+}
+
+/** Reads adapter_config.json into the SPEC and options that rebuild the adapter. */
+export function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
+  const file = path.join(dir, ADAPTER_CONFIG);
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`${file}: cannot read adapter config (${(err as Error).message})`, { cause: err });
+  }
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new UserError(`${file}: not a JSON object`);
+  refuse(file, cfg);
+  const targets = targetsExpr(file, 'target_modules', cfg.target_modules);
+  const exclude = targetsExpr(file, 'exclude_modules', cfg.exclude_modules);
+  const mts = cfg.modules_to_save;
+  const trainHead = Array.isArray(mts) && mts.length > 0;
+  const t = targets ? `,targets=${targets}` : '';
+  let spec: MethodSpec;
+  let seed = 0;
+  if (cfg.peft_type === 'LORA') {
+    const r = num(file, cfg, 'r', 8);
+    spec = parseMethodSpec(`${cfg.use_dora === true ? 'dora' : 'lora'}:r=${r},alpha=${num(file, cfg, 'lora_alpha', 8)},rslora=${cfg.use_rslora === true}${t}`);
+  } else if (cfg.peft_type === 'VERA') {
+    seed = num(file, cfg, 'projection_prng_key', 0);
+    spec = parseMethodSpec(`vera:r=${num(file, cfg, 'r', 256)}${t}`);
+  } else if (cfg.peft_type === 'ONELORA') {
+    if (typeof cfg.method !== 'string') throw new UserError(`${file}: 'method' must be a SPEC string for peft_type ONELORA`);
+    spec = parseMethodSpec(cfg.method);
+    seed = typeof cfg.seed === 'number' ? cfg.seed : 0;
+  } else {
+    throw new UserError(`${file}: 'peft_type' ${JSON.stringify(cfg.peft_type)} is not supported (LORA, VERA, ONELORA)`);
+  }
+  if (exclude) compileTargets(exclude, `${file}: exclude_modules`);
+  return { spec, options: { seed, exclude, trainHead }, config: cfg };
+}
+
+function shapeText(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+/**
+ * Loads an adapter directory onto `model`: applies its method, then fills every tensor from the
+ * file after checking names and shapes against what the method created.
+ */
+export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
+  const { spec, options } = readAdapterConfig(dir);
+  const file = path.join(dir, ADAPTER_WEIGHTS);
+  const src = openSafetensors(file);
+  const state = applyMethod(model, spec, options);
+  try {
+    const expected = new Map<string, tf.Variable>([...state.trainable, ...state.buffers]);
+    for (const key of expected.keys()) {
+      if (!src.tensors.has(key)) throw new UserError(`${file}: missing tensor '${key}' (method ${spec.text})`);
+    }
+    for (const key of src.tensors.keys()) {
+      if (!expected.has(key)) throw new UserError(`${file}: unexpected tensor '${key}' (not created by method ${spec.text} on this model)`);
+    }
+    for (const [key, v] of expected) {
+      const kernel = state.kernelLayout.has(key);
+      const want = kernel ? [...v.shape].reverse() : v.shape;
+      const info = src.tensors.get(key)!;
+      if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
+        throw new UserError(`${file}: tensor '${key}' has shape ${shapeText(info.shape)}, the model needs ${shapeText(want)}`);
+      }
+      const loaded = src.read(key);
+      if (!(loaded.data instanceof Float32Array)) throw new UserError(`${file}: tensor '${key}' has dtype ${loaded.dtype}, expected a float type`);
+      const data = loaded.data;
+      v.assign(tf.tidy(() => {
+        const t = tf.tensor(data, [...info.shape]);
+        return kernel ? tf.transpose(t) : t;
+      }));
+    }
+  } catch (err) {
+    state.dispose();
+    throw err;
+  } finally {
+    src.close();
+  }
+  return state;
+}

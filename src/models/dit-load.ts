@@ -34,7 +34,15 @@ export interface LoadDitOptions {
   /** Overrides of the layout's choices (see DitConfig). */
   readonly timestepShift?: 0 | 1;
   readonly mlpNormEps?: number;
+  /**
+   * Classes of the task (Food-101: 101). When the checkpoint has another count, its class table is
+   * ignored and a new one (numClasses + 1 rows with the null class, N(0, 0.02²), seeded) is created
+   * and listed in `model.created` — the task head of a DiT fine-tune.
+   */
+  readonly numClasses?: number;
 }
+
+const TABLE = 'y_embedder.embedding_table.weight';
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -52,7 +60,7 @@ function linearFrom(get: Getter, pathName: string, inF: number, outF: number, ro
 }
 
 /** Builds the model from tensors named and shaped as in facebookresearch/DiT. */
-export function assembleDit(config: DitConfig, get: Getter): DitModel {
+export function assembleDit(config: DitConfig, get: Getter, created: readonly string[] = []): DitModel {
   const c = validateDitConfig(config, config.name);
   const specs = new Map(ditLinearSpecs(c).map((s) => [s.path, s]));
   const lin = (p: string): LinearModule => {
@@ -76,7 +84,15 @@ export function assembleDit(config: DitConfig, get: Getter): DitModel {
     tMlp: [lin('t_embedder.mlp.0'), lin('t_embedder.mlp.2')],
     finalAdaLN: lin('final_layer.adaLN_modulation.1'),
     finalLinear: lin('final_layer.linear'),
-  });
+  }, created);
+}
+
+/** Resizes the class table to `opts.numClasses` when it differs: the file's table(s) are then ignored. */
+function classTable(config: DitConfig, opts: LoadDitOptions, fileTables: readonly string[], src: SafetensorsSource, get: Getter): { config: DitConfig; get: Getter; ignored: [string, readonly number[]][]; created: string[] } {
+  if (opts.numClasses === undefined || opts.numClasses === config.numClasses) return { config, get, ignored: [], created: [] };
+  const c = validateDitConfig({ ...config, numClasses: opts.numClasses }, `numClasses ${opts.numClasses}`);
+  const fresh: Getter = (name, shape) => (name === TABLE ? gaussian(Rng.from(opts.seed ?? 0, 0x7ab1e), shape[0]! * shape[1]!, 0.02) : get(name, shape));
+  return { config: c, get: fresh, ignored: fileTables.map((n) => [n, src.tensors.get(n)?.shape ?? []]), created: [TABLE] };
 }
 
 /** DiT's initialize_weights (or xavier everywhere with init 'random'), seeded. */
@@ -98,7 +114,11 @@ export function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'd
 /** Strict reading: every tensor the model needs must be there with its shape; leftovers are errors. */
 class StrictReader {
   readonly used = new Set<string>();
-  constructor(readonly src: SafetensorsSource, readonly ignored: ReadonlyMap<string, readonly number[]>) {}
+  constructor(readonly src: SafetensorsSource, readonly ignored: Map<string, readonly number[]>) {}
+
+  ignore(entries: readonly [string, readonly number[]][]): void {
+    for (const [n, shape] of entries) this.ignored.set(n, shape);
+  }
 
   read(name: string, shape: readonly number[]): Float32Array {
     const info = this.src.tensors.get(name);
@@ -243,7 +263,7 @@ function withOverrides(c: DitConfig, o: LoadDitOptions): DitConfig {
  */
 export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitModel {
   const preset = DIT_PRESETS[dirOrPreset];
-  if (preset) return initDit(withOverrides(preset, opts), opts.seed ?? 0, opts.init ?? 'dit');
+  if (preset) return initDit(withOverrides({ ...preset, numClasses: opts.numClasses ?? preset.numClasses }, opts), opts.seed ?? 0, opts.init ?? 'dit');
   if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
   const name = path.basename(path.resolve(dirOrPreset));
   const isFile = fs.statSync(dirOrPreset).isFile();
@@ -253,8 +273,11 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
     const config = withOverrides(diffusersConfig(path.join(diffDir, 'config.json'), name), opts);
     const src = openSafetensorsDir(diffDir, 'diffusion_pytorch_model.safetensors');
     try {
+      const tables = diffusersNames(`${TABLE}`, config.depth);
       const reader = new StrictReader(src, new Map());
-      const model = assembleDit(config, diffusersGetter(reader, config));
+      const t = classTable(config, opts, tables, src, diffusersGetter(reader, config));
+      reader.ignore(t.ignored);
+      const model = assembleDit(t.config, t.get, t.created);
       reader.finish();
       return model;
     } finally {
@@ -267,7 +290,9 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
     const config = withOverrides(origConfig(src, cfgFile && fs.existsSync(cfgFile) ? cfgFile : null, name), opts);
     const T = (config.inputSize / config.patchSize) ** 2;
     const reader = new StrictReader(src, new Map([['pos_embed', [1, T, config.hidden]]]));
-    const model = assembleDit(config, (n, shape) => reader.read(n, shape));
+    const t = classTable(config, opts, [TABLE], src, (n, shape) => reader.read(n, shape));
+    reader.ignore(t.ignored);
+    const model = assembleDit(t.config, t.get, t.created);
     reader.finish();
     return model;
   } finally {

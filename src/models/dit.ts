@@ -226,7 +226,12 @@ export class DitModel implements AdaptableModel {
   /** [T, D], fixed (not a parameter). */
   readonly posEmbed: T2;
 
-  constructor(readonly config: DitConfig, readonly parts: DitParts) {
+  constructor(
+    readonly config: DitConfig,
+    readonly parts: DitParts,
+    /** Parameters created for the task rather than loaded (a class table resized to a new dataset's classes). */
+    readonly created: readonly string[] = [],
+  ) {
     const grid = config.inputSize / config.patchSize;
     this.posEmbed = tf.tensor2d(posEmbedTable(config.hidden, grid), [grid * grid, config.hidden]);
   }

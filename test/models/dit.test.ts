@@ -155,3 +155,20 @@ void test('forward and forwardWithCfg keep the tensor count flat', () => {
   tf.dispose([a, b, x]);
   model.dispose();
 });
+
+void test('numClasses resizes the class table (a new task head, reported in created) in both layouts', () => {
+  for (const dir of [unpackOrig(), unpackDiffusers()]) {
+    const model = loadDit(dir, { numClasses: 101, seed: 5 });
+    assert.deepEqual(model.created, ['y_embedder.embedding_table.weight']);
+    assert.deepEqual(model.parts.yTable.shape, [102, 64]);
+    assert.equal(model.nullClass, 101);
+    const x = tf.zeros([1, 4, 8, 8]) as tf.Tensor4D;
+    const out = model.forward(x, [10], [100]);
+    assert.ok(out.dataSync().every(Number.isFinite));
+    tf.dispose([x, out]);
+    model.dispose();
+  }
+  const same = loadDit(unpackOrig(), { numClasses: 10 });
+  assert.deepEqual(same.created, []);
+  same.dispose();
+});

@@ -172,3 +172,12 @@ void test('numClasses resizes the class table (a new task head, reported in crea
   assert.deepEqual(same.created, []);
   same.dispose();
 });
+
+void test("the paper's Table S8 counts: blocks + final layer linears and a new 102-row class table", () => {
+  const xl = describeDit(DIT_PRESETS['dit-xl-2-256']!);
+  const paper = xl.linears.filter((l) => /^(blocks|final_layer)\./.test(l.path));
+  const table = 102 * 1152; // Food-101's 101 classes + the null class
+  assert.equal(paper.reduce((a, l) => a + l.outFeatures, 0) + table, 603_680); // 1LoRA, BitFit: 603.68K
+  assert.equal(paper.reduce((a, l) => a + l.inFeatures + l.outFeatures, 0) + table, 864_032); // LoRA r=1: 864.03K
+  assert.equal(paper.reduce((a, l) => a + l.outFeatures + 1, 0) + table, 603_822); // VeRA r=1: 603.82K
+});

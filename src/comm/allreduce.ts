@@ -17,11 +17,10 @@ import { RunError } from '../errors.js';
 import { PeerTimeoutError, type Transport } from './transport.js';
 
 /**
- * Buffers of at least this many float32 elements use the ring, smaller ones the direct algorithm.
- * Measured with `onelora bench allreduce` (src/cli/commands/bench-allreduce.ts) on the 2-core
- * development machine over loopback ZeroMQ, see docs/distributed.md "Threshold": the direct
- * algorithm's single round wins up to 16 Ki elements (64 KiB) on 4-16 processes, the ring wins
- * from 64 Ki elements (256 KiB) on; the crossover lies between, so the threshold is 32 Ki.
+ * Buffers of at least this many float32 elements use the ring (n > 2), smaller ones direct.
+ * Measured with `onelora bench allreduce` (src/cli/commands/bench-allreduce.ts), 2-core VM,
+ * loopback ZeroMQ, two runs, ms direct/ring: 16 KiB 5.7/17.0 (4 procs), 40.6/91.4 (8);
+ * 256 KiB 17.5/5.8 (4), 42.7/21.6 (8); 64-128 KiB flips between runs. Table: docs/distributed.md.
  */
 export const RING_THRESHOLD_ELEMENTS = 32 * 1024;
 

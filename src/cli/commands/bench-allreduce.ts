@@ -42,6 +42,8 @@ export interface BenchAllreduceResult {
   thresholdElements: number;
   rows: BenchRow[];
   crossover: { procs: number; bytes: number; directMs: number; ringMs: number }[];
+  /** Groups that failed (e.g. an all-reduce timeout), with the message; their figures are missing. */
+  errors: { procs: number; message: string }[];
   llama2_7b_1lora: { procs: number; floats: number; bytes: number; algorithm: string; ms: number } | null;
   wallS: number;
 }
@@ -52,7 +54,7 @@ const CROSSOVER_BYTES = [16 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20];
 
 /** Enough repetitions to average out timer noise, few enough that 64 MB × 16 processes stays short. */
 function iterationsFor(bytes: number): number {
-  return Math.max(2, Math.min(40, Math.floor((8 << 20) / bytes)));
+  return Math.max(1, Math.min(20, Math.floor((4 << 20) / bytes)));
 }
 
 const busGBps = (n: number, bytes: number, ms: number): number => (((2 * (n - 1)) / n) * bytes) / (ms / 1000) / 1e9;
@@ -116,6 +118,7 @@ export async function benchAllreduce(opts: BenchAllreduceOptions = {}): Promise<
   const rows: BenchRow[] = [];
   const crossover: BenchAllreduceResult['crossover'] = [];
   let llama: BenchAllreduceResult['llama2_7b_1lora'] = null;
+  const errors: BenchAllreduceResult['errors'] = [];
   for (const n of procs) {
     const cases: BenchCase[] = sizes.map((bytes) => ({
       elements: Math.floor(bytes / 4),
@@ -131,7 +134,14 @@ export async function benchAllreduce(opts: BenchAllreduceOptions = {}): Promise<
     const withLlama = (opts.llama ?? true) && n === 16;
     if (withLlama) cases.push({ elements: LLAMA2_7B_1LORA_FLOATS, algorithm: 'auto', iterations: 5 });
     log.info({ procs: n, cases: cases.length }, 'starting bench group');
-    const res = await runGroup(n, cases);
+    let res: BenchCaseResult[];
+    try {
+      res = await runGroup(n, cases);
+    } catch (err) {
+      log.error({ procs: n, err: (err as Error).message }, 'bench group failed');
+      errors.push({ procs: n, message: (err as Error).message });
+      continue;
+    }
     for (const [i, r] of res.entries()) {
       const bytes = r.elements * 4;
       const algorithm = r.algorithm === 'auto' ? chooseAlgorithm(r.elements, n) : r.algorithm;
@@ -153,6 +163,7 @@ export async function benchAllreduce(opts: BenchAllreduceOptions = {}): Promise<
     thresholdElements: RING_THRESHOLD_ELEMENTS,
     rows,
     crossover,
+    errors,
     llama2_7b_1lora: llama,
     wallS: (Date.now() - t0) / 1000,
   };
@@ -173,5 +184,6 @@ export function formatAllreduceBench(r: BenchAllreduceResult): string {
     const l = r.llama2_7b_1lora;
     lines.push(`LLaMA-2-7B 1LoRA gradient (${l.floats} floats) on ${l.procs} processes: ${l.ms.toFixed(2)} ms (${l.algorithm})`);
   }
+  for (const e of r.errors) lines.push(`FAILED on ${e.procs} processes: ${e.message}`);
   return lines.join('\n');
 }

@@ -115,7 +115,7 @@ for (const c of CASES) {
       assert.ok(maxRelErr(model.forward(x), yAdapted) <= 1e-5, 'merged = adapted');
       state.unmerge();
       for (const [k, v] of model.parameters()) {
-        const a = v.dataSync();
+        const a = v.dataSync() as Float32Array;
         const b = w0.get(k)!;
         const err = a.reduce((m, e, i) => Math.max(m, Math.abs(e - b[i]!)), 0);
         assert.ok(err <= 1e-6 * Math.max(1, ...b.map(Math.abs)), `unmerge restores ${k} (${err})`);

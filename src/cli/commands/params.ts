@@ -1,0 +1,67 @@
+// `onelora params --model PRESET|DIR --method SPEC [--rank R] [--targets T] [--json]` (DESIGN.md
+// §5): trainable parameters of a method on a model, counted from the config alone (no weights
+// are allocated, so 7B and 13B answer instantly). A newly created task head is reported as
+// `head`, not in `trainable`.
+import { InvalidArgumentError, type Command } from 'commander';
+import { describeModel } from '../../models/registry.js';
+import { countTrainable, type CountResult } from '../../peft/count.js';
+import { formatMethodSpec, parseMethodSpec, type MethodName, type MethodSpec } from '../../peft/spec.js';
+import { action, printResult } from '../run.js';
+
+interface ParamsFlags {
+  model: string;
+  method: string;
+  rank?: number;
+  targets?: string;
+  exclude?: string;
+  numLabels?: number;
+  json?: boolean;
+}
+
+const RANKED: readonly MethodName[] = ['lora', 'dora', 'vera', 'mora1', 'mora6'];
+
+function positiveInt(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name}: expected an integer ≥ 1, got '${v}'`);
+    return n;
+  };
+}
+
+/** `--rank R` sets r on every rank-based term that does not set its own. */
+export function withRank(spec: string, rank: number | undefined): MethodSpec {
+  const parsed = parseMethodSpec(spec);
+  if (rank === undefined) return parsed;
+  return parseMethodSpec(formatMethodSpec(parsed.terms.map((t) => (RANKED.includes(t.name) && t.r === undefined ? { ...t, r: rank } : t))));
+}
+
+function human(r: CountResult, model: string, total: number): string {
+  const pct = total > 0 ? ` (${((100 * r.trainable) / total).toFixed(4)}% of ${total.toLocaleString('en-US')})` : '';
+  return [
+    `model      ${model}`,
+    `method     ${r.method}`,
+    `targets    ${r.targets.join(', ') || '-'} (${r.layers} linear layers)`,
+    `trainable  ${r.trainable.toLocaleString('en-US')}${pct}`,
+    `bytes_fp32 ${r.bytes_fp32.toLocaleString('en-US')}`,
+    `head       ${r.head.toLocaleString('en-US')}`,
+  ].join('\n');
+}
+
+export function registerParams(program: Command): void {
+  program
+    .command('params')
+    .description('count the trainable parameters of a method on a model, from its config alone')
+    .requiredOption('--model <preset|dir>', 'a preset name or a Hugging Face model directory')
+    .requiredOption('--method <spec>', 'method SPEC, e.g. 1lora, lora:r=1, 1lora+norms')
+    .option('--rank <r>', 'rank for rank-based methods that do not set r', positiveInt('--rank'))
+    .option('--targets <t>', 'all-linear | qkv | q_proj,v_proj | a regex over module paths')
+    .option('--exclude <t>', 'modules to leave out (same grammar as --targets)')
+    .option('--num-labels <n>', 'classes of a classification task (sizes the new ViT head)', positiveInt('--num-labels'))
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (f: ParamsFlags) => {
+      const spec = withRank(f.method, f.rank);
+      const desc = await describeModel(f.model, f.numLabels !== undefined ? { numLabels: f.numLabels } : {});
+      const r = countTrainable(desc, spec, { targets: f.targets, exclude: f.exclude });
+      printResult(!!f.json, { ...r, model: desc.name, family: desc.family, total_params: desc.totalParams }, human(r, desc.name, desc.totalParams));
+    }));
+}

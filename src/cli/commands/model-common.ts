@@ -1,0 +1,64 @@
+// What generate, merge and predict share: loading --model (a directory or a preset) and
+// --adapter with errors that name the flag, and the flag parsers run inside the action so a bad
+// value is a UserError (exit 2) like every other input.
+import fs from 'node:fs';
+import path from 'node:path';
+import { openSafetensors } from '../../checkpoint/safetensors.js';
+import { UserError } from '../../errors.js';
+import { loadModel, type LoadedModel } from '../../models/registry.js';
+import { loadAdapter } from '../../peft/adapter-io.js';
+import type { PeftState } from '../../peft/apply.js';
+
+export function requireDir(flag: string, dir: string | undefined): string {
+  if (!dir) throw new UserError(`${flag} is required`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: not a directory`);
+  return dir;
+}
+
+export function parseIntFlag(flag: string, value: string | undefined, def: number, min = 0): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer ≥ ${min}, got '${value}'`);
+  return n;
+}
+
+export function parseNumFlag(flag: string, value: string | undefined, def: number, ok: (n: number) => boolean, want: string): number {
+  if (value === undefined) return def;
+  const n = Number(value);
+  if (!Number.isFinite(n) || !ok(n)) throw new UserError(`${flag}: expected ${want}, got '${value}'`);
+  return n;
+}
+
+/** A task head saved with the adapter (modules_to_save) fixes the number of classes. */
+function adapterNumLabels(adapterDir: string): number | undefined {
+  const file = path.join(adapterDir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) return undefined;
+  const src = openSafetensors(file);
+  try {
+    return src.tensors.get('base_model.model.classifier.weight')?.shape[0];
+  } finally {
+    src.close();
+  }
+}
+
+/** --model (directory or preset) and optionally --adapter applied on top of it. */
+export async function loadWithAdapter(modelRef: string | undefined, adapterDir: string | undefined): Promise<{ loaded: LoadedModel; peft: PeftState | null }> {
+  if (!modelRef) throw new UserError('--model is required');
+  if (adapterDir !== undefined) requireDir('--adapter', adapterDir);
+  const numLabels = adapterDir ? adapterNumLabels(adapterDir) : undefined;
+  let loaded: LoadedModel;
+  try {
+    loaded = await loadModel(modelRef, { numLabels });
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`--model: ${err.message}`, { cause: err });
+    throw err;
+  }
+  if (!adapterDir) return { loaded, peft: null };
+  try {
+    return { loaded, peft: loadAdapter(adapterDir, loaded.model) };
+  } catch (err) {
+    loaded.model.dispose();
+    if (err instanceof UserError) throw new UserError(`--adapter: ${err.message}`, { cause: err });
+    throw err;
+  }
+}

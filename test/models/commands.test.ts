@@ -1,0 +1,138 @@
+// generate, merge and predict through commander, as `onelora` runs them (main.ts lists them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import sharp from 'sharp';
+import { initBackend, tf } from '../../src/backend.js';
+import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
+import { registerGenerate } from '../../src/cli/commands/generate.js';
+import { registerMerge } from '../../src/cli/commands/merge.js';
+import { registerPredict } from '../../src/cli/commands/predict.js';
+import { LlamaModel } from '../../src/models/llama.js';
+import { loadModel } from '../../src/models/registry.js';
+import { loadAdapter, saveAdapter } from '../../src/peft/adapter-io.js';
+import { applyMethod } from '../../src/peft/apply.js';
+import { FIXTURES, expected, maxAbsDiff, tmpDir, values } from './helpers.js';
+
+await initBackend('wasm');
+
+/** Runs `onelora ARGS`; returns stdout, stderr and the exit code the action set. */
+async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  const program = new Command('onelora').exitOverride();
+  for (const register of [registerGenerate, registerMerge, registerPredict]) register(program);
+  let out = '';
+  let err = '';
+  const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.exitCode = 0;
+  try {
+    await program.parseAsync(['node', 'onelora', ...args]);
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { out, err, code };
+}
+
+const llamaDir = path.join(FIXTURES, 'llama-gqa');
+
+void test('generate --prompt-ids --greedy --json prints the reference continuation and text null', async () => {
+  const e = expected['llama-gqa'];
+  const r = await run('generate', '--model', llamaDir, '--prompt-ids', e.greedy_prompt.join(','), '--max-new-tokens', String(e.greedy.length), '--greedy', '--json', '--backend', 'wasm');
+  assert.equal(r.code, 0, r.err);
+  const eos = e.greedy.indexOf(2);
+  assert.deepEqual(JSON.parse(r.out.trim().split('\n').at(-1)!), { ids: eos < 0 ? e.greedy : e.greedy.slice(0, eos + 1), text: null });
+});
+
+void test('bad flags and files are exit 2 naming the flag', async () => {
+  const cases: [string[], RegExp][] = [
+    [['generate', '--model', llamaDir, '--max-new-tokens', '3'], /exactly one of --prompt and --prompt-ids/],
+    [['generate', '--model', llamaDir, '--prompt', 'hi', '--max-new-tokens', '3'], /--prompt needs a tokenizer/],
+    [['generate', '--model', llamaDir, '--prompt-ids', '1,x', '--max-new-tokens', '3'], /--prompt-ids: 'x'/],
+    [['generate', '--model', llamaDir, '--prompt-ids', '1', '--max-new-tokens', '0'], /--max-new-tokens/],
+    [['generate', '--model', '/nonexistent', '--prompt-ids', '1', '--max-new-tokens', '2'], /--model: /],
+    [['generate', '--model', path.join(FIXTURES, 'vit'), '--prompt-ids', '1', '--max-new-tokens', '2'], /cannot generate/],
+    [['merge', '--model', llamaDir, '--adapter', '/nonexistent', '--out', tmpDir()], /--adapter \/nonexistent: not a directory/],
+    [['predict', '--model', path.join(FIXTURES, 'vit'), '--image', '/nonexistent.png'], /--image \/nonexistent\.png: no such file/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await run(...args, '--backend', 'wasm');
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, pattern);
+  }
+});
+
+void test('merge: a 1LoRA adapter folded in gives the adapted logits and the same generation', async () => {
+  const base = await loadModel(llamaDir);
+  const model = base.model as LlamaModel;
+  const state = applyMethod(model, '1lora');
+  for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i));
+  const adapter = tmpDir();
+  saveAdapter(adapter, state, { baseModel: llamaDir });
+  const ids = tf.tensor2d([[1, 5, 9, 3, 7, 11]], undefined, 'int32');
+  const adapted = values(model.logits(ids));
+  const genAdapted = model.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null });
+  const out = path.join(tmpDir(), 'merged');
+  const r = await run('merge', '--model', llamaDir, '--adapter', adapter, '--out', out, '--json', '--backend', 'wasm');
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.existsSync(path.join(out, 'config.json')) && fs.existsSync(path.join(out, 'model.safetensors')));
+  const merged = (await loadModel(out)).model as LlamaModel;
+  assert.ok(maxAbsDiff(values(merged.logits(ids)), adapted) < 1e-4);
+  assert.notDeepEqual(adapted, values((await loadModel(llamaDir)).model.logits(ids) as tf.Tensor));
+  assert.deepEqual(merged.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null }), genAdapted);
+  const g = await run('generate', '--model', llamaDir, '--adapter', adapter, '--prompt-ids', '1,5,9', '--max-new-tokens', '8', '--greedy', '--json', '--backend', 'wasm');
+  assert.equal(g.code, 0, g.err);
+  const eos = genAdapted.indexOf(2);
+  assert.deepEqual((JSON.parse(g.out.trim()) as { ids: number[] }).ids, eos < 0 ? genAdapted : genAdapted.slice(0, eos + 1));
+});
+
+void test('a PEFT-format LoRA adapter changes the output as W0 + (alpha/r)·B·A says', async () => {
+  const r = 2;
+  const alpha = 4;
+  const adapter = tmpDir();
+  fs.writeFileSync(path.join(adapter, 'adapter_config.json'), JSON.stringify({
+    peft_type: 'LORA', r, lora_alpha: alpha, target_modules: ['q_proj', 'v_proj'], task_type: 'CAUSAL_LM', base_model_name_or_path: llamaDir,
+  }));
+  const reference = (await loadModel(llamaDir)).model as LlamaModel;
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  let seed = 100;
+  for (const l of reference.linears().filter((m) => /(q|v)_proj$/.test(m.path))) {
+    const a = tf.randomNormal([r, l.inFeatures], 0, 0.3, 'float32', seed++) as tf.Tensor2D; // [r, k]
+    const b = tf.randomNormal([l.outFeatures, r], 0, 0.3, 'float32', seed++) as tf.Tensor2D; // [d, r]
+    tensors[`base_model.model.${l.path}.lora_A.weight`] = { dtype: 'F32', shape: a.shape, data: a.dataSync() as Float32Array };
+    tensors[`base_model.model.${l.path}.lora_B.weight`] = { dtype: 'F32', shape: b.shape, data: b.dataSync() as Float32Array };
+    // Kernel layout: W0 [k, d] + s·(B A)ᵀ = s·Aᵀ Bᵀ, [k, r] · [r, d]
+    l.weight.assign(tf.add(l.weight, tf.mul(tf.matMul(a, b, true, true), alpha / r)));
+  }
+  writeSafetensors(path.join(adapter, 'adapter_model.safetensors'), tensors);
+  const model = (await loadModel(llamaDir)).model as LlamaModel;
+  const ids = tf.tensor2d([[1, 5, 9, 3, 7, 11]], undefined, 'int32');
+  const before = values(model.logits(ids));
+  loadAdapter(adapter, model);
+  const after = values(model.logits(ids));
+  assert.ok(maxAbsDiff(before, after) > 1e-2, 'the adapter changes the output');
+  assert.ok(maxAbsDiff(after, values(reference.logits(ids))) < 1e-4);
+});
+
+void test('predict --json prints the top-5 classes with labels, as logits of the preprocessed image say', async () => {
+  const dir = tmpDir();
+  const img = path.join(dir, 'x.png');
+  const rgb = Buffer.from(Array.from({ length: 20 * 28 * 3 }, (_, i) => (i * 37) % 256));
+  await sharp(rgb, { raw: { width: 28, height: 20, channels: 3 } }).png().toFile(img);
+  const r = await run('predict', '--model', path.join(FIXTURES, 'vit'), '--image', img, '--json', '--backend', 'wasm');
+  assert.equal(r.code, 0, r.err);
+  const { top5 } = JSON.parse(r.out.trim()) as { top5: { index: number; label: string; prob: number }[] };
+  assert.equal(top5.length, 5);
+  assert.deepEqual(new Set(top5.map((t) => t.label)), new Set(['ant', 'bee', 'cat', 'dog', 'eel']));
+  for (let i = 1; i < 5; i++) assert.ok(top5[i - 1]!.prob >= top5[i]!.prob);
+  assert.ok(Math.abs(top5.reduce((s, t) => s + t.prob, 0) - 1) < 1e-5);
+  fs.writeFileSync(path.join(dir, 'bad.png'), 'not an image');
+  const bad = await run('predict', '--model', path.join(FIXTURES, 'vit'), '--image', path.join(dir, 'bad.png'), '--backend', 'wasm');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--image .*bad\.png: cannot decode/);
+});

@@ -11,6 +11,7 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Pod } from 'kubernetes-models/v1/Pod';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 
@@ -22,6 +23,7 @@ const KINDS: Record<string, { model: new (data: never) => { validate(): void }; 
   'networking.k8s.io/v1 NetworkPolicy': { model: NetworkPolicy, module: 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy', iface: 'INetworkPolicy' },
   'v1 ConfigMap': { model: ConfigMap, module: 'kubernetes-models/v1/ConfigMap', iface: 'IConfigMap' },
   'v1 PersistentVolumeClaim': { model: PersistentVolumeClaim, module: 'kubernetes-models/v1/PersistentVolumeClaim', iface: 'IPersistentVolumeClaim' },
+  'v1 Pod': { model: Pod, module: 'kubernetes-models/v1/Pod', iface: 'IPod' },
   'v1 Secret': { model: Secret, module: 'kubernetes-models/v1/Secret', iface: 'ISecret' },
   'v1 Service': { model: Service, module: 'kubernetes-models/v1/Service', iface: 'IService' },
 };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { initBackend, tf } from '../../src/backend.js';
 import { openSafetensors, readSafetensors, writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
 import { UserError } from '../../src/errors.js';
-import { saveHfModel } from '../../src/models/hf.js';
+import { saveHfModel, type HfModel } from '../../src/models/hf.js';
 import { countParams } from '../../src/models/layout.js';
 import { LlamaModel } from '../../src/models/llama.js';
 import { describeModel, loadModel } from '../../src/models/registry.js';
@@ -73,7 +73,7 @@ for (const [fixture, dtype] of [['llama-tied-sharded', 'F32'], ['llama-gqa', 'F1
   void test(`saveHfModel -> load round trip (${fixture}, ${dtype})`, async () => {
     const a = await loadModel(path.join(FIXTURES, fixture));
     const out = tmpDir();
-    saveHfModel(a.model, out, { dtype });
+    saveHfModel(a.model as HfModel, out, { dtype });
     const b = await loadModel(out);
     const header = readSafetensors(path.join(out, 'model.safetensors')).tensors;
     if (fixture === 'llama-tied-sharded') assert.ok(!header.has('lm_head.weight'), 'a tied head is not written');
@@ -93,7 +93,7 @@ for (const [fixture, dtype] of [['llama-tied-sharded', 'F32'], ['llama-gqa', 'F1
 void test('saved F32 LLaMA reproduces the reference logits', async () => {
   const a = await loadModel(path.join(FIXTURES, 'llama-f16'));
   const out = tmpDir();
-  saveHfModel(a.model, out);
+  saveHfModel(a.model as HfModel, out);
   const b = await loadModel(out);
   assert.ok(b.model instanceof LlamaModel);
   const e = expected['llama-f16'];

@@ -104,6 +104,9 @@ const RULES: readonly Rule[] = [
       const preset = YAML.parse(fs.readFileSync(path.join(ROOT, 'presets/llama2-7b-metamath.yaml'), 'utf8')) as { data: { train: string } };
       assert.equal(path.resolve(ROOT, out, 'train.arrow'), path.resolve(ROOT, 'presets', preset.data.train));
       assert.match(cmd, /--dataset metamath/);
+      // Its flags exist, once the command is registered (src/cli/main.ts).
+      const help = spawnSync(process.execPath, ['bin/onelora.js', 'data', 'prepare', '--help'], { cwd: ROOT, encoding: 'utf8' });
+      if (help.status === 0) for (const flag of cmd.match(/--[\w-]+/g)!) assert.ok(help.stdout.includes(flag), `onelora data prepare has ${flag}`);
     },
   ],
   [

@@ -21,6 +21,8 @@ export interface GenerateOptions {
   readonly eosId?: number | null;
   /** false recomputes the whole sequence every step (the reference the cache is tested against). */
   readonly kvCache?: boolean;
+  /** Called with each new token as soon as it is chosen (streaming output, benchmarks). */
+  readonly onToken?: (token: number, index: number) => void;
 }
 
 /** What generation needs from a causal LM. */
@@ -102,6 +104,7 @@ export function generate(model: CausalLm, promptIds: readonly number[], opts: Ge
       const next = greedy ? argmax(r.logits) : sampleToken(r.logits, temperature, topP, rng);
       out.push(next);
       seq.push(next);
+      opts.onToken?.(next, step);
       if (eos !== null && next === eos) break;
     }
   } finally {

@@ -28,7 +28,7 @@ export type LoadedModel =
   | (LoadedCommon & { readonly family: 'vit'; readonly model: VitModel })
   | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel });
 
-const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
+export const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   name: 'llama',
   modelTypes: ['llama'],
   basePrefix: 'model',
@@ -40,7 +40,7 @@ const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   build: (c, params, hf) => new LlamaModel(c, params, hf),
 };
 
-const vitFamily: ModelFamily<VitConfig, VitModel> = {
+export const vitFamily: ModelFamily<VitConfig, VitModel> = {
   name: 'vit',
   modelTypes: ['vit'],
   basePrefix: 'vit',

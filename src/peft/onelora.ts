@@ -29,24 +29,25 @@ export function oneLoraLinear(x: T2, w: T2, b: tf.Variable | T1, opts: OneLoraOp
   const bias = opts.bias ?? null;
   const trainB = (opts.trainBias ?? false) && bias !== null;
   const c = opts.c ?? null;
-  const d = w.shape[1];
   const inputs: tf.Tensor[] = trainB ? [x, b, bias as T1] : [x, b];
   return customOp<T2>(inputs, ([xi, bi], save) => {
     const xs = xi as T2;
-    // [N, k] -> [N, 1]
-    const s: T2 = c ? tf.matMul(xs, tf.reshape(c, [-1, 1]) as T2) : tf.sum(xs, 1, true);
-    const brow = tf.reshape(bi as T1, [1, d]) as T2;
-    let y: T2 = tf.add(tf.matMul(xs, w), tf.matMul(s, brow)); // [N, d] + [N, 1]·[1, d]
+    const bv = bi as T1;
+    // [N, k] -> [N, 1]. Outer products are broadcast multiplies, never a matMul against a reshaped
+    // b or c: wasm's XNNPACK caches the packed right operand by buffer id, and a reshape shares the
+    // buffer, so the same vector used as [1, d] and [d, 1] would hit a stale packing.
+    const s: T2 = c ? tf.sum(tf.mul(xs, c), 1, true) : tf.sum(xs, 1, true);
+    let y: T2 = tf.add(tf.matMul(xs, w), tf.mul(s, bv)); // [N, d] + [N, 1] ⊙ [d]
     if (bias) y = tf.add(y, bias);
-    save([s, bi as T1]);
+    save([s, bv]);
     return {
       value: y,
       gradFunc: (g, saved) => {
         const [ss, bs] = saved as [T2, T1];
-        const gb = tf.matMul(g, tf.reshape(bs, [d, 1]) as T2); // [N, d]·[d, 1] -> [N, 1]
+        const gb: T2 = tf.sum(tf.mul(g, bs), 1, true); // g b: [N, d] -> [N, 1]
         const back = tf.matMul(g, frozenTranspose(w)); // [N, d]·[d, k] -> [N, k]
-        const dx = c ? tf.add(back, tf.matMul(gb, tf.reshape(c, [1, -1]) as T2)) : tf.add(back, gb);
-        const db = tf.reshape(tf.matMul(tf.reshape(ss, [1, -1]) as T2, g), [d]); // [1, N]·[N, d]
+        const dx = tf.add(back, c ? tf.mul(gb, c) : gb); // + (g b) cᵀ, or (g b) 1ᵀ by broadcast
+        const db = tf.sum(tf.mul(g, ss), 0); // sᵀ g: [N, d] ⊙ [N, 1] summed over rows -> [d]
         return trainB ? [dx, db, tf.sum(g, 0)] : [dx, db];
       },
     };
@@ -81,7 +82,7 @@ export class OneLoraAdapter implements LinearAdapter {
   private delta(layer: LinearModule): T2 {
     const k = layer.inFeatures;
     const col = this.c ? tf.reshape(this.c, [k, 1]) : tf.ones([k, 1]);
-    return tf.matMul(col as T2, tf.reshape(this.b, [1, -1]) as T2);
+    return tf.mul(col, this.b) as T2; // [k, 1] ⊙ [d] -> [k, d]
   }
 
   merge(layer: LinearModule): void {

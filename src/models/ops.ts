@@ -38,6 +38,14 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * One-hot rows as float32. tfjs-backend-wasm 4.22's OneHot kernel returns all zeros when asked
+ * for dtype 'float32' (measured), so the int32 result is cast instead.
+ */
+export function oneHotF32(indices: T1, depth: number): T2 {
+  return tf.cast(tf.oneHot(indices, depth), 'float32') as T2;
+}
+
+/**
  * Rows of `table` [V, D] at `ids` (int32, any shape, flattened) -> [N, D]. Gradient for the table
  * (full fine-tuning only): onehot(ids)ᵀ · dy, [V, N] · [N, D].
  */
@@ -48,7 +56,7 @@ export function embedding(table: T2, ids: tf.Tensor): T2 {
     save([flat]);
     return {
       value: tf.gather(t as T2, flat),
-      gradFunc: (dy, saved) => tf.matMul(tf.transpose(tf.oneHot(saved[0] as T1, table.shape[0], 1, 0, 'float32')), dy),
+      gradFunc: (dy, saved) => tf.matMul(tf.transpose(oneHotF32(saved[0] as T1, table.shape[0])), dy),
     };
   });
 }
@@ -73,7 +81,7 @@ export function crossEntropySum(logits: T2, labels: T1): tf.Scalar {
       gradFunc: (dy, saved) => {
         const [zs, l, lab, w] = saved as [T2, T2, T1, T1];
         const p = tf.exp(tf.sub(zs, l)); // softmax [N, V]
-        const g = tf.sub(p, tf.oneHot(lab, v, 1, 0, 'float32'));
+        const g = tf.sub(p, oneHotF32(lab, v));
         return tf.mul(g, tf.mul(w, dy).reshape([n, 1]));
       },
     };

@@ -34,11 +34,21 @@ export function customOp<R extends tf.Tensor>(
 const cacheCapBytes = Number(process.env.ONELORA_TRANSPOSE_CACHE_MB ?? 256) * 2 ** 20;
 let cachedBytes = 0;
 // Keyed by the weight's dataId: Variable.assign() (merge/unmerge, loading) swaps the dataId, so a
-// changed weight can never hit a stale transpose.
-const transposeCache = new WeakMap<object, T2>();
+// changed weight can never hit a stale transpose. Entries whose weight is gone are swept.
+const transposeCache = new Map<object, { source: T2; transposed: T2 }>();
 
 function dataIdOf(t: tf.Tensor): object {
   return (t as unknown as { dataId: object }).dataId;
+}
+
+function sweep(all: boolean): void {
+  for (const [key, e] of transposeCache) {
+    if (all || e.source.isDisposed || dataIdOf(e.source) !== key) {
+      cachedBytes -= e.transposed.size * 4;
+      e.transposed.dispose();
+      transposeCache.delete(key);
+    }
+  }
 }
 
 /**
@@ -49,19 +59,19 @@ function dataIdOf(t: tf.Tensor): object {
 export function frozenTranspose(w: T2): T2 {
   const key = dataIdOf(w);
   const hit = transposeCache.get(key);
-  if (hit && !hit.isDisposed) return hit;
+  if (hit && !hit.source.isDisposed) return hit.transposed;
   const bytes = w.size * 4;
+  if (cachedBytes + bytes > cacheCapBytes) sweep(false);
   if (cachedBytes + bytes > cacheCapBytes) return tf.transpose(w);
-  const t = tf.keep(tf.tidy(() => tf.transpose(w)));
-  transposeCache.set(key, t);
+  const transposed = tf.keep(tf.tidy(() => tf.transpose(w)));
+  transposeCache.set(key, { source: w, transposed });
   cachedBytes += bytes;
-  return t;
+  return transposed;
 }
 
-/** Drops every cached transpose (tests, and callers that free a model). */
+/** Frees every cached transpose (a model was disposed, or tests want a clean slate). */
 export function clearTransposeCache(): void {
-  cachedBytes = 0;
-  // WeakMap entries die with their dataIds; the kept tensors are freed by disposeVariables/engine reset.
+  sweep(true);
 }
 
 export interface LinearOptions {
@@ -132,16 +142,18 @@ export function batchedMatMulPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D 
 }
 
 /**
- * Batched matmul for attention: the forward runs as G plain 2-D kernels (4.1 vs 2.5 GFLOP/s for
- * tfjs's batched kernel at [32, 128, 64]); the backward uses tfjs's batched kernel with transpose
- * flags, which measured faster than per-slice loops over explicit transposes (2.6 vs 1.0 GFLOP/s:
- * each fresh 2-D right operand costs XNNPACK a weight-packing pass). `onelora bench kernels` prints both.
+ * Batched matmul for attention, [G, M, K] · [G, K, N] -> [G, M, N], on tfjs's batched kernel.
+ * Measured (`onelora bench kernels`, and a LLaMA step's kernel profile): the batched kernel runs
+ * at ~1.5-2.5 GFLOP/s; G plain 2-D matMuls reach ~4 GFLOP/s in isolation, but splitting the
+ * operands (Unpack/Slice on wasm) costs from 7 ms to 400 ms per [64, 70, 32] tensor depending on
+ * the shape, which made whole steps 10× slower. The backward uses the transpose-flag kernels,
+ * measured as fast as explicit transposes at these sizes.
  */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   return customOp<tf.Tensor3D>([a, b], ([ai, bi], save) => {
     save([ai as tf.Tensor3D, bi as tf.Tensor3D]);
     return {
-      value: batchedMatMulPlain(ai as tf.Tensor3D, bi as tf.Tensor3D),
+      value: tf.matMul(ai as tf.Tensor3D, bi as tf.Tensor3D),
       gradFunc: (g, saved) => {
         const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
         return [tf.matMul(g, sb, false, true), tf.matMul(sa, g, true, false)];

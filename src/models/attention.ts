@@ -32,22 +32,25 @@ export function repeatKv(x: T4, rep: number): T4 {
   return tiled.reshape([b, hkv * rep, s, hd]);
 }
 
-const maskCache = new Map<string, T2>();
+let maskTable: T2 | null = null;
 
 /**
  * Additive causal mask [T, S] for T queries at absolute positions S-T..S-1 over S keys: 0 where
  * key j ≤ query position, -1e9 elsewhere (finite, so a fully masked row cannot produce NaN).
+ * One [L, L] table is kept (L doubles as needed) and each call slices it, so batches of every
+ * length share it instead of caching one tensor per (T, S).
  */
 export function causalMask(t: number, s: number): T2 {
-  const key = `${t},${s}`;
-  const hit = maskCache.get(key);
-  if (hit && !hit.isDisposed) return hit;
-  const off = s - t;
-  const m = new Float32Array(t * s);
-  for (let i = 0; i < t; i++) for (let j = off + i + 1; j < s; j++) m[i * s + j] = -1e9;
-  const mask = tf.keep(tf.tensor2d(m, [t, s]));
-  maskCache.set(key, mask);
-  return mask;
+  const need = Math.max(s, 16);
+  if (!maskTable || maskTable.isDisposed || maskTable.shape[0] < need) {
+    maskTable?.dispose();
+    let l = 16;
+    while (l < need) l *= 2;
+    const m = new Float32Array(l * l);
+    for (let i = 0; i < l; i++) for (let j = i + 1; j < l; j++) m[i * l + j] = -1e9;
+    maskTable = tf.keep(tf.tensor2d(m, [l, l]));
+  }
+  return tf.slice(maskTable, [s - t, 0], [t, s]);
 }
 
 /**
@@ -119,11 +122,11 @@ export function applyRope(x: T4, theta: number, offset: number): T4 {
 
 /** Frees the cached masks and tables (tests that count tensors). */
 export function clearAttentionCaches(): void {
-  for (const m of maskCache.values()) m.dispose();
+  maskTable?.dispose();
+  maskTable = null;
   for (const r of ropeCache.values()) {
     r.cos.dispose();
     r.sin.dispose();
   }
-  maskCache.clear();
   ropeCache.clear();
 }

@@ -11,7 +11,7 @@ import type { MethodDef } from './types.js';
 /** Makes the layer's bias trainable, creating a zero bias when `addMissing` and it has none. */
 export function trainBias(layer: LinearModule, addMissing: boolean): ReadonlyMap<string, tf.Variable> {
   if (!layer.bias && addMissing) {
-    layer.bias = tf.variable(tf.zeros([layer.outFeatures]), true, uniqueName(`${layer.path}.bias`)) as tf.Variable<tf.Rank.R1>;
+    layer.bias = tf.tidy(() => tf.variable(tf.zeros([layer.outFeatures]), true, uniqueName(`${layer.path}.bias`))) as tf.Variable<tf.Rank.R1>;
   }
   if (!layer.bias) return new Map();
   layer.trainBias = true;

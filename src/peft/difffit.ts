@@ -22,7 +22,7 @@ export class GammaAdapter implements LinearAdapter {
 
   constructor(layer: LinearModule, readonly inner: LinearAdapter | null) {
     this.method = inner ? `${inner.method}+difffit-gamma` : 'difffit-gamma';
-    this.gamma = tf.variable(tf.ones([layer.outFeatures]), true, uniqueName(`${layer.path}.difffit_gamma`)) as tf.Variable<tf.Rank.R1>;
+    this.gamma = tf.tidy(() => tf.variable(tf.ones([layer.outFeatures]), true, uniqueName(`${layer.path}.difffit_gamma`))) as tf.Variable<tf.Rank.R1>;
   }
 
   forward(layer: LinearModule, x: T2): T2 {

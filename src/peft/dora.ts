@@ -33,7 +33,7 @@ export class DoraAdapter extends LoraAdapter {
 
   constructor(layer: LinearModule, ctx: BuildContext) {
     super(layer, ctx);
-    this.m = tf.variable(tf.tidy(() => tf.sqrt(colSquares(layer.weight))), true, uniqueName(`${layer.path}.lora_magnitude_vector`));
+    this.m = tf.tidy(() => tf.variable(tf.tidy(() => tf.sqrt(colSquares(layer.weight))), true, uniqueName(`${layer.path}.lora_magnitude_vector`)));
   }
 
   /** ‖W0‖² is fixed while W0 is: cached, keyed by the weight's dataId (assign swaps it). */

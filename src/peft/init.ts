@@ -61,7 +61,7 @@ export function seededMatrix(fileShape: [number, number], bound: number, seed: n
 }
 
 export function zerosVar(shape: number[], name?: string): tf.Variable {
-  return tf.variable(tf.zeros(shape), true, name ? uniqueName(name) : undefined);
+  return tf.tidy(() => tf.variable(tf.zeros(shape), true, name ? uniqueName(name) : undefined));
 }
 
 let counter = 0;

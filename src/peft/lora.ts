@@ -33,7 +33,7 @@ export class LoraAdapter implements LinearAdapter {
     const k = layer.inFeatures;
     const a = seededMatrix([this.r, k], 1 / Math.sqrt(k), ctx.seed, `${layer.path}.lora_A.weight`, true);
     this.A = tf.variable(a, true, uniqueName(`${layer.path}.lora_A`));
-    a.dispose();
+    a.dispose(); // the variable holds its own reference to the data
     this.B = zerosVar([this.r, layer.outFeatures], `${layer.path}.lora_B`) as tf.Variable<tf.Rank.R2>;
   }
 

@@ -117,7 +117,7 @@ export const oneLoraRandom: MethodDef = {
   identityAtInit: true,
   linearParams: (l) => ({ onelora_b: [l.outFeatures] }),
   createAdapter: (layer, ctx: BuildContext) => {
-    const c = tf.variable(tf.tensor1d(normalArray(layer.inFeatures, ctx.seed, `${layer.path}.onelora_c`)), false, uniqueName(`${layer.path}.onelora_c`));
+    const c = tf.tidy(() => tf.variable(tf.tensor1d(normalArray(layer.inFeatures, ctx.seed, `${layer.path}.onelora_c`)), false, uniqueName(`${layer.path}.onelora_c`)));
     return new OneLoraAdapter(layer, c);
   },
 };

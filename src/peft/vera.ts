@@ -28,8 +28,7 @@ export function veraShared(ctx: BuildContext): { A: tf.Variable<tf.Rank.R2>; B: 
     const b = seededMatrix([dMax, r], Math.sqrt(6 / r), ctx.seed, VERA_B_KEY, true);
     ctx.shared.set(VERA_A_KEY, tf.variable(a, false, uniqueName(VERA_A_KEY)));
     ctx.shared.set(VERA_B_KEY, tf.variable(b, false, uniqueName(VERA_B_KEY)));
-    a.dispose();
-    b.dispose();
+    tf.dispose([a, b]); // the variables hold their own references to the data
   }
   return { A: ctx.shared.get(VERA_A_KEY) as tf.Variable<tf.Rank.R2>, B: ctx.shared.get(VERA_B_KEY) as tf.Variable<tf.Rank.R2> };
 }
@@ -49,7 +48,7 @@ export class VeraAdapter implements LinearAdapter {
     this.B = shared.B;
     const r = this.A.shape[1];
     this.lambdaB = zerosVar([layer.outFeatures], `${layer.path}.vera_lambda_b`) as tf.Variable<tf.Rank.R1>;
-    this.lambdaD = tf.variable(tf.fill([r], VERA_D_INITIAL), true, uniqueName(`${layer.path}.vera_lambda_d`)) as tf.Variable<tf.Rank.R1>;
+    this.lambdaD = tf.tidy(() => tf.variable(tf.fill([r], VERA_D_INITIAL), true, uniqueName(`${layer.path}.vera_lambda_d`))) as tf.Variable<tf.Rank.R1>;
   }
 
   /** A[:, :k] and B[:d, :] in kernel layout: A_k[:k] [k, r], B_k[:, :d] [r, d]. */

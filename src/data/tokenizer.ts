@@ -48,7 +48,7 @@ function llama2(spec: string): Tokenizer {
     decode: (ids) => {
       const kept: number[] = [];
       for (let i = 0; i < ids.length; i++) if (ids[i]! > 2) kept.push(ids[i]!);
-      return llamaTokenizer.decode(kept, false, true);
+      return kept.length === 0 ? '' : llamaTokenizer.decode(kept, false, true);
     },
   };
   return t;
@@ -122,7 +122,8 @@ function hfTokenizer(dir: string): Tokenizer {
     decode: (ids) => {
       const kept: number[] = [];
       for (let i = 0; i < ids.length; i++) if (!special.has(ids[i]!)) kept.push(ids[i]!);
-      return hf.decode(kept, { skip_special_tokens: true });
+      // tokenizers.js refuses an empty list; nothing decodes to nothing.
+      return kept.length === 0 ? '' : hf.decode(kept, { skip_special_tokens: true });
     },
   };
   return t;

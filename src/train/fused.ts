@@ -20,6 +20,8 @@ export class FusedParams {
     const slots: Slot[] = [];
     for (const key of [...trainable.keys()].sort()) {
       const variable = trainable.get(key) as tf.Variable;
+      // tf.variableGrads silently drops variables whose `trainable` flag is off.
+      variable.trainable = true;
       slots.push({ key, variable, offset, size: variable.size });
       offset += variable.size;
     }

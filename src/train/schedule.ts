@@ -9,6 +9,8 @@ export interface ScheduleSpec {
   readonly baseLr: number;
   readonly warmupSteps: number;
   readonly totalSteps: number;
+  /** Cosine/linear decay ends at baseLr × this (0 as transformers' schedules). */
+  readonly minLrRatio?: number;
 }
 
 /** The learning rate for optimizer step `step` (0-based: the first update uses step 0). */
@@ -19,6 +21,7 @@ export function learningRate(s: ScheduleSpec, step: number): number {
   if (s.name === 'constant') return s.baseLr;
   const decaySteps = Math.max(1, s.totalSteps - s.warmupSteps);
   const progress = Math.min(1, (step - s.warmupSteps) / decaySteps);
-  if (s.name === 'linear') return s.baseLr * (1 - progress);
-  return s.baseLr * 0.5 * (1 + Math.cos(Math.PI * progress));
+  const floor = s.baseLr * (s.minLrRatio ?? 0);
+  const shape = s.name === 'linear' ? 1 - progress : 0.5 * (1 + Math.cos(Math.PI * progress));
+  return floor + (s.baseLr - floor) * shape;
 }

@@ -1,7 +1,7 @@
 // A training task turns Arrow rows into tensors and a loss. The trainer normalises as DESIGN.md §7
 // says: loss = Σ per-unit losses ÷ the global count (label tokens ≠ -100 for causal LM, samples for
 // classification and diffusion), so N workers with accumulation equal one process on the global batch.
-import type { Table } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import type { tf } from '../backend.js';
 import type { AdaptableModel } from '../models/modules.js';
 
@@ -19,11 +19,11 @@ export interface BatchContext {
 export interface Task<M extends AdaptableModel = AdaptableModel> {
   readonly name: TaskName;
   /** Normalisation units in these rows (label tokens ≠ -100, or rows). Computed without tensors. */
-  countUnits(rows: Table): number;
+  countUnits(rows: RecordBatch): number;
   /** Σ of the per-unit losses of one micro-batch (not divided): the trainer divides by the global count. */
-  lossSum(model: M, rows: Table, ctx: BatchContext): tf.Scalar;
+  lossSum(model: M, rows: RecordBatch, ctx: BatchContext): tf.Scalar;
   /** Metrics over validation rows (e.g. `loss`, `accuracy`, `ece`); higher/lower-is-better in `metric`. */
-  evaluate(model: M, batches: AsyncIterable<{ rows: Table; ctx: BatchContext }> | Iterable<{ rows: Table; ctx: BatchContext }>): Promise<Record<string, number>>;
+  evaluate(model: M, batches: AsyncIterable<{ rows: RecordBatch; ctx: BatchContext }> | Iterable<{ rows: RecordBatch; ctx: BatchContext }>): Promise<Record<string, number>>;
   /** The metric that picks the best checkpoint, and whether lower is better. */
   readonly metric: { readonly name: string; readonly lowerIsBetter: boolean };
 }

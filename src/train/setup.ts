@@ -1,0 +1,101 @@
+// Builds everything a run needs from its config: backend, model, method, datasets, task, engine.
+// Shared by `onelora train` and the distributed worker, so both train exactly the same thing.
+import fs from 'node:fs';
+import path from 'node:path';
+import { initBackend, type BackendInfo } from '../backend.js';
+import { clearTransposeCache } from '../backend/linear.js';
+import type { RunConfig } from '../config.js';
+import { Dataset } from '../data/arrow-file.js';
+import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import { UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import type { AdaptableModel } from '../models/modules.js';
+import { loadModel } from '../models/registry.js';
+import { applyMethod, type PeftState } from '../peft/apply.js';
+import { formatMethodSpec, parseMethodSpec, type MethodSpec } from '../peft/spec.js';
+import { TrainEngine } from './engine.js';
+import type { Task } from './task.js';
+import { createTask } from './tasks/index.js';
+
+const log = childLog('train');
+
+export interface RunSetup {
+  readonly cfg: RunConfig;
+  readonly backend: BackendInfo;
+  readonly model: AdaptableModel;
+  readonly peft: PeftState;
+  readonly task: Task;
+  readonly tokenizer: Tokenizer | null;
+  readonly train: Dataset;
+  readonly validation: Dataset | null;
+  readonly engine: TrainEngine;
+  /** Model reference as the config gave it (preset name or directory), for adapter_config.json. */
+  readonly modelRef: string;
+  /** Parameters created for this task (a new classification head), reported apart from `trainable`. */
+  readonly created: readonly string[];
+  close(): void;
+}
+
+function openDataset(file: string, key: string): Dataset {
+  if (!fs.existsSync(file)) throw new UserError(`${key}: ${file} does not exist (prepare it with 'onelora data prepare')`);
+  return Dataset.open(file);
+}
+
+/** The tokenizer for a causal-LM run: the config's, else the model directory's, else none. */
+async function tokenizerFor(cfg: RunConfig): Promise<Tokenizer | null> {
+  if (cfg.model.tokenizer) return loadTokenizer(cfg.model.tokenizer);
+  if (cfg.model.path && (fs.existsSync(path.join(cfg.model.path, 'tokenizer.json')) || fs.existsSync(path.join(cfg.model.path, 'tokenizer.model')))) {
+    return loadTokenizer(cfg.model.path);
+  }
+  return null;
+}
+
+export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}): Promise<RunSetup> {
+  const backend = await initBackend(opts.backend ?? cfg.backend);
+  const train = openDataset(cfg.data.train, 'data.train');
+  const validation = cfg.data.validation ? openDataset(cfg.data.validation, 'data.validation') : null;
+  const tokenizer = cfg.task === 'causal-lm' ? await tokenizerFor(cfg) : null;
+  const modelRef = cfg.model.path ?? (cfg.model.preset as string);
+  const numLabels = train.info.classes?.length;
+  const loaded = await loadModel(modelRef, { numLabels, seed: cfg.seed });
+  const model = loaded.model;
+  if (loaded.created.length > 0) log.info({ created: loaded.created }, 'created for this task (trained, saved with the adapter)');
+  const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank), { seed: cfg.seed, targets: cfg.targets });
+  const task = createTask(cfg, train, tokenizer);
+  const o = cfg.optim;
+  const engine = new TrainEngine(model, task, peft.trainable, {
+    schedule: { name: cfg.schedule.name, baseLr: o.lr, warmupSteps: cfg.schedule.warmup_steps, totalSteps: totalSteps(cfg, train.numRows), minLrRatio: cfg.schedule.min_lr_ratio },
+    betas: [o.betas[0], o.betas[1]],
+    eps: o.eps,
+    weightDecay: o.weight_decay,
+    gradClip: o.grad_clip,
+    // HF Trainer's rule: no decay on biases and normalisation weights.
+    noDecay: (key) => /\.bias$/.test(key) || /norm/i.test(key),
+  });
+  return {
+    cfg, backend, model, peft, task, tokenizer, train, validation, engine, modelRef, created: loaded.created,
+    close() {
+      train.close();
+      validation?.close();
+      peft.dispose();
+      model.dispose();
+      clearTransposeCache();
+    },
+  };
+}
+
+/** The SPEC with the config's `rank` applied to every term that has one (LoRA, DoRA, VeRA, MoRA). */
+export function methodWithRank(spec: string, rank: number | undefined): MethodSpec {
+  const parsed = parseMethodSpec(spec);
+  if (rank === undefined) return parsed;
+  const ranked = new Set(['lora', 'dora', 'vera', 'mora1', 'mora6']);
+  return parseMethodSpec(formatMethodSpec(parsed.terms.map((t) => (ranked.has(t.name) && t.r === undefined ? { ...t, r: rank } : t))));
+}
+
+/** The schedule's length in optimizer steps: schedule.total_steps, else epochs × steps per epoch. */
+export function totalSteps(cfg: RunConfig, trainRows: number): number {
+  if (cfg.schedule.total_steps !== undefined) return cfg.schedule.total_steps;
+  const perEpoch = Math.floor(trainRows / cfg.batch.global);
+  if (perEpoch === 0) throw new UserError(`data.train has ${trainRows} rows, fewer than one global batch (batch.global = ${cfg.batch.global})`);
+  return perEpoch * (cfg.schedule.epochs as number);
+}

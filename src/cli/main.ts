@@ -3,6 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
+import { registerData } from './commands/data.js';
+import { registerDeploy } from './commands/deploy.js';
+import { registerEval } from './commands/eval.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerMerge } from './commands/merge.js';
+import { registerParams } from './commands/params.js';
+import { registerPredict } from './commands/predict.js';
+import { registerSample } from './commands/sample.js';
+import { registerTrain } from './commands/train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -12,7 +21,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerBench]) register(program);
+  for (const register of [registerTrain, registerData, registerParams, registerGenerate, registerPredict, registerMerge, registerSample, registerEval, registerBench, registerDeploy]) register(program);
   return program;
 }
 

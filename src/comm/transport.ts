@@ -30,7 +30,11 @@ export interface Transport {
   send(to: number, tag: Tag, data: Float32Array): Promise<void>;
   /** Resolves with the message from `from` with this tag; rejects with a PeerTimeoutError after timeoutMs. */
   recv(from: number, tag: Tag, timeoutMs: number): Promise<Float32Array>;
-  close(): Promise<void>;
+  /**
+   * Graceful by default: returns once every peer has received what this rank sent (or a drain
+   * timeout passed). `abort: true` closes at once, dropping anything still queued.
+   */
+  close(opts?: { abort?: boolean }): Promise<void>;
 }
 
 export function newStats(): TransportStats {

@@ -35,7 +35,19 @@ export interface ZmqTransportOptions {
   sendTimeoutMs?: number;
 }
 
+export interface CloseOptions {
+  /**
+   * Close at once, dropping whatever is still queued (a group being abandoned after a failure).
+   * Without it close() first sends every peer a goodbye behind its data and waits (up to
+   * `drainMs`, default 10 s) for every peer's goodbye: see close().
+   */
+  abort?: boolean;
+  drainMs?: number;
+}
+
 const HEADER_BYTES = 12;
+/** step = chunk = 0xffffffff with no payload: "I have received everything I need from you". */
+const BYE = 0xffffffff;
 
 export class ZmqTransport implements Transport {
   readonly stats: TransportStats = newStats();
@@ -45,6 +57,8 @@ export class ZmqTransport implements Transport {
   private readonly queues = new Map<number, Promise<void>>();
   private readonly warned = new Set<string>();
   private closed = false;
+  private readonly byes = new Set<number>();
+  private byeWaiter: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -142,13 +156,52 @@ export class ZmqTransport implements Transport {
     return this.mailbox.take(from, tag, timeoutMs);
   }
 
-  async close(): Promise<void> {
+  /**
+   * zeromq.js resolves a send once libzmq has *queued* it; closing with linger 0 then discards
+   * whatever is still queued. That was the lost ring message of the benchmark (a rank finished its
+   * last all-reduce, closed, and its last all-gather chunk, still in the DEALER's queue, never left:
+   * the successor waited for it and timed out naming this rank). A graceful close therefore sends a
+   * goodbye frame behind the data on every link (each DEALER→ROUTER link is one ordered TCP
+   * stream) and waits for every peer's goodbye, which a peer sends only once it is itself closing,
+   * i.e. has received all it needs. Only then are the sockets closed (a short linger covers the
+   * goodbyes themselves). `abort` skips all that: the group is being abandoned.
+   */
+  async close(opts: CloseOptions = {}): Promise<void> {
     if (this.closed) return;
+    if (!opts.abort && this.dealers.size > 0) await this.drain(opts.drainMs ?? 10_000);
     this.closed = true;
     this.mailbox.close(new RunError(`rank ${this.rank}: transport closed`));
-    for (const d of this.dealers.values()) d.close();
+    for (const d of this.dealers.values()) {
+      if (!opts.abort) d.linger = 1000;
+      d.close();
+    }
     this.router.close();
     await this.loopDone;
+  }
+
+  private async drain(drainMs: number): Promise<void> {
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.writeUInt32LE(BYE, 0);
+    header.writeUInt32LE(this.rank, 4);
+    header.writeUInt32LE(BYE, 8);
+    const sends = [...this.dealers].map(([p, d]) => {
+      const queued = (this.queues.get(p) ?? Promise.resolve()).then(() => this.watch(d.send([this.tokenBytes, header, Buffer.alloc(0)]), p, { step: BYE, sender: this.rank, chunk: BYE }));
+      return queued.catch(() => undefined);
+    });
+    const all = new Promise<void>((resolve) => {
+      this.byeWaiter = () => {
+        if (this.byes.size >= this.dealers.size) resolve();
+      };
+      this.byeWaiter();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)));
+    await Promise.race([Promise.all([all, ...sends]), timeout]);
+    clearTimeout(timer);
+    if (this.byes.size < this.dealers.size) {
+      const missing = [...this.dealers.keys()].filter((p) => !this.byes.has(p));
+      log.warn({ rank: this.rank, missing }, `closing without a goodbye from rank(s) ${missing.join(', ')} after ${drainMs / 1000} s`);
+    }
   }
 
   private async receiveLoop(): Promise<void> {
@@ -177,6 +230,11 @@ export class ZmqTransport implements Transport {
     const from = Number(claimed);
     if (!Number.isInteger(from) || from < 0 || from >= this.size || tag.sender !== from) {
       this.reject(claimed, `sender ${tag.sender} does not match its routing id`);
+      return;
+    }
+    if (tag.step === BYE && tag.chunk === BYE) {
+      this.byes.add(from);
+      this.byeWaiter?.();
       return;
     }
     // Float32Array needs 4-byte alignment; zeromq buffers usually are, copy when not.

@@ -109,4 +109,21 @@ void describe('ZmqTransport on 127.0.0.1', () => {
     assert.equal(code, 0, 'the child did not exit by itself (killed after 60 s)');
     assert.deepEqual(JSON.parse(out), { sum: [6, 6, 6] });
   });
+
+  void it('a message whose send resolved still arrives when the sender closes and exits at once', async () => {
+    const t = await ZmqTransport.bind({ rank: 0, size: 2, token: 'secret' });
+    const script = fileURLToPath(new URL('./fixtures/zmq-send-exit.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const endpoint = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+      t.connect([t.endpoint, endpoint]);
+      child.stdin.write(t.endpoint + '\n');
+      const got = await t.recv(1, { step: 1, sender: 1, chunk: 0 }, 30_000);
+      assert.equal(got.length, 16 << 20);
+      assert.equal(got[got.length - 1], 1);
+    } finally {
+      await t.close();
+      child.kill();
+    }
+  });
 });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerData } from './commands/data.js';
+import { registerBenchAllreduce, registerCoordinator, registerLaunch, registerWorker } from './commands/distributed.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerTrain, registerData, registerParams, registerGenerate, registerPredict, registerMerge, registerSample, registerEval, registerBench, registerDeploy]) register(program);
+  for (const register of [registerTrain, registerData, registerParams, registerGenerate, registerPredict, registerMerge, registerSample, registerEval, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
   return program;
 }
 

@@ -62,8 +62,8 @@ export class ZmqTransport implements Transport {
   private loopDone: Promise<void> = Promise.resolve();
 
   private constructor(
-    readonly rank: number,
-    readonly size: number,
+    public rank: number,
+    public size: number,
     private readonly router: zmq.Router,
     /** The endpoint peers connect to. */
     readonly endpoint: string,
@@ -77,7 +77,8 @@ export class ZmqTransport implements Transport {
   /** Binds this rank's ROUTER and starts receiving; call `connect` once the peers' endpoints are known. */
   static async bind(opts: ZmqTransportOptions): Promise<ZmqTransport> {
     if (!opts.token) throw new UserError('a job token is required (ONELORA_JOB_TOKEN)');
-    if (!Number.isInteger(opts.rank) || opts.rank < 0 || opts.rank >= opts.size) {
+    // size 0: not in a group yet (a worker binds before Register assigns its rank; see join()).
+    if (opts.size !== 0 && (!Number.isInteger(opts.rank) || opts.rank < 0 || opts.rank >= opts.size)) {
       throw new UserError(`rank ${opts.rank} is outside a group of ${opts.size}`);
     }
     // No handover: a second connection claiming a connected rank's routing id is refused rather than
@@ -99,6 +100,19 @@ export class ZmqTransport implements Transport {
     const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000);
     t.loopDone = t.receiveLoop();
     return t;
+  }
+
+  /**
+   * Takes rank `rank` of a group formed after this transport was bound with size 0 (a worker needs
+   * its endpoint to register and learns its rank from the reply), then connects. Messages that
+   * arrived before are already in the mailbox.
+   */
+  join(rank: number, endpoints: readonly string[]): void {
+    if (this.size !== 0) throw new RunError(`rank ${this.rank}: already in a group of ${this.size}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= endpoints.length) throw new RunError(`rank ${rank} is outside a group of ${endpoints.length}`);
+    this.rank = rank;
+    this.size = endpoints.length;
+    this.connect(endpoints);
   }
 
   /** Connects one DEALER to every other rank's endpoint (index = rank). */
@@ -228,7 +242,7 @@ export class ZmqTransport implements Transport {
     }
     const tag: Tag = { step: header.readUInt32LE(0), sender: header.readUInt32LE(4), chunk: header.readUInt32LE(8) };
     const from = Number(claimed);
-    if (!Number.isInteger(from) || from < 0 || from >= this.size || tag.sender !== from) {
+    if (!Number.isInteger(from) || from < 0 || (this.size > 0 && from >= this.size) || tag.sender !== from) {
       this.reject(claimed, `sender ${tag.sender} does not match its routing id`);
       return;
     }

@@ -67,12 +67,17 @@ export function* validationBatches(validation: Dataset, cfg: RunConfig): Generat
   }
 }
 
-async function evaluate(run: RunSetup): Promise<Record<string, number> | null> {
+export async function evaluate(run: RunSetup): Promise<Record<string, number> | null> {
   if (!run.validation) return null;
   return run.task.evaluate(run.model, validationBatches(run.validation, run.cfg));
 }
 
-function checkpoint(run: RunSetup, output: string, state: { step: number; samplesSeen: number; best: TrainSummary['best'] }): void {
+/**
+ * Writes checkpoints/step-N for `run`'s state (shared with the distributed worker's rank 0, which
+ * passes its world size). `afterAdapter` runs mid-write, once the adapter is in the temporary
+ * directory: the fault-injection point of the kill-during-checkpoint test.
+ */
+export function checkpoint(run: RunSetup, output: string, state: { step: number; samplesSeen: number; best: TrainSummary['best'] }, worldSize = 1, afterAdapter?: () => void): void {
   const { engine, cfg } = run;
   const f = engine.fused;
   const shapeOf = (key: string) => f.slots.find((s) => s.key === key)?.variable.shape ?? [];
@@ -81,10 +86,13 @@ function checkpoint(run: RunSetup, output: string, state: { step: number; sample
   writeCheckpoint(
     output,
     {
-      state: { step: state.step, epoch, samples_seen: state.samplesSeen, rng: { seed: cfg.seed }, config_hash: configHash(cfg), world_size: 1, best: state.best, optimizer_t: engine.optimizer.t },
+      state: { step: state.step, epoch, samples_seen: state.samplesSeen, rng: { seed: cfg.seed }, config_hash: configHash(cfg), world_size: worldSize, best: state.best, optimizer_t: engine.optimizer.t },
       trainable: as(f.values),
       optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
-      writeAdapter: (dir) => saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task }),
+      writeAdapter: (dir) => {
+        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task });
+        afterAdapter?.();
+      },
     },
     cfg.checkpoint.keep,
   );

@@ -1,0 +1,73 @@
+// `onelora launch`'s agent (like torchrun's): a coordinator in this process and N child
+// `onelora worker` processes on loopback with a generated job token; a worker process that dies
+// is restarted (same rank) until --max-failures restarts have been spent.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { childLog } from '../src/log.js';
+import type { TrainSummary } from '../src/train/trainer.js';
+import { Coordinator, type CoordinatorOptions } from './server.js';
+
+const log = childLog('launch');
+
+export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind'> {
+  maxFailures: number;
+  backend?: string;
+  /** Extra environment for the workers (tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LaunchResult {
+  summary: TrainSummary;
+  restarts: number;
+}
+
+const BIN = fileURLToPath(new URL('../bin/onelora.js', import.meta.url));
+
+export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
+  const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
+  const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0' });
+  await coordinator.start();
+  const children = new Map<number, ChildProcess>();
+  let restarts = 0;
+  let ended = false;
+  const startWorker = (rank: number): void => {
+    const args = [BIN, 'worker', '--coordinator', `127.0.0.1:${coordinator.port}`, '--rank', String(rank), '--zmq-port', '0'];
+    if (opts.backend) args.push('--backend', opts.backend);
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.set(rank, child);
+    child.on('exit', (code, signal) => {
+      if (children.get(rank) === child) children.delete(rank);
+      if (ended || code === 0) return;
+      const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
+      coordinator.workerExited(rank, `process ${child.pid} ${detail}`);
+      if (restarts >= opts.maxFailures) {
+        log.error({ rank }, `worker ${rank} ${detail}; no restarts left (--max-failures ${opts.maxFailures})`);
+        return;
+      }
+      restarts++;
+      log.warn({ rank, restarts }, `worker ${rank} ${detail}; restarting it (${restarts} of ${opts.maxFailures})`);
+      startWorker(rank);
+    });
+  };
+  for (let r = 0; r < opts.workers; r++) startWorker(r);
+  try {
+    const summary = await coordinator.done;
+    return { summary, restarts };
+  } finally {
+    ended = true;
+    // Workers exit by themselves on Stop; a straggler gets a moment, then SIGTERM.
+    await Promise.all([...children.values()].map((c) => waitExit(c, 10_000)));
+  }
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGTERM'), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,350 @@
+// The coordinator process (DESIGN.md §2): a gRPC server whose handlers only turn calls into events
+// of the state machine (state.ts) and carry out the actions it returns. It owns the data (feed.ts)
+// and the run outputs (outputs.ts); workers own the model and the in-memory committed state.
+import * as grpc from '@grpc/grpc-js';
+import { latestCheckpoint, readCheckpoint, writeFileAtomic } from '../src/checkpoint/checkpoint.js';
+import { addCoordinatorService, bindServer, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
+import { configHash, toYaml, type RunConfig } from '../src/config.js';
+import { Dataset } from '../src/data/arrow-file.js';
+import { RunError } from '../src/errors.js';
+import { childLog } from '../src/log.js';
+import { totalSteps } from '../src/train/setup.js';
+import { createTask } from '../src/train/tasks/index.js';
+import type { TrainSummary } from '../src/train/trainer.js';
+import { DataFeed } from './feed.js';
+import { JobOutputs, PromMetrics, publishAdapter, writeSummary } from './outputs.js';
+import { AsyncQueue } from './queue.js';
+import { initialState, lateRanks, step, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const log = childLog('coordinator');
+
+export interface CoordinatorOptions {
+  cfg: RunConfig;
+  workers: number;
+  output: string;
+  token: string;
+  /** host:port; port 0 picks a free one (default 127.0.0.1:29400). */
+  bind?: string;
+  resume?: boolean;
+  maxSteps?: number;
+  metricsPort?: number;
+  quiet?: boolean;
+  /** A rank silent this long is declared lost (default 10 s; a dead process is noticed sooner, by its stream). */
+  heartbeatTimeoutMs?: number;
+  /** How long a group may take to (re-)form (default 300 s). */
+  formTimeoutMs?: number;
+}
+
+/** What a worker needs beyond RegisterReply's fields (job_spec_json). */
+export interface JobSpec {
+  config: RunConfig;
+  output: string;
+  stop_at: number;
+  restore_from: 'memory' | 'disk' | 'fresh';
+  state_source_rank: number | null;
+  allreduce_timeout_ms: number;
+}
+
+interface PendingRegister {
+  req: RegisterRequest;
+  resolve(r: RegisterReply): void;
+  reject(e: Error): void;
+}
+
+export class Coordinator {
+  port = 0;
+  metricsPort: number | null = null;
+  readonly done: Promise<TrainSummary>;
+  private state: CoordinatorState;
+  private readonly server = new grpc.Server();
+  private readonly feed: DataFeed;
+  private readonly train: Dataset;
+  private readonly prom = new PromMetrics();
+  private readonly pending = new Map<string, PendingRegister>();
+  private controls = new Map<number, AsyncQueue<Command>>();
+  private lastSeen: Record<number, number> = {};
+  private reports = new Map<number, StepReport>();
+  private earlyCommit: CheckpointCommit | null = null;
+  private devices = new Map<number, string>();
+  private outputs!: JobOutputs;
+  private readonly t0 = performance.now();
+  private stepStarted = performance.now();
+  private waitingSince = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  private settle!: { resolve(s: TrainSummary): void; reject(e: Error): void };
+  private readonly stopAt: number;
+  private readonly total: number;
+  readonly startStep: number;
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    const { cfg } = opts;
+    this.train = Dataset.open(cfg.data.train);
+    this.feed = new DataFeed(this.train, cfg, createTask(cfg, this.train, null));
+    this.total = totalSteps(cfg, this.train.numRows);
+    this.stopAt = Math.min(opts.maxSteps ?? cfg.max_steps ?? this.total, this.total);
+    let durable: Durable | null = null;
+    if (opts.resume) {
+      const dir = latestCheckpoint(opts.output);
+      if (!dir) throw new RunError(`${opts.output}: no checkpoint to resume from`);
+      const ck = readCheckpoint(dir, configHash(cfg));
+      durable = { step: ck.state.step, samplesSeen: ck.state.samples_seen, path: dir };
+      log.info({ step: durable.step, checkpoint: dir }, `resuming from step ${durable.step}`);
+    }
+    const d = cfg.distributed;
+    this.state = initialState(
+      { workers: opts.workers, minWorkers: d.min_workers ?? opts.workers, maxFailures: d.max_failures, totalSteps: this.stopAt, checkpointEvery: cfg.checkpoint.every },
+      durable,
+    );
+    this.startStep = durable?.step ?? 0;
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => undefined);
+  }
+
+  /** Binds gRPC (and /metrics), writes config.yaml; resolves once workers can register. */
+  async start(): Promise<void> {
+    const { output, cfg } = this.opts;
+    fs.mkdirSync(output, { recursive: true });
+    if (!this.opts.resume) writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
+    addCoordinatorService(this.server, this.opts.token, this.handlers());
+    this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400');
+    if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
+    this.outputs = new JobOutputs(output, this.startStep, this.stopAt, this.prom, this.opts.quiet);
+    this.timer = setInterval(() => this.tick(), 250);
+    log.info({ port: this.port, workers: this.opts.workers, stop_at: this.stopAt }, `coordinator listening on port ${this.port}, waiting for ${this.opts.workers} workers`);
+  }
+
+  /** Feeds an event from outside the gRPC handlers (the launcher saw a worker process exit). */
+  workerExited(rank: number, detail: string): void {
+    if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
+      this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
+    }
+  }
+
+  get generation(): number {
+    return this.state.generation;
+  }
+
+  private handlers(): CoordinatorHandlers {
+    return {
+      register: (req) => this.onRegister(req),
+      heartbeat: (req) => {
+        if (req.generation === this.state.generation) this.lastSeen[req.rank] = Date.now();
+        return Promise.resolve({ generation: this.state.generation });
+      },
+      reportStep: (req) => {
+        if (req.generation === this.state.generation && this.state.kind === 'running' && req.step === this.state.step) this.reports.set(req.rank, req);
+        return Promise.resolve(this.ack(this.dispatch({ type: 'step-reported', rank: req.rank, generation: req.generation, step: req.step, samples: req.samples, loss: req.loss, nan: req.nan })));
+      },
+      reportFailure: (req) => {
+        log.warn({ rank: req.rank, late_rank: req.late_rank, step: req.step }, req.message);
+        const late = req.late_rank >= 0 ? req.late_rank : req.rank;
+        return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
+      },
+      commitCheckpoint: (req) => {
+        if (this.state.kind === 'running' && req.generation === this.state.generation && req.step === this.state.step) {
+          // Rank 0 wrote it before every rank had reported the step: replay once they have.
+          this.earlyCommit = req;
+          return Promise.resolve({ ok: true, message: 'held until the step completes', generation: this.state.generation });
+        }
+        return Promise.resolve(this.ack(this.dispatch({ type: 'checkpoint-committed', generation: req.generation, step: req.step, path: req.path, samplesSeen: req.samples_seen })));
+      },
+      batches: (req) => this.onBatches(req.rank, req.generation, req.step),
+      control: (req, signal) => this.onControl(req.rank, req.generation, signal),
+    };
+  }
+
+  private onRegister(req: RegisterRequest): Promise<RegisterReply> {
+    const workerId = `${req.hostname}/${req.pid}/${req.zmq_endpoint}`;
+    return new Promise<RegisterReply>((resolve, reject) => {
+      this.pending.set(workerId, { req, resolve, reject });
+      const acts = this.dispatch({ type: 'worker-registered', workerId, requestedRank: req.requested_rank, endpoint: req.zmq_endpoint });
+      const ignored = acts.find((a) => a.type === 'ignored');
+      if (ignored && ignored.type === 'ignored') {
+        this.pending.delete(workerId);
+        reject(new RunError(`registration refused: ${ignored.reason}`));
+      }
+    });
+  }
+
+  private async *onBatches(rank: number, generation: number, stepNo: number): AsyncIterable<MicroBatch> {
+    const s = this.state;
+    if (s.kind !== 'running' || s.generation !== generation || s.step !== stepNo) {
+      throw new RunError(`no batches for rank ${rank} step ${stepNo} generation ${generation} (coordinator is ${s.kind}, step ${'step' in s ? s.step : '-'}, generation ${s.generation})`);
+    }
+    yield* this.feed.batches(stepNo, s.committed.samplesSeen, s.members.length).perRank[rank] ?? [];
+  }
+
+  private onControl(rank: number, generation: number, signal: AbortSignal): AsyncIterable<Command> {
+    const q = this.controls.get(rank);
+    if (!q || generation !== this.state.generation) {
+      const empty = new AsyncQueue<Command>();
+      empty.push({ generation: this.state.generation, kind: 'restore', restore: { reason: `generation ${generation} is gone`, resume: null } });
+      empty.end();
+      return empty;
+    }
+    this.lastSeen[rank] = Date.now();
+    // A closed stream is a dead worker (or one re-registering, whose generation is then already stale).
+    signal.addEventListener('abort', () => this.workerExited(rank, 'its control stream closed'), { once: true });
+    return q;
+  }
+
+  private tick(): void {
+    const s = this.state;
+    if (s.kind === 'running' || s.kind === 'checkpointing') {
+      const seen = Object.fromEntries(s.members.map((m) => [m.rank, this.lastSeen[m.rank] ?? Date.now()]));
+      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? 10_000)[0];
+      if (late) this.dispatch({ type: 'heartbeat-timeout', rank: late.rank, generation: s.generation, silentMs: late.silentMs });
+    } else if (s.kind === 'waiting-for-workers' || s.kind === 'recovering') {
+      const waited = Date.now() - this.waitingSince;
+      if (waited > (this.opts.formTimeoutMs ?? 300_000)) this.dispatch({ type: 'recovery-timeout', waitedMs: waited });
+    }
+  }
+
+  private ack(actions: CoordinatorAction[]): Ack {
+    const ignored = actions.find((a) => a.type === 'ignored');
+    return { ok: !ignored, message: ignored && ignored.type === 'ignored' ? ignored.reason : '', generation: this.state.generation };
+  }
+
+  private dispatch(event: CoordinatorEvent): CoordinatorAction[] {
+    const before = this.state;
+    const t = step(before, event);
+    this.state = t.state;
+    if (before.kind === 'running' && t.state.committed.step === before.step && before.committed.step < before.step) this.stepCompleted(before.step, before.committed.samplesSeen, before.members.length);
+    for (const a of t.actions) this.execute(a, before);
+    const s = this.state;
+    if (s.kind === 'checkpointing' && this.earlyCommit?.step === s.step && this.earlyCommit.generation === s.generation) {
+      const c = this.earlyCommit;
+      this.earlyCommit = null;
+      this.dispatch({ type: 'checkpoint-committed', generation: c.generation, step: c.step, path: c.path, samplesSeen: c.samples_seen });
+    }
+    return t.actions;
+  }
+
+  private stepCompleted(stepNo: number, samplesSeen: number, world: number): void {
+    const reports = [...this.reports.values()];
+    const now = performance.now();
+    this.outputs.step({
+      step: stepNo, reports, globalUnits: this.feed.batches(stepNo, samplesSeen, world).globalUnits,
+      samples: reports.reduce((a, r) => a + r.samples, 0), stepSeconds: (now - this.stepStarted) / 1000, wallSeconds: (now - this.t0) / 1000,
+      causalLm: this.opts.cfg.task === 'causal-lm',
+    });
+    this.prom.samples.set(this.state.committed.samplesSeen);
+  }
+
+  private broadcast(cmd: Command, end = false): void {
+    for (const q of this.controls.values()) {
+      q.push(cmd);
+      if (end) q.end();
+    }
+  }
+
+  private execute(a: CoordinatorAction, before: CoordinatorState): void {
+    switch (a.type) {
+      case 'ignored':
+        log.debug({ reason: a.reason }, 'event ignored');
+        return;
+      case 'assign-rank':
+        log.debug({ worker: a.workerId, rank: a.rank, generation: a.generation }, 'rank assigned');
+        return;
+      case 'form-group':
+        return this.formGroup(a);
+      case 're-split-data':
+        log.info({ world_size: a.worldSize, samples_seen: a.samplesSeen }, `data dealt over ${a.worldSize} ranks from sample ${a.samplesSeen}`);
+        return;
+      case 'start-step':
+        this.reports.clear();
+        this.stepStarted = performance.now();
+        return this.broadcast({ generation: a.generation, kind: 'start', start: { step: a.step, samples_seen: a.samplesSeen, checkpoint: a.checkpoint } });
+      case 'abort-step':
+        return this.broadcast({ generation: a.generation, kind: 'abort', abort: { step: a.step, reason: a.reason } });
+      case 'restore': {
+        log.warn({ generation: a.generation }, a.reason);
+        this.prom.failures.inc();
+        this.broadcast({ generation: a.generation, kind: 'restore', restore: { reason: a.reason, resume: { step: a.committed.step, samples_seen: a.committed.samplesSeen, epoch: 0, checkpoint_dir: '' } } }, true);
+        this.controls = new Map();
+        this.lastSeen = {};
+        this.earlyCommit = null;
+        this.waitingSince = Date.now();
+        return;
+      }
+      case 'write-checkpoint':
+        return; // rank 0 was told with StartStep.checkpoint and commits with CommitCheckpoint
+      case 'finish':
+        return this.finish(a.durable, before);
+      case 'fail':
+        return this.fail(a.message);
+    }
+  }
+
+  private formGroup(a: Extract<CoordinatorAction, { type: 'form-group' }>): void {
+    const endpoints = a.members.map((m) => m.endpoint);
+    const spec = (): string => JSON.stringify({
+      config: this.opts.cfg, output: path.resolve(this.opts.output), stop_at: this.stopAt, restore_from: a.restoreFrom,
+      state_source_rank: a.stateSourceRank, allreduce_timeout_ms: this.opts.cfg.distributed.allreduce_timeout_s * 1000,
+    } satisfies JobSpec);
+    this.controls = new Map(a.members.map((m) => [m.rank, new AsyncQueue<Command>()]));
+    const now = Date.now();
+    this.lastSeen = Object.fromEntries(a.members.map((m) => [m.rank, now]));
+    for (const m of a.members) {
+      const p = this.pending.get(m.workerId);
+      this.pending.delete(m.workerId);
+      if (p) this.devices.set(m.rank, p.req.device);
+      p?.resolve({
+        rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec(),
+        config_hash: configHash(this.opts.cfg),
+        resume: { step: a.resume.step, samples_seen: a.resume.samplesSeen, epoch: 0, checkpoint_dir: a.restoreFrom === 'disk' ? (a.durable?.path ?? '') : '' },
+      });
+    }
+    this.prom.workers.set(a.members.length);
+    this.prom.generation.set(a.generation);
+    log.info({ generation: a.generation, workers: a.members.length, step: a.resume.step, from: a.restoreFrom, source_rank: a.stateSourceRank }, `group formed: ${a.members.length} workers, generation ${a.generation}, from step ${a.resume.step} (${a.restoreFrom})`);
+  }
+
+  private finish(durable: Durable | null, before: CoordinatorState): void {
+    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: 'done', failed: false } }, true);
+    const o = this.outputs;
+    o.close();
+    if (durable && durable.step === this.stopAt) publishAdapter(this.opts.output, durable.path);
+    const r0 = [...this.reports.values()].find((r) => r.rank === 0)?.metrics ?? {};
+    const cfg = this.opts.cfg;
+    const summary: TrainSummary = {
+      steps: this.state.committed.step, total_steps: this.total, method: cfg.method, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
+      backend: `${this.devices.get(0) ?? '?'} × ${'members' in before ? before.members.length : this.opts.workers} workers`,
+      wall_s: (performance.now() - this.t0) / 1000, peak_bytes: o.peak, final_loss: o.lastLoss, eval_before: o.evalBefore, eval_after: o.evalAfter,
+      best: null, output: path.resolve(this.opts.output),
+    };
+    writeSummary(this.opts.output, summary);
+    log.info({ steps: summary.steps, final_loss: summary.final_loss }, 'done');
+    void this.shutdown().then(() => this.settle.resolve(summary));
+  }
+
+  private fail(message: string): void {
+    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: message, failed: true } }, true);
+    for (const p of this.pending.values()) p.reject(new RunError(message));
+    this.pending.clear();
+    this.outputs.close();
+    log.error(message);
+    void this.shutdown().then(() => this.settle.reject(new RunError(message)));
+  }
+
+  /** Lets the workers read their Stop, then closes the server (forcibly after 5 s). */
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 5000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    this.prom.close();
+    this.train.close();
+  }
+}
+

@@ -1,0 +1,102 @@
+// `onelora launch`, `onelora coordinator`, `onelora worker` (DESIGN.md §5) and
+// `onelora bench allreduce`: thin wrappers over coordinator/, worker/ and src/comm/.
+import type { Command } from 'commander';
+import { launch } from '../../../coordinator/launcher.js';
+import { Coordinator } from '../../../coordinator/server.js';
+import { runWorker } from '../../../worker/worker.js';
+import { loadConfig, type RunConfig } from '../../config.js';
+import { UserError } from '../../errors.js';
+import { action, intFlag, printResult } from '../run.js';
+import { benchAllreduce, formatAllreduceBench } from './bench-allreduce.js';
+import { addRunFlags, defaultOutput, formatSummary, resolveRunConfig, type RunFlags } from './train.js';
+
+interface LaunchFlags extends RunFlags {
+  workers: number;
+  maxFailures?: number;
+  minWorkers?: number;
+  metricsPort?: number;
+}
+
+function checkWorkers(cfg: RunConfig, workers: number): void {
+  const { global, micro } = cfg.batch;
+  if (global % (workers * micro) !== 0) {
+    throw new UserError(`batch.global ${global} is not divisible by --workers ${workers} × batch.micro ${micro}`);
+  }
+}
+
+export function registerLaunch(program: Command): void {
+  addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
+    .requiredOption('--workers <n>', 'worker processes', intFlag('--workers', 1))
+    .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag('--max-failures', 0))
+    .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag('--min-workers', 1))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
+    .action(action(async (f: LaunchFlags) => {
+      const cfg = resolveRunConfig(f);
+      checkWorkers(cfg, f.workers);
+      const output = defaultOutput(f, cfg);
+      const { summary } = await launch({
+        cfg, workers: f.workers, output, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
+        maxFailures: cfg.distributed.max_failures, backend: f.backend,
+      });
+      printResult(!!f.json, summary, formatSummary(summary));
+    }));
+}
+
+export function registerCoordinator(program: Command): void {
+  program
+    .command('coordinator')
+    .description('the job\'s gRPC coordinator: data, state machine, checkpoints, failures (workers connect to it)')
+    .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6)')
+    .requiredOption('--workers <n>', 'world size', intFlag('--workers', 1))
+    .requiredOption('--output <dir>', 'run output directory')
+    .option('--bind <host:port>', 'gRPC address (127.0.0.1 unless told otherwise)', '127.0.0.1:29400')
+    .option('--resume', 'continue from the latest checkpoint in --output')
+    .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag('--max-steps', 1))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .option('--json', 'print the summary as one JSON object on the last line')
+    .action(action(async (f: { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean }) => {
+      const token = process.env.ONELORA_JOB_TOKEN ?? '';
+      if (!token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
+      const cfg = loadConfig(f.config);
+      checkWorkers(cfg, f.workers);
+      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort });
+      await c.start();
+      const summary = await c.done;
+      printResult(!!f.json, summary, formatSummary(summary));
+    }));
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('one training process of a job: registers with the coordinator, trains its share, all-reduces over ZeroMQ')
+    .requiredOption('--coordinator <host:port>', 'the coordinator\'s gRPC address')
+    .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag('--rank', 0))
+    .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
+    .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag('--zmq-port', 0), 29500)
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .action(action(async (f: { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string }) => {
+      const index = process.env.JOB_COMPLETION_INDEX;
+      const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend });
+    }));
+}
+
+/** Adds `allreduce` under the existing `bench` command. */
+export function registerBenchAllreduce(program: Command): void {
+  const bench = program.commands.find((c) => c.name() === 'bench') ?? program.command('bench');
+  const list = (v: string): number[] => v.split(',').map(Number);
+  bench
+    .command('allreduce')
+    .description('ZeroMQ all-reduce latency and bus bandwidth, 4 KiB … 64 MiB on 2-16 local processes, and the LLaMA-2-7B 1LoRA gradient')
+    .option('--sizes <bytes,...>', 'buffer sizes in bytes', list)
+    .option('--procs <n,...>', 'process counts', list)
+    .option('--no-crossover', 'skip direct-vs-ring timings around the threshold')
+    .option('--no-llama', 'skip the 1.36 M-float gradient on 16 processes')
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { sizes?: number[]; procs?: number[]; crossover: boolean; llama: boolean; json?: boolean }) => {
+      const r = await benchAllreduce({ sizes: o.sizes, procs: o.procs, crossover: o.crossover, llama: o.llama });
+      printResult(!!o.json, r, formatAllreduceBench(r));
+    }));
+}

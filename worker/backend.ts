@@ -1,0 +1,44 @@
+// The worker's communication backend as hooks (STYLE.md item 10, after Ray Train's
+// Backend.on_start / on_shutdown): the training loop never opens or closes sockets itself.
+import { ZmqTransport } from '../src/comm/zmq.js';
+import type { Transport } from '../src/comm/transport.js';
+
+export interface CommBackend {
+  /** Binds this worker's endpoint for a new group (before Register: the endpoint goes in the request). */
+  onStart(): Promise<string>;
+  /** Connects to the group Register returned; from here `transport` is usable. */
+  onGroup(rank: number, endpoints: readonly string[]): Promise<Transport>;
+  /** Closes the transport: gracefully at the end of a run, at once (`abort`) when the group is abandoned. */
+  onShutdown(abort: boolean): Promise<void>;
+}
+
+export interface ZmqBackendOptions {
+  token: string;
+  /** Host put into the advertised endpoint (worker --advertise). */
+  advertise?: string;
+  /** Port to bind (worker --zmq-port); 0: any free port. */
+  port: number;
+}
+
+/** A fresh ZeroMQ ROUTER per group (new generation, fresh endpoints), DEALERs once the peers are known. */
+export function zmqBackend(opts: ZmqBackendOptions): CommBackend {
+  let bound: ZmqTransport | null = null;
+  return {
+    async onStart() {
+      const host = opts.advertise ? '0.0.0.0' : '127.0.0.1';
+      // The rank is only known after Register, which needs the endpoint: bind outside any group, join below.
+      bound = await ZmqTransport.bind({ rank: 0, size: 0, token: opts.token, bind: `tcp://${host}:${opts.port || '*'}`, advertise: opts.advertise });
+      return bound.endpoint;
+    },
+    async onGroup(rank, endpoints) {
+      const t = bound as ZmqTransport;
+      t.join(rank, endpoints);
+      return t;
+    },
+    async onShutdown(abort) {
+      const t = bound;
+      bound = null;
+      await t?.close({ abort });
+    },
+  };
+}

@@ -1,0 +1,102 @@
+// One optimizer step on one worker (DESIGN.md §2, §7): the rank's micro-batches from the
+// coordinator's stream, gradients of the globally normalised loss (TrainEngine.computeGrads), one
+// all-reduce of the fused trainable gradients with the loss sum appended, the identical AdamW update
+// on every rank, the in-memory commit, the report, and rank 0's checkpoint.
+import fs from 'node:fs';
+import { allReduceSum } from '../src/comm/allreduce.js';
+import type { CoordinatorClient, StartStep, StepReport } from '../src/comm/proto.js';
+import type { Transport } from '../src/comm/transport.js';
+import { fromIpc } from '../src/data/arrow.js';
+import { sampleAt } from '../src/data/sampler.js';
+import type { MicroBatch } from '../src/train/engine.js';
+import type { RunSetup } from '../src/train/setup.js';
+import { checkpoint, evaluate } from '../src/train/trainer.js';
+import type { JobSpec } from '../coordinator/server.js';
+
+export type Snapshot = ReturnType<RunSetup['engine']['snapshot']>;
+
+export interface StepContext {
+  client: CoordinatorClient;
+  transport: Transport;
+  run: RunSetup;
+  spec: JobSpec;
+  rank: number;
+  generation: number;
+  /** step → committed state; the last two are kept (a re-formed group restores the older one). */
+  snapshots: Map<number, Snapshot>;
+}
+
+const seconds = (t0: number): number => (performance.now() - t0) / 1000;
+
+/**
+ * Test-only fault injection, `ONELORA_TEST_FAULT=kind:rank:step:markerFile`: kind `kill` (SIGKILL
+ * at the start of the step) or `kill-in-checkpoint` (SIGKILL halfway through writing the step's
+ * checkpoint). The marker file makes it fire once, not again in the restarted process.
+ */
+function fault(kind: string, rank: number, step: number): boolean {
+  const [k, r, s, marker] = (process.env.ONELORA_TEST_FAULT ?? '').split(':');
+  if (k !== kind || Number(r) !== rank || Number(s) !== step || !marker || fs.existsSync(marker)) return false;
+  fs.writeFileSync(marker, `${process.pid}\n`);
+  process.kill(process.pid, 'SIGKILL');
+  return true;
+}
+
+/** ONELORA_SAMPLE_LOG=DIR: every rank appends the dataset rows it trained on (for audits and tests). */
+function logSamples(rank: number, generation: number, step: number, ids: number[]): void {
+  const dir = process.env.ONELORA_SAMPLE_LOG;
+  if (dir) fs.appendFileSync(`${dir}/samples-rank-${rank}.jsonl`, JSON.stringify({ step, rank, generation, sample_ids: ids }) + '\n');
+}
+
+export async function runStep(c: StepContext, start: StartStep): Promise<void> {
+  const { run, rank, generation, client } = c;
+  const { cfg, engine } = run;
+  const step = start.step;
+  fault('kill', rank, step);
+  const t0 = performance.now();
+  const epoch = sampleAt(start.samples_seen, { epochSize: run.train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed }).epoch;
+  const micro: MicroBatch[] = [];
+  let units = 1;
+  let samples = 0;
+  const sampleIds: number[] = [];
+  for await (const mb of client.batches({ rank, generation, step })) {
+    const rows = fromIpc(mb.arrow_ipc);
+    micro.push({ rows, ctx: { seed: cfg.seed, epoch, sampleIds: mb.sample_ids, training: true } });
+    units = Math.max(1, mb.global_label_count);
+    samples += rows.numRows;
+    sampleIds.push(...mb.sample_ids);
+  }
+  const metrics: Record<string, number> = {};
+  const evalOn = rank === 0 && cfg.eval.every >= 0 && run.validation !== null;
+  if (evalOn && step === 1) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
+  const t1 = performance.now();
+  const { grad, lossSum, peakBytes } = await engine.computeGrads(micro, units);
+  const t2 = performance.now();
+  const report = (r: Partial<StepReport>): Promise<unknown> =>
+    client.reportStep({ rank, generation, step, loss: lossSum / units, metrics, timing: null, nan: false, samples, ...r });
+  if (!Number.isFinite(lossSum) || grad.some((g) => !Number.isFinite(g))) {
+    await report({ nan: true });
+    return;
+  }
+  // One message per step: the fused gradients with this rank's loss sum appended.
+  const buf = new Float32Array(grad.length + 1);
+  buf.set(grad);
+  buf[grad.length] = lossSum;
+  await allReduceSum(c.transport, buf, step, { timeoutMs: c.spec.allreduce_timeout_ms });
+  const t3 = performance.now();
+  // Another rank's gradient was not finite: that rank reports the NaN and the coordinator stops the run.
+  if (!Number.isFinite(buf[grad.length]!)) return;
+  const { lr, gradNorm } = engine.applyUpdate(buf.subarray(0, grad.length), step - 1);
+  c.snapshots.set(step, engine.snapshot());
+  c.snapshots.delete(step - 2);
+  if (evalOn && step === c.spec.stop_at) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval.${k}`] = v;
+  const head = run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
+  Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head, bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
+  logSamples(rank, generation, step, sampleIds);
+  await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
+  if (start.checkpoint && rank === 0) {
+    const samplesSeen = start.samples_seen + cfg.batch.global;
+    checkpoint(run, c.spec.output, { step, samplesSeen, best: null }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
+    const dir = `${c.spec.output}/checkpoints/step-${step}`;
+    await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
+  }
+}

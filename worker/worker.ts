@@ -1,0 +1,153 @@
+// `onelora worker` (DESIGN.md §2, §5): register with the coordinator, build the run from the job
+// spec (setupRun, the same code as `onelora train`), restore the committed state, then follow the
+// coordinator's Control stream — start step k, restore (re-form the group), stop — until done.
+import os from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { allReduceSum } from '../src/comm/allreduce.js';
+import { AllReduceTimeoutError } from '../src/comm/allreduce.js';
+import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
+import type { Transport } from '../src/comm/transport.js';
+import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { RunError, UserError, messageOf } from '../src/errors.js';
+import { childLog } from '../src/log.js';
+import { setupRun, type RunSetup } from '../src/train/setup.js';
+import type { JobSpec } from '../coordinator/server.js';
+import { zmqBackend, type CommBackend } from './backend.js';
+import { runStep, type Snapshot, type StepContext } from './step.js';
+
+const log = childLog('worker');
+
+export interface WorkerOptions {
+  coordinator: string;
+  token: string;
+  /** --rank, else JOB_COMPLETION_INDEX, else -1 (the coordinator assigns one). */
+  rank: number;
+  advertise?: string;
+  zmqPort?: number;
+  backend?: string;
+}
+
+/** Runs until the coordinator says stop; throws a RunError when the job failed. */
+export async function runWorker(opts: WorkerOptions): Promise<void> {
+  if (!opts.token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
+  const client = new CoordinatorClient(opts.coordinator, opts.token);
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0 });
+  const snapshots = new Map<number, Snapshot>();
+  let run: RunSetup | null = null;
+  let initial: Snapshot | null = null;
+  let rank = opts.rank;
+  try {
+    for (;;) {
+      const endpoint = await comm.onStart();
+      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? opts.backend ?? 'auto' });
+      rank = reply.rank;
+      const spec = JSON.parse(reply.job_spec_json) as JobSpec;
+      if (!run) {
+        run = await setupRun(spec.config, { backend: opts.backend });
+        initial = run.engine.snapshot();
+      }
+      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints);
+      log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
+      await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot);
+      const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots };
+      const end = await followControl(ctx, comm);
+      if (end.kind === 'restore') {
+        log.warn({ rank, reason: end.reason }, `group abandoned: ${end.reason}`);
+        await comm.onShutdown(true);
+        continue;
+      }
+      await comm.onShutdown(end.failed);
+      if (end.failed) throw new RunError(end.reason);
+      return;
+    }
+  } finally {
+    await comm.onShutdown(true);
+    run?.close();
+    client.close();
+  }
+}
+
+async function register(client: CoordinatorClient, req: Parameters<CoordinatorClient['register']>[0]): Promise<RegisterReply> {
+  try {
+    // Register answers once the whole group is there: wait as long as the coordinator lets a group form.
+    return await client.register(req, 30 * 60_000);
+  } catch (err) {
+    const code = (err as grpc.ServiceError).code;
+    if (code === grpc.status.UNAUTHENTICATED) throw new UserError('the coordinator refused this worker\'s job token (ONELORA_JOB_TOKEN)');
+    throw new RunError(`register with the coordinator failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+const pack = (s: Snapshot): Float32Array => {
+  const n = s.values.length;
+  const buf = new Float32Array(3 * n + 1);
+  buf.set(s.values, 0);
+  buf.set(s.m, n);
+  buf.set(s.v, 2 * n);
+  buf[3 * n] = s.t;
+  return buf;
+};
+
+/**
+ * Brings this rank to the committed step of the reply: from a survivor's memory (broadcast as a sum
+ * all-reduce in which every other rank contributes zeros, exact), from the checkpoint on disk, or
+ * the initial state.
+ */
+async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, spec: JobSpec, snapshots: Map<number, Snapshot>, initial: Snapshot): Promise<void> {
+  const step = reply.resume?.step ?? 0;
+  const engine = run.engine;
+  if (spec.restore_from === 'memory') {
+    const n = engine.fused.size;
+    const mine = snapshots.get(step);
+    const source = spec.state_source_rank ?? 0;
+    if (reply.rank === source && !mine) throw new RunError(`rank ${reply.rank}: asked to send the state of step ${step}, which it does not hold`);
+    const buf = reply.rank === source ? pack(mine as Snapshot) : new Float32Array(3 * n + 1);
+    await allReduceSum(t, buf, 0, { timeoutMs: spec.allreduce_timeout_ms, algorithm: 'direct' });
+    engine.restore({ values: buf.subarray(0, n), m: buf.subarray(n, 2 * n), v: buf.subarray(2 * n, 3 * n), t: buf[3 * n]! });
+  } else if (spec.restore_from === 'disk') {
+    const dir = reply.resume?.checkpoint_dir ?? '';
+    const ck = readCheckpoint(dir, reply.config_hash);
+    engine.restoreByKey(ck.trainable, ck.m, ck.v, ck.state.optimizer_t, dir);
+  } else {
+    engine.restore(initial);
+  }
+  snapshots.clear();
+  snapshots.set(step, engine.snapshot());
+}
+
+type GroupEnd = { kind: 'restore'; reason: string } | { kind: 'stop'; failed: boolean; reason: string };
+
+async function followControl(c: StepContext, comm: CommBackend): Promise<GroupEnd> {
+  const control = c.client.control({ rank: c.rank, generation: c.generation });
+  let current = 0;
+  const hb = setInterval(() => {
+    c.client.heartbeat({ rank: c.rank, generation: c.generation, step: current }).catch(() => undefined);
+  }, 1000);
+  let inFlight: Promise<void> = Promise.resolve();
+  try {
+    for await (const cmd of control) {
+      if (cmd.kind === 'start') {
+        current = cmd.start.step;
+        inFlight = runStep(c, cmd.start).catch((err: unknown) => reportFailure(c, cmd.start.step, err));
+      } else if (cmd.kind === 'restore') {
+        // Unblock a step waiting on a dead peer, then re-register.
+        await comm.onShutdown(true);
+        await inFlight;
+        return { kind: 'restore', reason: cmd.restore.reason };
+      } else if (cmd.kind === 'stop') {
+        await inFlight;
+        return { kind: 'stop', failed: cmd.stop.failed, reason: cmd.stop.reason };
+      }
+    }
+    throw new RunError('the coordinator ended the control stream without a stop (is it gone?)');
+  } finally {
+    clearInterval(hb);
+    control.cancel();
+  }
+}
+
+async function reportFailure(c: StepContext, step: number, err: unknown): Promise<void> {
+  const late = err instanceof AllReduceTimeoutError ? err.lateRank : -1;
+  log.warn({ rank: c.rank, step, late_rank: late }, messageOf(err));
+  await c.client.reportFailure({ rank: c.rank, generation: c.generation, step, late_rank: late, message: messageOf(err) }).catch(() => undefined);
+}

@@ -25,7 +25,10 @@ export function customOp<R extends tf.Tensor>(
   type Custom = Parameters<typeof tf.customGrad>[0];
   const f = tf.customGrad(((...args: (tf.Tensor | Save)[]) => {
     const save = args[args.length - 1] as Save;
-    return fn(args.slice(0, -1) as tf.Tensor[], save);
+    const r = fn(args.slice(0, -1) as tf.Tensor[], save);
+    // tfjs runs a custom gradient outside any tidy and frees nothing until the whole backward
+    // ends, so every temporary of every gradFunc stayed alive to the end: tidy keeps only the grads.
+    return { value: r.value, gradFunc: (dy: R, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy, saved)) };
   }) as unknown as Custom);
   return f(...inputs) as R;
 }
@@ -110,7 +113,7 @@ export function linear(x: T2, w: T2, opts: LinearOptions = {}): T2 {
         const wT = trainW ? tf.transpose(w) : frozenTranspose(w);
         const grads: tf.Tensor[] = [tf.matMul(g, wT)];
         if (trainW) grads.push(tf.matMul(tf.transpose(saved[0] as T2), g)); // [in, N] · [N, out]
-        if (trainB) grads.push(tf.sum(g, 0));
+        if (trainB) grads.push(sumRows(g));
         return grads;
       },
     };
@@ -142,21 +145,59 @@ export function batchedMatMulPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D 
 }
 
 /**
- * Batched matmul for attention, [G, M, K] · [G, K, N] -> [G, M, N], on tfjs's batched kernel.
- * Measured (`onelora bench kernels`, and a LLaMA step's kernel profile): the batched kernel runs
- * at ~1.5-2.5 GFLOP/s; G plain 2-D matMuls reach ~4 GFLOP/s in isolation, but splitting the
- * operands (Unpack/Slice on wasm) costs from 7 ms to 400 ms per [64, 70, 32] tensor depending on
- * the shape, which made whole steps 10× slower. The backward uses the transpose-flag kernels,
- * measured as fast as explicit transposes at these sizes.
+ * Σ over rows of g [N, d] -> [d]. tfjs-wasm's Sum over axis 0 of [1024, 256-688] measured 2.6-6.6
+ * ms, 1ᵀ g as a matMul 0.8-2.1 ms (XNNPACK packs g first), and two reductions over a [N/f, f, d]
+ * view (f the divisor of N nearest √N) 0.25-0.85 ms.
+ */
+export function sumRows(g: T2): T1 {
+  const [n, d] = g.shape;
+  let f = Math.floor(Math.sqrt(n));
+  while (n % f !== 0) f--;
+  if (f === 1) return tf.sum(g, 0);
+  return tf.sum(tf.sum(g.reshape([n / f, f, d]), 1), 0); // [N/f, f, d] -> [N/f, d] -> [d]
+}
+
+/** Below this many multiply-adds per group the batched kernel's speed does not matter (generation's 1-token steps). */
+const GROUPED_MIN_MACS = 65536;
+
+/**
+ * [G, M, K] · [G, K, N] -> [G, M, N]. On wasm, as G plain 2-D matMuls (~10× the batched kernel's
+ * ~1.5-2.5 GFLOP/s at attention sizes). The operands are split through one dataSync each and
+ * tf.tensor per group: tfjs-wasm's Slice/Unpack read back the whole input for every slice (7 to
+ * 400 ms per split, measured), and each group is a fresh tensor, so XNNPACK's packed-operand cache
+ * (keyed by buffer id) never sees a reshaped alias. Other backends use their batched kernel.
+ */
+function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [g, m, k] = a.shape;
+  const n = b.shape[2];
+  if (tf.getBackend() !== 'wasm' || g === 1 || m * k * n < GROUPED_MIN_MACS) return tf.matMul(a, b);
+  const av = a.dataSync() as Float32Array;
+  const bv = b.dataSync() as Float32Array;
+  const outs: T2[] = [];
+  for (let i = 0; i < g; i++) {
+    const ai = tf.tensor2d(av.subarray(i * m * k, (i + 1) * m * k), [m, k]);
+    const bi = tf.tensor2d(bv.subarray(i * k * n, (i + 1) * k * n), [k, n]);
+    outs.push(tf.matMul(ai, bi)); // [M, K] · [K, N]
+    tf.dispose([ai, bi]);
+  }
+  const out = tf.concat(outs, 0); // G × [M, N] -> [G·M, N]
+  tf.dispose(outs);
+  return out.reshape([g, m, n]);
+}
+
+/**
+ * Batched matmul for attention, [G, M, K] · [G, K, N] -> [G, M, N], both operands differentiable:
+ * da = g bᵀ, db = aᵀ g, each a grouped product after one rank-3 transpose (`groupedMatMul`).
  */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   return customOp<tf.Tensor3D>([a, b], ([ai, bi], save) => {
     save([ai as tf.Tensor3D, bi as tf.Tensor3D]);
     return {
-      value: tf.matMul(ai as tf.Tensor3D, bi as tf.Tensor3D),
+      value: groupedMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D),
       gradFunc: (g, saved) => {
         const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
-        return [tf.matMul(g, sb, false, true), tf.matMul(sa, g, true, false)];
+        const t = (x: tf.Tensor3D): tf.Tensor3D => tf.transpose(x, [0, 2, 1]); // [G, R, C] -> [G, C, R]
+        return [groupedMatMul(g, t(sb)), groupedMatMul(t(sa), g)];
       },
     };
   });

@@ -4,7 +4,7 @@
 // both attention matmuls are `bmm` on [B·H, T, hd] operands (DESIGN.md §3: plain kernels only).
 // The causal mask and the RoPE tables are built once and kept (tf.keep) across calls.
 import { tf } from '../backend.js';
-import { bmm } from '../backend/linear.js';
+import { bmm, customOp } from '../backend/linear.js';
 
 type T2 = tf.Tensor2D;
 type T4 = tf.Tensor4D;
@@ -106,18 +106,46 @@ export function ropeTables(hd: number, theta: number, len: number): RopeTables {
   return tables;
 }
 
+let rotation: { hd: number; r: T2 } | null = null;
+
+/** R [hd, hd] with x R = rotate_half(x) = [-x2, x1] (a signed permutation, so exact; Rᵀ = -R). */
+function rotateHalfMatrix(hd: number): T2 {
+  if (rotation && rotation.hd === hd && !rotation.r.isDisposed) return rotation.r;
+  rotation?.r.dispose();
+  const half = hd / 2;
+  const m = new Float32Array(hd * hd);
+  for (let j = 0; j < half; j++) {
+    m[(j + half) * hd + j] = -1; // out[j] = -x[j + half]
+    m[j * hd + j + half] = 1; // out[j + half] = x[j]
+  }
+  rotation = { hd, r: tf.keep(tf.tensor2d(m, [hd, hd])) };
+  return rotation.r;
+}
+
 /**
  * Rotary embedding of x [B, H, T, hd] at absolute positions offset..offset+T-1:
  * x·cos + rotate_half(x)·sin with rotate_half([x1, x2]) = [-x2, x1] (the halves of hd).
+ * One custom op that saves nothing (dx = g·cos − (g·sin) R, as Rᵀ = −R); rotate_half is a matMul
+ * by R because Split/Concat on wasm cost ~4 ms per call at [8, 4, 128, 64].
  */
 export function applyRope(x: T4, theta: number, offset: number): T4 {
-  const [, , t, hd] = x.shape;
-  const { cos, sin } = ropeTables(hd, theta, offset + t);
-  const c = tf.slice(cos, [offset, 0], [t, hd]); // [T, hd], broadcast over B, H
-  const s = tf.slice(sin, [offset, 0], [t, hd]);
-  const [x1, x2] = tf.split(x, 2, 3) as [T4, T4];
-  const rotated = tf.concat([tf.neg(x2), x1], 3);
-  return tf.add(tf.mul(x, c), tf.mul(rotated, s));
+  const [b, h, t, hd] = x.shape;
+  const rows = b * h * t;
+  const tables = (): { c: T2; s: T2 } => {
+    const { cos, sin } = ropeTables(hd, theta, offset + t);
+    return { c: tf.slice(cos, [offset, 0], [t, hd]), s: tf.slice(sin, [offset, 0], [t, hd]) }; // [T, hd], broadcast over B, H
+  };
+  const rot = (y: tf.Tensor): tf.Tensor => tf.matMul(y.reshape([rows, hd]) as T2, rotateHalfMatrix(hd)).reshape([b, h, t, hd]); // [B·H·T, hd]·[hd, hd]
+  return customOp<T4>([x], ([xi]) => {
+    const { c, s } = tables();
+    return {
+      value: tf.add(tf.mul(xi as T4, c), tf.mul(rot(xi as T4), s)) as T4,
+      gradFunc: (g) => {
+        const { c: gc, s: gs } = tables();
+        return tf.sub(tf.mul(g, gc), rot(tf.mul(g, gs)));
+      },
+    };
+  });
 }
 
 /** Frees the cached masks and tables (tests that count tensors). */
@@ -129,4 +157,6 @@ export function clearAttentionCaches(): void {
     r.sin.dispose();
   }
   ropeCache.clear();
+  rotation?.r.dispose();
+  rotation = null;
 }

@@ -9,7 +9,7 @@ import { generate, type GenerateOptions } from './generate.js';
 import { llamaConfigToHf, llamaLayout, type LlamaConfig } from './llama-config.js';
 import type { ModelLayout } from './layout.js';
 import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from './modules.js';
-import { crossEntropySum, embedding, rmsNorm, silu } from './ops.js';
+import { crossEntropySum, embedding, rmsNorm, swiGlu } from './ops.js';
 
 type T2 = tf.Tensor2D;
 type T4 = tf.Tensor4D;
@@ -92,7 +92,7 @@ class LlamaMlp {
   }
 
   forward(x: T2): T2 {
-    return this.down.forward(tf.mul(silu(this.gate.forward(x)), this.up.forward(x)) as T2); // [B·T, I] -> [B·T, D]
+    return this.down.forward(swiGlu(this.gate.forward(x), this.up.forward(x))); // [B·T, I] -> [B·T, D]
   }
 }
 

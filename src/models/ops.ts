@@ -3,15 +3,34 @@
 // UnsortedSegmentSum (the built-in gather gradient) and because a one-hot [N, V] target is never
 // needed in the forward pass: the loss is logsumexp(z) - z[label], its gradient softmax(z) - onehot.
 import { tf } from '../backend.js';
-import { customOp } from '../backend/linear.js';
+import { customOp, sumRows } from '../backend/linear.js';
 
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
 
-/** RMSNorm (Zhang & Sennrich 2019) as LLaMA uses it: x / sqrt(mean(x²) + eps) · w. x [N, D] */
+/**
+ * RMSNorm (Zhang & Sennrich 2019) as LLaMA uses it: x / sqrt(mean(x²) + eps) · w. x [N, D]
+ * One custom op saving x and r = 1/rms [N, 1]: as plain ops its five intermediates and their
+ * gradients stayed alive through the whole backward (tfjs frees gradients only when it ends).
+ * dx = r·(ĝ − x̂·mean(ĝ ⊙ x̂)) with x̂ = x r, ĝ = g ⊙ w; dw = Σ_rows g ⊙ x̂.
+ */
 export function rmsNorm(x: T2, w: T1, eps: number): T2 {
-  const ms = tf.mean(tf.square(x), -1, true); // [N, 1]
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w) as T2;
+  const trainW = (w as Partial<tf.Variable>).trainable === true;
+  return customOp<T2>(trainW ? [x, w] : [x], ([xi, wi], save) => {
+    const xs = xi as T2;
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xs), -1, true), eps)); // [N, 1]
+    save([xs, r]);
+    return {
+      value: tf.mul(tf.mul(xs, r), wi ?? w) as T2,
+      gradFunc: (g, saved) => {
+        const [sx, sr] = saved as [T2, T2];
+        const xhat = tf.mul(sx, sr);
+        const gh = tf.mul(g, wi ?? w);
+        const dx = tf.mul(tf.sub(gh, tf.mul(xhat, tf.mean(tf.mul(gh, xhat), -1, true))), sr) as T2;
+        return trainW ? [dx, sumRows(tf.mul(g, xhat) as T2)] : dx;
+      },
+    };
+  });
 }
 
 /** LayerNorm (Ba et al. 2016): (x - μ) / sqrt(σ² + eps) · w + b over the last axis. x [N, D] */
@@ -24,6 +43,26 @@ export function layerNorm(x: T2, w: T1, b: T1 | null, eps: number): T2 {
 /** SiLU / swish: x · σ(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * SwiGLU's gate (Shazeer 2020): silu(a) ⊙ u, one custom op saving a and u (not σ(a), a·σ(a) and
+ * their gradients, which tfjs keeps until the backward ends). a, u [N, I]
+ * da = g ⊙ u ⊙ σ(a)(1 + a(1 − σ(a))), du = g ⊙ a σ(a).
+ */
+export function swiGlu(a: T2, u: T2): T2 {
+  return customOp<T2>([a, u], ([ai, ui], save) => {
+    save([ai as T2, ui as T2]);
+    return {
+      value: tf.mul(silu(ai as T2), ui as T2) as T2,
+      gradFunc: (g, saved) => {
+        const [sa, su] = saved as [T2, T2];
+        const sig = tf.sigmoid(sa);
+        const dsilu = tf.mul(sig, tf.add(1, tf.mul(sa, tf.sub(1, sig))));
+        return [tf.mul(tf.mul(g, su), dsilu), tf.mul(g, tf.mul(sa, sig))];
+      },
+    };
+  });
 }
 
 /** The exact GELU of BERT/ViT: x · Φ(x) = 0.5 x (1 + erf(x / √2)). */

@@ -6,7 +6,7 @@
 // Memory (why it is one custom op): the backward needs only s = 1ᵀx per row (db = sᵀ g) and b
 // (dx = g W0ᵀ + (g b) 1ᵀ); x is never saved, W0 is closed over so it gets no gradient.
 import { tf } from '../backend.js';
-import { customOp, frozenTranspose } from '../backend/linear.js';
+import { customOp, frozenTranspose, sumRows } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule } from '../models/modules.js';
 import { normalArray, uniqueName, zerosVar } from './init.js';
 import type { BuildContext, MethodDef } from './types.js';
@@ -47,8 +47,8 @@ export function oneLoraLinear(x: T2, w: T2, b: tf.Variable | T1, opts: OneLoraOp
         const gb: T2 = tf.sum(tf.mul(g, bs), 1, true); // g b: [N, d] -> [N, 1]
         const back = tf.matMul(g, frozenTranspose(w)); // [N, d]·[d, k] -> [N, k]
         const dx = tf.add(back, c ? tf.mul(gb, c) : gb); // + (g b) cᵀ, or (g b) 1ᵀ by broadcast
-        const db = tf.sum(tf.mul(g, ss), 0); // sᵀ g: [N, d] ⊙ [N, 1] summed over rows -> [d]
-        return trainB ? [dx, db, tf.sum(g, 0)] : [dx, db];
+        const db = sumRows(tf.mul(g, ss)); // sᵀ g: [N, d] ⊙ [N, 1] summed over rows -> [d]
+        return trainB ? [dx, db, sumRows(g)] : [dx, db];
       },
     };
   });

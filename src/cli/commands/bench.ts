@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { initBackend } from '../../backend.js';
 import { benchKernels } from '../../bench/kernels.js';
+import { benchStep, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
 import { action, intFlag, printResult } from '../run.js';
 
 export function registerBench(program: Command): void {
@@ -17,5 +18,26 @@ export function registerBench(program: Command): void {
       await initBackend(opts.backend);
       const r = benchKernels({ reps: opts.reps });
       printResult(!!opts.json, r);
+    }));
+  const d = DEFAULT_STEP_SHAPE;
+  bench
+    .command('step')
+    .description('one training step (forward, backward, AdamW) of a LLaMA-shaped model with random weights: step_s, tokens_per_s, peak_bytes, trainable')
+    .option('--vocab <n>', 'vocabulary size', intFlag('--vocab', 2), d.vocab)
+    .option('--dim <n>', 'hidden size', intFlag('--dim', 2), d.dim)
+    .option('--layers <n>', 'decoder layers', intFlag('--layers', 1), d.layers)
+    .option('--heads <n>', 'attention heads', intFlag('--heads', 1), d.heads)
+    .option('--ffn <n>', 'SwiGLU width', intFlag('--ffn', 1), d.ffn)
+    .option('--seq <n>', 'tokens per sequence', intFlag('--seq', 2), d.seq)
+    .option('--batch <n>', 'sequences per step', intFlag('--batch', 1), d.batch)
+    .option('--method <spec>', 'method SPEC', '1lora')
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--reps <n>', 'timed steps after one warm-up step (median reported)', intFlag('--reps', 1), 5)
+    .option('--profile', 'add the milliseconds per kernel of one step')
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { vocab: number; dim: number; layers: number; heads: number; ffn: number; seq: number; batch: number; method: string; backend?: string; reps: number; profile?: boolean; json?: boolean }) => {
+      await initBackend(o.backend);
+      const shape = { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, ffn: o.ffn, seq: o.seq, batch: o.batch };
+      printResult(!!o.json, await benchStep({ method: o.method, shape, reps: o.reps, profile: !!o.profile }));
     }));
 }

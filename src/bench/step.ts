@@ -1,0 +1,154 @@
+// `onelora bench step`: one full training step (forward, backward, AdamW) of a LLaMA-shaped model
+// with random weights, through the same TrainEngine the trainer uses, so the figure is what a run
+// gets. scripts/bench-torch-step.py runs the same model and step in PyTorch for the reference.
+// Medians after warm-up; printed, never asserted.
+import type { RecordBatch } from 'apache-arrow';
+import { tf } from '../backend.js';
+import { clearTransposeCache } from '../backend/linear.js';
+import { clearAttentionCaches } from '../models/attention.js';
+import { randomModel } from '../models/hf.js';
+import { LlamaModel } from '../models/llama.js';
+import { parseLlamaConfig } from '../models/llama-config.js';
+import { llamaFamily } from '../models/registry.js';
+import { applyMethod } from '../peft/apply.js';
+import { TrainEngine } from '../train/engine.js';
+import type { Task } from '../train/task.js';
+
+export interface StepShape {
+  readonly vocab: number;
+  readonly dim: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly ffn: number;
+  readonly seq: number;
+  readonly batch: number;
+}
+
+export interface StepBench {
+  method: string;
+  backend: string;
+  shape: StepShape;
+  step_s: number;
+  tokens_per_s: number;
+  peak_bytes: number;
+  trainable: number;
+  /** With --profile: milliseconds per kernel name over one step, largest first. */
+  kernels?: Record<string, number>;
+}
+
+/** The issue's benchmark shape: V=512 D=256 L=4 H=4 F=688 T=128 B=8. */
+export const DEFAULT_STEP_SHAPE: StepShape = Object.freeze({ vocab: 512, dim: 256, layers: 4, heads: 4, ffn: 688, seq: 128, batch: 8 });
+
+/** A LLaMA with seeded random weights at `shape` (no tokenizer, untied head). */
+export function benchLlama(shape: StepShape, seed = 0): LlamaModel {
+  const hf = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', vocab_size: shape.vocab, hidden_size: shape.dim,
+    intermediate_size: shape.ffn, num_attention_heads: shape.heads, num_key_value_heads: shape.heads, num_hidden_layers: shape.layers,
+    max_position_embeddings: Math.max(512, shape.seq), rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
+  };
+  return randomModel(llamaFamily, parseLlamaConfig(hf, 'bench step'), seed, hf);
+}
+
+/** Seeded token ids in [0, V): the same stream for every method. */
+function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  const out = new Int32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = (s >>> 0) % vocab;
+  }
+  return out;
+}
+
+/** A causal-LM task over one fixed batch (every position is a label), so no Arrow decoding is timed. */
+function fixedBatchTask(ids: Int32Array, b: number, t: number): Task<LlamaModel> {
+  return {
+    name: 'causal-lm',
+    metric: { name: 'loss', lowerIsBetter: true },
+    countUnits: () => b * (t - 1),
+    lossSum: (model) => tf.tidy(() => {
+      const x = tf.tensor2d(ids, [b, t], 'int32');
+      return model.lossSum(x, x);
+    }),
+    evaluate: () => Promise.resolve({}),
+  };
+}
+
+/**
+ * Milliseconds per kernel name over one forward+backward. tf.profile records bytes but not time,
+ * and wasm kernels run synchronously, so timing engine.runKernel around each call is exact enough.
+ */
+async function kernelBreakdown(engine: TrainEngine, units: number): Promise<Record<string, number>> {
+  const ms = new Map<string, number>();
+  const engineAny = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
+  const original = engineAny.runKernel.bind(engineAny);
+  engineAny.runKernel = (name: string, ...rest: unknown[]) => {
+    const t0 = performance.now();
+    const out = original(name, ...rest);
+    ms.set(name, (ms.get(name) ?? 0) + performance.now() - t0);
+    return out;
+  };
+  try {
+    await engine.computeGrads([{ rows: null as unknown as RecordBatch, ctx: { seed: 0, epoch: 0, sampleIds: [], training: true } }], units);
+  } finally {
+    engineAny.runKernel = original;
+  }
+  return Object.fromEntries([...ms].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}
+
+export interface StepBenchOptions {
+  readonly method: string;
+  readonly shape?: StepShape;
+  readonly reps?: number;
+  readonly warmup?: number;
+  readonly seed?: number;
+  readonly profile?: boolean;
+}
+
+export async function benchStep(opts: StepBenchOptions): Promise<StepBench> {
+  const shape = opts.shape ?? DEFAULT_STEP_SHAPE;
+  const reps = opts.reps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const model = benchLlama(shape, opts.seed ?? 0);
+  const peft = applyMethod(model, opts.method, { seed: opts.seed ?? 0 });
+  const { batch: b, seq: t } = shape;
+  const task = fixedBatchTask(randomIds(b * t, shape.vocab, (opts.seed ?? 0) + 7), b, t);
+  const engine = new TrainEngine(model, task, peft.trainable, {
+    schedule: { name: 'constant', baseLr: 1e-4, warmupSteps: 0, totalSteps: 1000, minLrRatio: 0 },
+    betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01, gradClip: 1, noDecay: () => false,
+  });
+  const units = b * (t - 1);
+  const micro = [{ rows: null as unknown as RecordBatch, ctx: { seed: 0, epoch: 0, sampleIds: [], training: true } }];
+  try {
+    const times: number[] = [];
+    let peak = 0;
+    for (let i = 0; i < warmup + reps; i++) {
+      const t0 = performance.now();
+      const { grad, peakBytes } = await engine.computeGrads(micro, units);
+      engine.applyUpdate(grad, i);
+      const dt = (performance.now() - t0) / 1000;
+      if (i >= warmup) times.push(dt);
+      peak = Math.max(peak, peakBytes);
+    }
+    times.sort((x, y) => x - y);
+    const stepS = times[Math.floor(times.length / 2)] as number;
+    const out: StepBench = {
+      method: opts.method, backend: tf.getBackend(), shape,
+      step_s: round(stepS, 4), tokens_per_s: Math.round((b * t) / stepS), peak_bytes: peak, trainable: engine.fused.size,
+    };
+    if (opts.profile) out.kernels = await kernelBreakdown(engine, units);
+    return out;
+  } finally {
+    peft.dispose();
+    model.dispose();
+    clearTransposeCache();
+    clearAttentionCaches();
+  }
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}

@@ -13,6 +13,8 @@ import { registerParams } from './commands/params.js';
 import { registerPredict } from './commands/predict.js';
 import { registerSample } from './commands/sample.js';
 import { registerTrain } from './commands/train.js';
+import { loadAdapter } from '../peft/adapter-io.js';
+
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,14 +24,17 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerTrain, registerData, registerParams, registerGenerate, registerPredict, registerMerge, registerSample, registerEval, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
+  // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
+  const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
+  for (const register of [registerTrain, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerEval, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
   return program;
 }
 
-async function main(): Promise<void> {
+/** Parses process.argv and runs the command; bin/onelora.js calls it. */
+export async function runCli(argv: readonly string[] = process.argv): Promise<void> {
   const program = buildProgram();
   try {
-    await program.parseAsync(process.argv);
+    await program.parseAsync(argv as string[]);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version exit 0; every usage error is the user's: exit 2.
@@ -40,4 +45,3 @@ async function main(): Promise<void> {
   }
 }
 
-await main();

@@ -42,7 +42,9 @@ export interface LoadDitOptions {
   readonly numClasses?: number;
 }
 
-const TABLE = 'y_embedder.embedding_table.weight';
+/** The class table: the one DiT parameter a new dataset replaces (its task head). */
+export const DIT_CLASS_TABLE = 'y_embedder.embedding_table.weight';
+const TABLE = DIT_CLASS_TABLE;
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);

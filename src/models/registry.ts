@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { DIT_PRESETS, describeDit, type DitModel } from './dit.js';
-import { loadDit } from './dit-load.js';
+import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } from './dit.js';
+import { DIT_CLASS_TABLE, loadDit } from './dit-load.js';
 import { loadHfDir, randomModel, readJsonFile, type ModelFamily } from './hf.js';
 import { countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
@@ -67,10 +67,12 @@ export interface ModelDescription {
   readonly norms: NormSpec[];
   readonly headPaths: string[];
   readonly totalParams: number;
+  /** Elements of parameters made for the task that are not head linears: a DiT's new class table. */
+  readonly headParams?: number;
 }
 
 export interface LoadOptions {
-  /** Classes of the task: sizes (or creates) a ViT classifier. */
+  /** Classes of the task: sizes (or creates) a ViT classifier, or a DiT's class table (+ the null class). */
   readonly numLabels?: number;
   /** Seeds random initialisation (presets, created heads). Default 0. */
   readonly seed?: number;
@@ -115,7 +117,8 @@ function readDirConfig(dir: string): Record<string, unknown> {
 export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const seed = opts.seed ?? 0;
   if (isDir(ref) && isDitDir(ref)) {
-    return { family: 'dit', model: loadDit(ref, { seed }), created: [], dir: ref, name: path.basename(path.resolve(ref)) };
+    const model = loadDit(ref, { seed, numClasses: opts.numLabels });
+    return { family: 'dit', model, created: [...model.created], dir: ref, name: path.basename(path.resolve(ref)) };
   }
   if (isDir(ref)) {
     const raw = readDirConfig(ref);
@@ -140,8 +143,23 @@ export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<Lo
     const model = randomModel(vitFamily, cfg, seed, raw);
     return { family: 'vit', model, created: [], dir: null, name: ref };
   }
-  if (DIT_PRESETS[ref]) return { family: 'dit', model: loadDit(ref, { seed }), created: [], dir: null, name: ref };
+  if (DIT_PRESETS[ref]) {
+    // A preset is random anyway; a class count other than the preset's stands for the table a
+    // checkpoint would get for the task (Food-101 on dit-xl-2-256), so it is reported as created.
+    const model = loadDit(ref, { seed, numClasses: opts.numLabels });
+    const resized = opts.numLabels !== undefined && opts.numLabels !== DIT_PRESETS[ref].numClasses;
+    return { family: 'dit', model, created: resized ? [DIT_CLASS_TABLE] : [], dir: null, name: ref };
+  }
   throw unknownRef(ref);
+}
+
+/** A DiT's modules; another class count means a new class table (numLabels + null rows), counted as `headParams`. */
+function describeDitFor(config: DitConfig, numLabels: number | undefined): ModelDescription {
+  const resized = numLabels !== undefined && numLabels !== config.numClasses;
+  const c = resized ? { ...config, numClasses: numLabels } : config;
+  const d = describeDit(c);
+  const head = resized ? tableRows(c) * c.hidden : 0;
+  return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams, ...(head ? { headParams: head } : {}) };
 }
 
 /** Modules and counts from the config alone: no weights are allocated (7B/13B describe instantly). */
@@ -152,8 +170,7 @@ export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLab
   if (isDir(ref) && isDitDir(ref)) {
     const model = loadDit(ref);
     try {
-      const d = describeDit(model.config);
-      return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams };
+      return describeDitFor(model.config, opts.numLabels);
     } finally {
       model.dispose();
     }
@@ -165,8 +182,7 @@ export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLab
     raw = { ...PRESETS[ref].hf };
     name = ref;
   } else if (DIT_PRESETS[ref]) {
-    const d = describeDit(DIT_PRESETS[ref]);
-    return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams };
+    return describeDitFor(DIT_PRESETS[ref], opts.numLabels);
   } else {
     throw unknownRef(ref);
   }

@@ -16,6 +16,7 @@ import { actsOnLinears, applyMethod, type ApplyOptions, type PeftState } from '.
 import { methodDef } from './registry.js';
 import { DEFAULT_RANK, defaultAlpha, formatMethodSpec, parseMethodSpec, type MethodSpec } from './spec.js';
 import { compileTargets, shortName, targetModuleNames } from './targets.js';
+import { KEY_PREFIX } from './types.js';
 import { VERA_D_INITIAL } from './vera.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -184,15 +185,27 @@ function shapeText(s: readonly number[]): string {
   return `[${s.join(', ')}]`;
 }
 
+/** Whole parameters saved as modules_to_save that are not head linears (a DiT's class table). */
+export function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSave: unknown): string[] {
+  if (!Array.isArray(modulesToSave) || modulesToSave.length === 0) return [];
+  const params = model.parameters();
+  const linearParams = new Set(model.linears().flatMap((l) => [`${l.path}.weight`, `${l.path}.bias`]));
+  return keys
+    .filter((k) => k.startsWith(KEY_PREFIX))
+    .map((k) => k.slice(KEY_PREFIX.length))
+    .filter((n) => params.has(n) && !linearParams.has(n) && modulesToSave.includes(shortName(n.replace(/\.(weight|bias)$/, ''))));
+}
+
 /**
  * Loads an adapter directory onto `model`: applies its method, then fills every tensor from the
  * file after checking names and shapes against what the method created.
  */
 export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
-  const { spec, options } = readAdapterConfig(dir);
+  const { spec, options, config } = readAdapterConfig(dir);
   const file = path.join(dir, ADAPTER_WEIGHTS);
   const src = openSafetensors(file);
-  const state = applyMethod(model, spec, options);
+  const headParams = taskParams([...src.tensors.keys()], model, config.modules_to_save);
+  const state = applyMethod(model, spec, headParams.length ? { ...options, headParams } : options);
   try {
     const expected = new Map<string, tf.Variable>([...state.trainable, ...state.buffers]);
     for (const key of expected.keys()) {

@@ -18,6 +18,11 @@ export interface ApplyOptions {
   readonly exclude?: string;
   /** Train the output head whole as a new task head (default: ViT classification). */
   readonly trainHead?: boolean;
+  /**
+   * Parameter names (as in `model.parameters()`) made for the task that are not head linears — a
+   * DiT's new class table: trained whole and saved as task head tensors (PEFT's modules_to_save).
+   */
+  readonly headParams?: readonly string[];
 }
 
 export interface PeftState {
@@ -141,8 +146,18 @@ export function applyMethod(model: AdaptableModel, spec: string | MethodSpec, op
       }
     }
   }
+  const params = model.parameters();
+  const headVars = new Map<tf.Variable, boolean>();
+  for (const name of opts.headParams ?? []) {
+    const v = params.get(name);
+    if (!v) throw new UserError(`head parameter '${name}' is not a parameter of this model`);
+    headVars.set(v, v.trainable);
+    v.trainable = true;
+    trainable.set(`${KEY_PREFIX}${name}`, v);
+    headKeys.add(`${KEY_PREFIX}${name}`);
+  }
   return makeState(model, parsed, seed, opts, linears.filter((l) => touched.has(l.path)).map((l) => l.path), {
-    trainable, buffers, kernel, headKeys, shared, snapshots,
+    trainable, buffers, kernel, headKeys, shared, snapshots, headVars,
   });
 }
 
@@ -150,7 +165,7 @@ function makeState(
   model: AdaptableModel, spec: MethodSpec, seed: number, options: ApplyOptions, targets: string[],
   parts: {
     trainable: Map<string, tf.Variable>; buffers: Map<string, tf.Variable>; kernel: Set<string>; headKeys: Set<string>;
-    shared: Map<string, tf.Variable>; snapshots: Map<LinearModule, Snapshot>;
+    shared: Map<string, tf.Variable>; snapshots: Map<LinearModule, Snapshot>; headVars: Map<tf.Variable, boolean>;
   },
 ): PeftState {
   let merged = false;
@@ -192,6 +207,7 @@ function makeState(
         l.trainWeight = false;
       }
       for (const v of parts.shared.values()) v.dispose();
+      for (const [v, was] of parts.headVars) v.trainable = was;
       spent = true;
     },
     dispose() {
@@ -208,6 +224,7 @@ function makeState(
         l.trainWeight = snap.trainWeight;
       }
       for (const v of parts.shared.values()) v.dispose();
+      for (const [v, was] of parts.headVars) v.trainable = was;
     },
   };
   return state;

@@ -18,6 +18,8 @@ export interface CountDescription {
   readonly totalParams?: number;
   /** 'vit': the classifier is a new task head, trained whole and reported as `head`. */
   readonly family?: string;
+  /** Elements of other parameters made for the task (a DiT's new class table): trained whole, reported in `head`. */
+  readonly headParams?: number;
 }
 
 export interface CountOptions {
@@ -75,10 +77,10 @@ export function trainableKeys(desc: CountDescription, spec: string | MethodSpec,
     if (def.kind === 'all' && desc.totalParams !== undefined) {
       // Embeddings and anything else that is neither a linear nor a norm.
       const known = desc.linears.reduce((a, l) => a + linearNumel(l), 0) + desc.norms.reduce((a, n) => a + n.features * (n.hasBias ? 2 : 1), 0);
-      rest = desc.totalParams - known;
+      rest = desc.totalParams - known - (desc.headParams ?? 0);
     }
   }
-  const head = newHead ? desc.linears.filter((l) => heads.has(l.path)).reduce((a, l) => a + linearNumel(l), 0) : 0;
+  const head = (newHead ? desc.linears.filter((l) => heads.has(l.path)).reduce((a, l) => a + linearNumel(l), 0) : 0) + (desc.headParams ?? 0);
   return { keys, layers: desc.linears.filter((l) => touched.has(l.path)), head, rest };
 }
 

@@ -60,7 +60,10 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
   const loaded = await loadModel(modelRef, { numLabels, seed: cfg.seed });
   const model = loaded.model;
   if (loaded.created.length > 0) log.info({ created: loaded.created }, 'created for this task (trained, saved with the adapter)');
-  const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank), { seed: cfg.seed, targets: cfg.targets });
+  // Created tensors that are not head linears (a DiT's class table for the dataset) train whole.
+  const linearParams = new Set(model.linears().flatMap((l) => [`${l.path}.weight`, `${l.path}.bias`]));
+  const headParams = loaded.created.filter((n) => !linearParams.has(n));
+  const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank), { seed: cfg.seed, targets: cfg.targets, ...(headParams.length ? { headParams } : {}) });
   const task = createTask(cfg, train, tokenizer);
   const o = cfg.optim;
   const engine = new TrainEngine(model, task, peft.trainable, {

@@ -7,12 +7,12 @@ import path from 'node:path';
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend.js';
-import { writeSafetensors } from '../../checkpoint/safetensors.js';
+import { openSafetensors, writeSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';
 import { sampleLatents, type SamplerName } from '../../models/diffusion.js';
 import type { DitModel } from '../../models/dit.js';
-import { loadDit } from '../../models/dit-load.js';
+import { DIT_CLASS_TABLE, loadDit } from '../../models/dit-load.js';
 import { action, floatFlag, intFlag, printResult } from '../run.js';
 
 const log = childLog('sample');
@@ -35,7 +35,24 @@ export interface SampleFlags {
 
 /** What the integrator wires in: the PEFT library's adapter loader (kept out of this module's imports). */
 export interface SampleHooks {
-  readonly applyAdapter?: (model: DitModel, dir: string) => Promise<void> | void;
+  /** Applies the adapter in `dir` to `model`; what it returns is disposed before the model. */
+  readonly applyAdapter?: (model: DitModel, dir: string) => Promise<{ dispose(): void } | void> | { dispose(): void } | void;
+}
+
+/**
+ * An adapter trained on another dataset carries its own class table (modules_to_save): its rows
+ * fix the class count the model is loaded with, less the classifier-free-guidance null row.
+ */
+function adapterClasses(dir: string): number | undefined {
+  const file = path.join(dir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) throw new UserError(`--adapter ${dir}: no adapter_model.safetensors`);
+  const src = openSafetensors(file);
+  try {
+    const rows = src.tensors.get(`base_model.model.${DIT_CLASS_TABLE}`)?.shape[0];
+    return rows === undefined ? undefined : rows - 1;
+  } finally {
+    src.close();
+  }
 }
 
 export interface SampleResult {
@@ -57,11 +74,18 @@ export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promis
   const outDir = path.dirname(path.resolve(f.out));
   if (!fs.existsSync(outDir)) throw new UserError(`--out ${f.out}: directory ${outDir} does not exist`);
   await initBackend(f.backend);
-  const model = loadDit(f.model, { seed: f.seed });
+  if (f.adapter !== undefined && !hooks.applyAdapter) throw new UserError('--adapter: no adapter loader is wired into this command');
+  const numClasses = f.adapter !== undefined ? adapterClasses(f.adapter) : undefined;
+  const model = loadDit(f.model, { seed: f.seed, numClasses });
+  let adapter: { dispose(): void } | void = undefined;
   try {
     if (f.adapter !== undefined) {
-      if (!hooks.applyAdapter) throw new UserError('--adapter: no adapter loader is wired into this command');
-      await hooks.applyAdapter(model, f.adapter);
+      try {
+        adapter = await hooks.applyAdapter!(model, f.adapter);
+      } catch (err) {
+        if (err instanceof UserError) throw new UserError(`--adapter: ${err.message}`, { cause: err });
+        throw err;
+      }
     }
     const c = model.config;
     if (!Number.isInteger(f.class) || f.class < 0 || f.class >= c.numClasses) throw new UserError(`--class ${f.class}: ${c.name} has classes 0..${c.numClasses - 1}`);
@@ -81,6 +105,7 @@ export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promis
     }, { model: f.model, class: String(f.class), steps: String(f.steps), cfg: String(f.cfg), sampler: f.sampler, eta: String(f.eta), seed: String(f.seed) });
     return { out: f.out, shape, class: f.class, steps: f.steps, cfg: f.cfg, sampler: f.sampler, seed: f.seed };
   } finally {
+    adapter?.dispose();
     model.dispose();
   }
 }

@@ -42,9 +42,11 @@ function fault(kind: string, rank: number, step: number): boolean {
 }
 
 /** ONELORA_SAMPLE_LOG=DIR: every rank appends the dataset rows it trained on (for audits and tests). */
-function logSamples(rank: number, generation: number, step: number, ids: number[]): void {
+function logSamples(c: StepContext, step: number, ids: number[]): void {
   const dir = process.env.ONELORA_SAMPLE_LOG;
-  if (dir) fs.appendFileSync(`${dir}/samples-rank-${rank}.jsonl`, JSON.stringify({ step, rank, generation, sample_ids: ids }) + '\n');
+  const { rank, generation, transport: t } = c;
+  const line = { step, rank, generation, sample_ids: ids, bytes_sent: t.stats.bytesSent, bytes_received: t.stats.bytesReceived, floats: c.run.engine.fused.size + 1 };
+  if (dir) fs.appendFileSync(`${dir}/samples-rank-${rank}.jsonl`, JSON.stringify(line) + '\n');
 }
 
 export async function runStep(c: StepContext, start: StartStep): Promise<void> {
@@ -91,7 +93,7 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   if (evalOn && step === c.spec.stop_at) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval.${k}`] = v;
   const head = run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
   Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head, bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
-  logSamples(rank, generation, step, sampleIds);
+  logSamples(c, step, sampleIds);
   await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
   if (start.checkpoint && rank === 0) {
     const samplesSeen = start.samples_seen + cfg.batch.global;

@@ -3,6 +3,8 @@
 import type { Command } from 'commander';
 import { initBackend } from '../../backend.js';
 import { benchKernels } from '../../bench/kernels.js';
+import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, type BenchTask } from '../../bench/methods.js';
+import { writeReport } from '../../bench/report.js';
 import { benchStep, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
 import { action, intFlag, printResult } from '../run.js';
 
@@ -39,5 +41,22 @@ export function registerBench(program: Command): void {
       await initBackend(o.backend);
       const shape = { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, ffn: o.ffn, seq: o.seq, batch: o.batch };
       printResult(!!o.json, await benchStep({ method: o.method, shape, reps: o.reps, profile: !!o.profile }));
+    }));
+  bench
+    .command('methods')
+    .description("the paper's four axes per method (time to best validation metric, the metric, peak memory, trainable parameters) on a small pre-trained base; --report writes report.md and the bubble plot (SVG, PNG)")
+    .requiredOption('--task <name>', Object.keys(BENCH_TASKS).join('|'))
+    .option('--methods <list>', 'comma list of method SPECs (1lora-random for the compression ablation)', DEFAULT_METHODS.join(','))
+    .option('--grid', "the paper's ablation grid: every combination of 1lora, bitfit (β), difffit-gamma (γ), norms")
+    .option('--steps <n>', 'optimizer steps per method (default: the task\'s)', intFlag('--steps', 1))
+    .option('--report <dir>', 'write report.md, bubbles.svg, bubbles.png and results.json here')
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--seed <n>', 'seed of every run', intFlag('--seed', 0), 0)
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; json?: boolean }) => {
+      const methods = o.grid ? ablationGrid() : o.methods.split(',').map((m) => m.trim()).filter(Boolean);
+      const results = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed });
+      const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results) : [];
+      printResult(!!o.json, { task: o.task, results, files });
     }));
 }

@@ -1,0 +1,131 @@
+// `onelora bench methods`: the paper's comparison (§4: "the best mean evaluation metric as y-axis,
+// the required total (training and validation) wall clock time as x-axis, GPU memory as bar plot,
+// number of trainable parameters as bubble area") on small pre-trained bases, one `train` run per
+// method through the real trainer, so the four axes are what a run of that method costs here.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadPreset, repoRoot, type RunConfig } from '../config.js';
+import { prepare } from '../data/prepare.js';
+import { UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import { train } from '../train/trainer.js';
+
+const log = childLog('bench');
+
+/** The tasks and the preset each one fine-tunes (the presets say how their bases were pre-trained). */
+export const BENCH_TASKS = Object.freeze({
+  'tiny-llama-math': { preset: 'demo', defaultSteps: 60, evalEvery: 10 },
+  'tiny-vit': { preset: 'tiny-vit-demo', defaultSteps: 60, evalEvery: 10 },
+  'tiny-dit': { preset: 'tiny-dit-demo', defaultSteps: 60, evalEvery: 10 },
+});
+export type BenchTask = keyof typeof BENCH_TASKS;
+
+export const DEFAULT_METHODS = ['1lora', 'lora', 'dora', 'vera', 'mora1', 'mora6', 'bitfit', 'difffit', 'norms', 'all'];
+
+/** The paper's ablation grid (§5.1): every non-empty subset of {1LoRA, β, γ, norms}. */
+export function ablationGrid(): string[] {
+  const parts = ['1lora', 'bitfit', 'difffit-gamma', 'norms'];
+  const out: string[] = [];
+  for (let mask = 1; mask < 1 << parts.length; mask++) out.push(parts.filter((_, i) => mask & (1 << i)).join('+'));
+  return out;
+}
+
+export interface MethodResult {
+  method: string;
+  /** Wall seconds from the start of training to the end of the step whose evaluation was best (training and the evaluations before it). */
+  time_to_best_s: number;
+  metric: string;
+  /** The best validation value (loss: lower is better; accuracy: higher). */
+  value: number;
+  lower_is_better: boolean;
+  best_step: number;
+  peak_bytes: number;
+  /** Trainable elements (a newly created task head included). */
+  trainable: number;
+  total_wall_s: number;
+}
+
+export interface MethodsBenchOptions {
+  readonly task: BenchTask;
+  readonly methods: readonly string[];
+  /** Optimizer steps per method (default: the task's). */
+  readonly steps?: number;
+  readonly backend?: string;
+  readonly seed?: number;
+  /** Where the runs write (default: a temporary directory, removed afterwards). */
+  readonly workDir?: string;
+}
+
+/** MetaMath data for the LLaMA demo: the committed Arrow files, else prepared once into `work`. */
+async function llamaData(work: string): Promise<string[]> {
+  const root = repoRoot();
+  const committed = path.join(root, 'data/demo/metamath-llama');
+  if (fs.existsSync(path.join(committed, 'train.arrow'))) return [];
+  const out = path.join(work, 'metamath-llama');
+  if (!fs.existsSync(path.join(out, 'train.arrow'))) {
+    await prepare({ dataset: 'metamath', input: path.join(root, 'data/demo/metamath-demo.json'), out, tokenizer: path.join(root, 'models/demo-llama'), valFraction: 0.1, seed: 0, maxLen: 256 });
+  }
+  return [`data.train=${path.join(out, 'train.arrow')}`, `data.validation=${path.join(out, 'validation.arrow')}`];
+}
+
+/** The run config of one method: the task's preset, shortened, evaluated often, no generation. */
+export async function methodConfig(task: BenchTask, method: string, work: string, steps: number, seed = 0): Promise<RunConfig> {
+  const t = BENCH_TASKS[task];
+  const sets = [
+    `method=${method}`, `seed=${seed}`, `schedule.total_steps=${steps}`, `schedule.warmup_steps=${Math.min(5, Math.floor(steps / 10))}`,
+    `eval.every=${Math.max(1, Math.min(t.evalEvery, steps))}`, `checkpoint.every=0`, `checkpoint.keep=1`,
+    ...(task === 'tiny-llama-math' ? ['eval.generate=false', ...(await llamaData(work))] : []),
+  ];
+  return loadPreset(t.preset, sets);
+}
+
+interface MetricsLine {
+  step: number;
+  wall_s?: number;
+  eval?: Record<string, number>;
+}
+
+/** Best evaluation and the wall time at the end of its step, from a run's metrics.jsonl. */
+export function bestFromMetrics(file: string, metric: string, lowerIsBetter: boolean): { step: number; value: number; wall: number } {
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsLine);
+  const wallAt = new Map(lines.filter((l) => l.wall_s !== undefined).map((l) => [l.step, l.wall_s as number]));
+  let best: { step: number; value: number; wall: number } | null = null;
+  for (const l of lines) {
+    const v = l.eval?.[metric];
+    if (v === undefined || !Number.isFinite(v)) continue;
+    if (!best || (lowerIsBetter ? v < best.value : v > best.value)) best = { step: l.step, value: v, wall: wallAt.get(l.step) ?? 0 };
+  }
+  if (!best) throw new Error(`${file}: no evaluation of '${metric}'`);
+  return best;
+}
+
+export async function benchMethods(opts: MethodsBenchOptions): Promise<MethodResult[]> {
+  if (!(opts.task in BENCH_TASKS)) throw new UserError(`--task ${opts.task}: expected one of ${Object.keys(BENCH_TASKS).join(', ')}`);
+  const work = opts.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const steps = opts.steps ?? BENCH_TASKS[opts.task].defaultSteps;
+  const results: MethodResult[] = [];
+  try {
+    for (const method of opts.methods) {
+      const cfg = await methodConfig(opts.task, method, work, steps, opts.seed ?? 0);
+      const out = path.join(work, method.replace(/[^\w.+-]/g, '_'));
+      const summary = await train(cfg, { output: out, backend: opts.backend, quiet: true });
+      const lower = cfg.eval.metric === 'loss';
+      const best = bestFromMetrics(path.join(out, 'metrics.jsonl'), cfg.eval.metric, lower);
+      const r: MethodResult = {
+        method, time_to_best_s: round(best.wall), metric: cfg.eval.metric, value: round(best.value, 4), lower_is_better: lower, best_step: best.step,
+        peak_bytes: summary.peak_bytes, trainable: summary.trainable + summary.head, total_wall_s: round(summary.wall_s),
+      };
+      log.info(r, `${opts.task} ${method}`);
+      results.push(r);
+    }
+  } finally {
+    if (!opts.workDir) fs.rmSync(work, { recursive: true, force: true });
+  }
+  return results;
+}
+
+function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}

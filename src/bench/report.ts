@@ -1,0 +1,72 @@
+// The report of `onelora bench methods`: a markdown table of the four axes and the paper's bubble
+// plot (x = wall time to the best validation metric, y = the metric, bubble area = trainable
+// parameters, memory as bars beneath), drawn with vega-lite → vega's SVG renderer → sharp → PNG.
+// Nothing is fetched: vega renders in Node without a canvas.
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import * as vega from 'vega';
+import * as vegaLite from 'vega-lite';
+import type { MethodResult } from './methods.js';
+
+const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10;
+
+export function markdownTable(task: string, rows: readonly MethodResult[]): string {
+  const metric = rows[0]?.metric ?? 'metric';
+  const dir = rows[0]?.lower_is_better ? '↓' : '↑';
+  const lines = [
+    `| method | time to best (s) | best ${metric} ${dir} | step | peak memory (MB) | trainable params |`,
+    '|---|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.method} | ${r.time_to_best_s.toFixed(1)} | ${r.value.toFixed(4)} | ${r.best_step} | ${mb(r.peak_bytes).toFixed(1)} | ${r.trainable.toLocaleString('en-US')} |`),
+  ];
+  return `## ${task}\n\n${lines.join('\n')}\n`;
+}
+
+/** The vega-lite spec: bubbles above, memory bars below, one colour per method. */
+export function bubbleSpec(task: string, rows: readonly MethodResult[]): vegaLite.TopLevelSpec {
+  const metric = rows[0]?.metric ?? 'metric';
+  const better = rows[0]?.lower_is_better ? 'bottom left' : 'top left';
+  const values = rows.map((r) => ({ method: r.method, time: r.time_to_best_s, value: r.value, params: r.trainable, memory: mb(r.peak_bytes) }));
+  const color = { field: 'method', type: 'nominal' as const, legend: null };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: `${task}: ${metric} vs time (bubble area = trainable parameters)`, subtitle: `${better} and small is better` },
+    data: { values },
+    vconcat: [
+      {
+        width: 520, height: 300,
+        layer: [
+          { mark: { type: 'circle', opacity: 0.55, stroke: 'black', strokeWidth: 0.5 }, encoding: { x: { field: 'time', type: 'quantitative', title: 'wall time to best (s)', scale: { zero: false } }, y: { field: 'value', type: 'quantitative', title: metric, scale: { zero: false } }, size: { field: 'params', type: 'quantitative', title: 'parameters', scale: { type: 'sqrt', range: [30, 2500] } }, color } },
+          { mark: { type: 'text', dy: -12, fontSize: 10 }, encoding: { x: { field: 'time', type: 'quantitative' }, y: { field: 'value', type: 'quantitative' }, text: { field: 'method' } } },
+        ],
+      },
+      {
+        width: 520, height: 140,
+        mark: 'bar',
+        encoding: { x: { field: 'method', type: 'nominal', sort: null, title: null }, y: { field: 'memory', type: 'quantitative', title: 'peak memory (MB)' }, color },
+      },
+    ],
+  };
+}
+
+/** Renders a vega-lite spec to SVG text. */
+export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Writes DIR/report.md, DIR/NAME.svg, DIR/NAME.png and DIR/results.json; returns the paths. */
+export async function writeReport(dir: string, name: string, task: string, rows: readonly MethodResult[], notes = ''): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const svg = await renderSvg(bubbleSpec(task, rows));
+  const files = [path.join(dir, 'report.md'), path.join(dir, `${name}.svg`), path.join(dir, `${name}.png`), path.join(dir, 'results.json')];
+  fs.writeFileSync(files[0] as string, `# onelora bench methods\n\n${notes}${markdownTable(task, rows)}\n![${task}](${name}.png)\n`);
+  fs.writeFileSync(files[1] as string, svg);
+  await sharp(Buffer.from(svg)).png().toFile(files[2] as string);
+  fs.writeFileSync(files[3] as string, JSON.stringify({ task, results: rows }, null, 2) + '\n');
+  return files;
+}

@@ -1,0 +1,47 @@
+// `onelora bench step` and `onelora bench methods` run and print their fields (never timings).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ablationGrid, bestFromMetrics } from '../../src/bench/methods.js';
+import { markdownTable } from '../../src/bench/report.js';
+
+const onelora = (...args: string[]): Record<string, unknown> => {
+  const out = execFileSync('node', ['bin/onelora.js', ...args, '--backend', 'wasm', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
+};
+
+test('bench step prints step_s, tokens_per_s, peak_bytes and trainable for a tiny LLaMA', () => {
+  for (const method of ['1lora', 'lora:r=1']) {
+    const r = onelora('bench', 'step', '--vocab', '32', '--dim', '16', '--layers', '1', '--heads', '2', '--ffn', '24', '--seq', '8', '--batch', '2', '--reps', '1', '--method', method);
+    for (const k of ['step_s', 'tokens_per_s', 'peak_bytes', 'trainable']) assert.equal(typeof r[k], 'number', `${method}: ${k}`);
+    assert.equal(r.trainable, method === '1lora' ? 16 * 4 + 24 * 2 + 16 : (16 + 16) * 4 + (16 + 24) * 2 + (24 + 16));
+  }
+});
+
+test('bench methods writes the table, the bubble plot (SVG, PNG) and the four axes per method', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const r = onelora('bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--report', dir);
+  const results = r.results as Record<string, unknown>[];
+  assert.deepEqual(results.map((x) => x.method), ['1lora', 'bitfit']);
+  for (const x of results) for (const k of ['time_to_best_s', 'value', 'peak_bytes', 'trainable']) assert.equal(typeof x[k], 'number', k);
+  for (const f of ['report.md', 'bubbles.svg', 'bubbles.png', 'results.json']) assert.ok(fs.statSync(path.join(dir, f)).size > 0, f);
+  assert.match(fs.readFileSync(path.join(dir, 'bubbles.svg'), 'utf8'), /<svg/);
+  assert.deepEqual([...fs.readFileSync(path.join(dir, 'bubbles.png')).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the ablation grid is every combination of 1lora, β, γ and norms; best-of-metrics picks the eval line', () => {
+  const grid = ablationGrid();
+  assert.equal(grid.length, 15);
+  assert.ok(grid.includes('1lora+norms') && grid.includes('1lora+bitfit+difffit-gamma+norms'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const file = path.join(dir, 'metrics.jsonl');
+  fs.writeFileSync(file, ['{"step":1,"wall_s":2}', '{"step":1,"eval":{"loss":3}}', '{"step":2,"wall_s":4}', '{"step":2,"eval":{"loss":2.5}}', '{"step":3,"wall_s":6}', '{"step":3,"eval":{"loss":2.7}}'].join('\n'));
+  assert.deepEqual(bestFromMetrics(file, 'loss', true), { step: 2, value: 2.5, wall: 4 });
+  const md = markdownTable('t', [{ method: '1lora', time_to_best_s: 4, metric: 'loss', value: 2.5, lower_is_better: true, best_step: 2, peak_bytes: 1e6, trainable: 10, total_wall_s: 6 }]);
+  assert.match(md, /\| 1lora \| 4\.0 \| 2\.5000 \| 2 \| 1\.0 \| 10 \|/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { MethodResult } from './methods.js';
+import type { PcaResult } from './pca.js';
 
 const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10;
 
@@ -68,5 +69,33 @@ export async function writeReport(dir: string, name: string, task: string, rows:
   fs.writeFileSync(files[1] as string, svg);
   await sharp(Buffer.from(svg)).png().toFile(files[2] as string);
   fs.writeFileSync(files[3] as string, JSON.stringify({ task, results: rows }, null, 2) + '\n');
+  return files;
+}
+
+/** Figure 9: one panel per layer type, x = principal component (log), y = |cos|, one line per compression. */
+export async function writePcaPlot(dir: string, r: PcaResult): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const values = Object.entries(r.similarity).flatMap(([layer, byVec]) =>
+    Object.entries(byVec).flatMap(([vector, sims]) => sims.map((sim, i) => ({ layer, vector, pc: i + 1, sim }))));
+  const spec: vegaLite.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `${r.task}: alignment of the PCs of a full update (${r.steps} steps) with compression vectors`,
+    data: { values },
+    facet: { column: { field: 'layer', type: 'nominal', title: null, sort: ['qkv', 'attn_out', 'mlp_first', 'mlp_second'] } },
+    spec: {
+      width: 220, height: 180,
+      mark: { type: 'line', point: { size: 8 } },
+      encoding: {
+        x: { field: 'pc', type: 'quantitative', title: 'principal component', scale: { type: 'log' } },
+        y: { field: 'sim', type: 'quantitative', title: 'abs. cos. similarity', scale: { domain: [0, 1] } },
+        color: { field: 'vector', type: 'nominal', title: 'compression', sort: ['summation', 'random', 'learned'] },
+      },
+    },
+  };
+  const svg = await renderSvg(spec);
+  const files = [path.join(dir, 'pca.svg'), path.join(dir, 'pca.png'), path.join(dir, 'pca.json')];
+  fs.writeFileSync(files[0] as string, svg);
+  await sharp(Buffer.from(svg)).png().toFile(files[1] as string);
+  fs.writeFileSync(files[2] as string, JSON.stringify(r, null, 2) + '\n');
   return files;
 }

@@ -45,3 +45,14 @@ test('the ablation grid is every combination of 1lora, β, γ and norms; best-of
   assert.match(md, /\| 1lora \| 4\.0 \| 2\.5000 \| 2 \| 1\.0 \| 10 \|/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('bench pca: the Jacobi eigensolver returns orthonormal eigenvectors sorted by eigenvalue', async () => {
+  const { symmetricEigen } = await import('../../src/bench/pca.js');
+  const a = Float64Array.from([4, 1, 0, 1, 3, 0, 0, 0, 1]);
+  const { values, vectors } = symmetricEigen(a, 3);
+  assert.ok(values[0]! >= values[1]! && values[1]! >= values[2]!);
+  for (const [i, v] of vectors.entries()) {
+    const av = [0, 1, 2].map((r) => [0, 1, 2].reduce((s, c) => s + a[r * 3 + c]! * v[c]!, 0));
+    av.forEach((x, r) => assert.ok(Math.abs(x - values[i]! * v[r]!) < 1e-9));
+  }
+});

@@ -4,8 +4,10 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend.js';
 import { benchKernels } from '../../bench/kernels.js';
 import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, type BenchTask } from '../../bench/methods.js';
-import { writeReport } from '../../bench/report.js';
+import { benchPca } from '../../bench/pca.js';
+import { writePcaPlot, writeReport } from '../../bench/report.js';
 import { benchStep, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
+import { UserError } from '../../errors.js';
 import { action, intFlag, printResult } from '../run.js';
 
 export function registerBench(program: Command): void {
@@ -58,5 +60,19 @@ export function registerBench(program: Command): void {
       const results = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed });
       const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results) : [];
       printResult(!!o.json, { task: o.task, results, files });
+    }));
+  bench
+    .command('pca')
+    .description("the paper's Figure 9: |cos| between the principal components of a full fine-tuning update and the summation, random and learned (LoRA r=1) compression vectors, per layer type")
+    .option('--task <name>', Object.keys(BENCH_TASKS).join('|'), 'tiny-llama-math')
+    .option('--steps <n>', 'optimizer steps of the full and the LoRA run', intFlag('--steps', 1), 30)
+    .option('--report <dir>', 'write pca.svg, pca.png and pca.json here')
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { task: string; steps: number; report?: string; backend?: string; json?: boolean }) => {
+      if (!(o.task in BENCH_TASKS)) throw new UserError(`--task ${o.task}: expected one of ${Object.keys(BENCH_TASKS).join(', ')}`);
+      const r = await benchPca({ task: o.task as BenchTask, steps: o.steps, backend: o.backend });
+      const files = o.report ? await writePcaPlot(o.report, r) : [];
+      printResult(!!o.json, { ...r, files });
     }));
 }

@@ -224,10 +224,10 @@ export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
       const loaded = src.read(key);
       if (!(loaded.data instanceof Float32Array)) throw new UserError(`${file}: tensor '${key}' has dtype ${loaded.dtype}, expected a float type`);
       const data = loaded.data;
-      v.assign(tf.tidy(() => {
+      tf.tidy(() => {
         const t = tf.tensor(data, [...info.shape]);
-        return kernel ? tf.transpose(t) : t;
-      }));
+        v.assign(kernel ? tf.transpose(t) : t);
+      });
     }
   } catch (err) {
     state.dispose();

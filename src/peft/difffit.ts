@@ -41,13 +41,21 @@ export class GammaAdapter implements LinearAdapter {
   merge(layer: LinearModule): void {
     this.inner?.merge(layer);
     // Kernel layout [k, d]: γ scales the output columns.
-    layer.weight.assign(tf.tidy(() => tf.mul(layer.weight, this.gamma)));
-    layer.bias?.assign(tf.tidy(() => tf.mul(layer.bias as tf.Tensor1D, this.gamma)));
+    tf.tidy(() => {
+      layer.weight.assign(tf.mul(layer.weight, this.gamma));
+    });
+    tf.tidy(() => {
+      layer.bias?.assign(tf.mul(layer.bias as tf.Tensor1D, this.gamma));
+    });
   }
 
   unmerge(layer: LinearModule): void {
-    layer.weight.assign(tf.tidy(() => tf.div(layer.weight, this.gamma)));
-    layer.bias?.assign(tf.tidy(() => tf.div(layer.bias as tf.Tensor1D, this.gamma)));
+    tf.tidy(() => {
+      layer.weight.assign(tf.div(layer.weight, this.gamma));
+    });
+    tf.tidy(() => {
+      layer.bias?.assign(tf.div(layer.bias as tf.Tensor1D, this.gamma));
+    });
     this.inner?.unmerge(layer);
   }
 

@@ -82,14 +82,18 @@ export class DoraAdapter extends LoraAdapter {
 
   override merge(layer: LinearModule): void {
     const g = tf.keep(tf.tidy(() => this.magnitudeScale(layer)));
-    layer.weight.assign(tf.tidy(() => tf.mul(tf.add(layer.weight, this.deltaWeight()), g)));
+    tf.tidy(() => {
+      layer.weight.assign(tf.mul(tf.add(layer.weight, this.deltaWeight()), g));
+    });
     this.mergedScale = g;
   }
 
   override unmerge(layer: LinearModule): void {
     const g = this.mergedScale;
     if (!g) return;
-    layer.weight.assign(tf.tidy(() => tf.sub(tf.div(layer.weight, g), this.deltaWeight())));
+    tf.tidy(() => {
+      layer.weight.assign(tf.sub(tf.div(layer.weight, g), this.deltaWeight()));
+    });
     g.dispose();
     this.mergedScale = null;
   }

@@ -60,11 +60,15 @@ export class LoraAdapter implements LinearAdapter {
   }
 
   merge(layer: LinearModule): void {
-    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, this.deltaWeight())));
+    tf.tidy(() => {
+      layer.weight.assign(tf.add(layer.weight, this.deltaWeight()));
+    });
   }
 
   unmerge(layer: LinearModule): void {
-    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, this.deltaWeight())));
+    tf.tidy(() => {
+      layer.weight.assign(tf.sub(layer.weight, this.deltaWeight()));
+    });
   }
 
   dispose(): void {

@@ -147,12 +147,16 @@ export class MoraAdapter implements LinearAdapter {
 
   merge(layer: LinearModule): void {
     const dw = this.deltaWeight(layer);
-    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]))));
+    tf.tidy(() => {
+      layer.weight.assign(tf.add(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures])));
+    });
   }
 
   unmerge(layer: LinearModule): void {
     const dw = this.deltaWeight(layer);
-    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]))));
+    tf.tidy(() => {
+      layer.weight.assign(tf.sub(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures])));
+    });
   }
 
   dispose(): void {

@@ -86,11 +86,15 @@ export class OneLoraAdapter implements LinearAdapter {
   }
 
   merge(layer: LinearModule): void {
-    layer.weight.assign(tf.tidy(() => tf.add(layer.weight, this.delta(layer))));
+    tf.tidy(() => {
+      layer.weight.assign(tf.add(layer.weight, this.delta(layer)));
+    });
   }
 
   unmerge(layer: LinearModule): void {
-    layer.weight.assign(tf.tidy(() => tf.sub(layer.weight, this.delta(layer))));
+    tf.tidy(() => {
+      layer.weight.assign(tf.sub(layer.weight, this.delta(layer)));
+    });
   }
 
   dispose(): void {

@@ -1,0 +1,92 @@
+// Every command shown in README.md and docs/*.md is exercised (docs/deploy.md has its own checks
+// in test/deploy/docs.test.ts). `onelora …` commands: the subcommand must exist and every flag the
+// docs use must be one its --help lists; commands in RUNS are also run for real, cheaply. npm
+// commands map to what they run. A command that matches no rule fails the test, so the docs
+// cannot grow an unchecked command.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'onelora.js');
+const SKIP = new Set(['deploy.md']);
+
+function shellCommands(file: string): string[] {
+  const blocks = fs.readFileSync(file, 'utf8').split(/^```sh\n/m).slice(1).map((b) => b.split(/^```$/m)[0] as string);
+  return blocks.flatMap((b) => b.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+}
+
+function onelora(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ONELORA_LOG: 'warn' } });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const helpCache = new Map<string, string>();
+function helpOf(sub: string[]): string {
+  const key = sub.join(' ');
+  if (!helpCache.has(key)) helpCache.set(key, onelora([...sub, '--help']).out);
+  return helpCache.get(key) as string;
+}
+
+/** Subcommand words (before the first flag or argument that is not a known subcommand). */
+function subcommand(words: string[]): string[] {
+  const sub: string[] = [];
+  for (const w of words) {
+    if (w.startsWith('-')) break;
+    const help = helpOf(sub);
+    if (!new RegExp(`^\\s+${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'm').test(help.split(/^Commands:/m)[1] ?? '')) break;
+    sub.push(w);
+  }
+  return sub;
+}
+
+/** Cheap commands run for real, with the output they must show. */
+const RUNS: Record<string, RegExp> = {
+  'onelora --version': /^\d+\.\d+\.\d+/m,
+  'onelora bench kernels --backend wasm --reps 1 --json': /"linear_fwd_bwd_vs_matmul"/,
+};
+
+function checkOnelora(cmd: string): void {
+  const words = cmd.replace(/^npx /, '').split(/\s+/).slice(1);
+  const sub = subcommand(words);
+  const help = helpOf(sub);
+  for (const flag of words.filter((w) => w.startsWith('--')).map((w) => w.split('=')[0] as string)) {
+    assert.ok(help.includes(flag), `${cmd}: 'onelora ${sub.join(' ')}' has no ${flag}`);
+  }
+  const expect = RUNS[cmd.replace(/^npx /, '')];
+  if (expect) {
+    const r = onelora(words);
+    assert.equal(r.status, 0, `${cmd}: ${r.out}`);
+    assert.match(r.out, expect);
+  }
+}
+
+test('every command in README.md and docs/ is checked', () => {
+  const files = [path.join(ROOT, 'README.md'), ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md') && !SKIP.has(f)).map((f) => path.join(ROOT, 'docs', f))];
+  let checked = 0;
+  for (const file of files) {
+    for (const cmd of shellCommands(file)) {
+      if (/^(npx )?onelora\b/.test(cmd)) checkOnelora(cmd);
+      else if (cmd === 'npm install' || cmd === 'npm test') {
+        // npm install is what CI's npm ci does from the lockfile; npm test is this very run.
+      } else if (cmd === 'npm install && npm start') {
+        const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+        assert.equal(pkg.scripts.start, 'node bin/onelora.js train --preset demo');
+        const out = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-start-'));
+        const r = onelora(['train', '--preset', 'demo', '--max-steps', '2', '--output', out, '--set', 'eval.max_batches=1', '--set', 'eval.max_new_tokens=4']);
+        assert.equal(r.status, 0, r.out);
+        assert.match(r.out, /trainable parameters: [\d,]+/);
+        assert.match(r.out, /validation loss: +[\d.]+ before → [\d.]+ after/);
+        assert.match(r.out, /answer accuracy:/);
+      } else if (/^npm run [\w:-]+$/.test(cmd)) {
+        const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+        assert.ok(pkg.scripts[cmd.slice(8)], `${cmd}: no such npm script`);
+      } else assert.fail(`${path.relative(ROOT, file)}: no check for '${cmd}'`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 4, `checked ${checked} commands`);
+});

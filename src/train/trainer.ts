@@ -29,6 +29,7 @@ export interface TrainOptions {
 }
 
 export interface TrainSummary {
+  task?: string;
   steps: number;
   total_steps: number;
   method: string;
@@ -195,7 +196,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
   }
   const after = exampleRows && before ? (run.task as CausalLmTask).examples(run.model as unknown as CausalLmModel, exampleRows) : null;
   const summary: TrainSummary = {
-    steps: step, total_steps: total, method: cfg.method, trainable, head, backend: run.backend.name,
+    task: cfg.task, steps: step, total_steps: total, method: cfg.method, trainable, head, backend: run.backend.name,
     wall_s: (performance.now() - t0) / 1000, peak_bytes: peak, final_loss: lastLoss,
     eval_before: evalBefore, eval_after: evalAfter, best, output,
     ...(before && after ? { examples: before.map((b, i) => ({ question: b.question, before: b.answer, after: after[i]?.answer ?? '', expected: b.expected })) } : {}),

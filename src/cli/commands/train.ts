@@ -81,7 +81,8 @@ export function formatSummary(s: TrainSummary): string {
   if (b || a) {
     lines.push(`  validation loss:      ${b?.loss?.toFixed(4) ?? '-'} before → ${a?.loss?.toFixed(4) ?? '-'} after`);
     if (b?.accuracy !== undefined || a?.accuracy !== undefined) {
-      lines.push(`  answer accuracy:      ${((b?.accuracy ?? NaN) * 100).toFixed(1)}% before → ${((a?.accuracy ?? NaN) * 100).toFixed(1)}% after${pct(b?.accuracy, a?.accuracy)}`);
+      const label = s.task === 'causal-lm' ? 'answer accuracy:' : 'accuracy:       ';
+      lines.push(`  ${label}      ${((b?.accuracy ?? NaN) * 100).toFixed(1)}% before → ${((a?.accuracy ?? NaN) * 100).toFixed(1)}% after${pct(b?.accuracy, a?.accuracy)}`);
     }
   }
   for (const ex of s.examples ?? []) {

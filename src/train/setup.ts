@@ -12,7 +12,7 @@ import { childLog } from '../log.js';
 import type { AdaptableModel } from '../models/modules.js';
 import { loadModel } from '../models/registry.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
-import { formatMethodSpec, parseMethodSpec, type MethodSpec } from '../peft/spec.js';
+import { methodWithRank } from './method.js';
 import { TrainEngine } from './engine.js';
 import type { Task } from './task.js';
 import { createTask } from './tasks/index.js';
@@ -85,14 +85,6 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
       clearTransposeCache();
     },
   };
-}
-
-/** The SPEC with the config's `rank` applied to every term that has one (LoRA, DoRA, VeRA, MoRA). */
-export function methodWithRank(spec: string, rank: number | undefined): MethodSpec {
-  const parsed = parseMethodSpec(spec);
-  if (rank === undefined) return parsed;
-  const ranked = new Set(['lora', 'dora', 'vera', 'mora1', 'mora6']);
-  return parseMethodSpec(formatMethodSpec(parsed.terms.map((t) => (ranked.has(t.name) && t.r === undefined ? { ...t, r: rank } : t))));
 }
 
 /** The schedule's length in optimizer steps: schedule.total_steps, else epochs × steps per epoch. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { FLAG_KEYS, loadConfig, loadPreset, type RunConfig } from '../../config.js';
 import { UserError } from '../../errors.js';
+import { formatPlan, planRun } from '../../train/plan.js';
 import { train, type TrainSummary } from '../../train/trainer.js';
 import { action, collect, intFlag, printResult } from '../run.js';
 
@@ -95,9 +96,15 @@ export function formatSummary(s: TrainSummary): string {
 export function registerTrain(program: Command): void {
   addRunFlags(program.command('train').description('fine-tune a model with a PEFT method in this process'))
     .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
-    .action(action(async (f: RunFlags) => {
+    .option('--dry-run', 'check the config, model and data this machine can see and print the plan; train nothing')
+    .action(action(async (f: RunFlags & { dryRun?: boolean }) => {
       const cfg = resolveRunConfig(f);
       const output = defaultOutput(f, cfg);
+      if (f.dryRun) {
+        const plan = await planRun(cfg, output);
+        printResult(!!f.json, plan, formatPlan(plan));
+        return;
+      }
       const summary = await train(cfg, { output, resume: !!f.resume, maxSteps: f.maxSteps, backend: f.backend });
       printResult(!!f.json, summary, formatSummary(summary));
     }));

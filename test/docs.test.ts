@@ -14,9 +14,18 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'onelora.js');
 const SKIP = new Set(['deploy.md']);
 
+/** Lines of ```sh blocks, and the onelora/npm lines of untagged blocks (which also hold diagrams and output). */
 function shellCommands(file: string): string[] {
-  const blocks = fs.readFileSync(file, 'utf8').split(/^```sh\n/m).slice(1).map((b) => b.split(/^```$/m)[0] as string);
-  return blocks.flatMap((b) => b.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  const out: string[] = [];
+  const parts = fs.readFileSync(file, 'utf8').split(/^```(\w*)\n/m);
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const tag = parts[i] as string;
+    if (tag !== 'sh' && tag !== '') continue;
+    const body = (parts[i + 1] as string).split(/^```$/m)[0] as string;
+    const lines = body.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    out.push(...(tag === 'sh' ? lines : lines.filter((l) => /^(npx )?(onelora|npm) /.test(l))));
+  }
+  return out;
 }
 
 function onelora(args: string[]): { status: number | null; out: string } {
@@ -50,7 +59,8 @@ const RUNS: Record<string, RegExp> = {
 };
 
 function checkOnelora(cmd: string): void {
-  const words = cmd.replace(/^npx /, '').split(/\s+/).slice(1);
+  // Synopsis lines write optional flags as [--flag VALUE] and alternatives as a|b.
+  const words = cmd.replace(/^npx /, '').replace(/\s+#.*$/, '').replace(/[[\]]/g, ' ').split(/\s+/).filter(Boolean).slice(1);
   const sub = subcommand(words);
   const help = helpOf(sub);
   for (const flag of words.filter((w) => w.startsWith('--')).map((w) => w.split('=')[0] as string)) {

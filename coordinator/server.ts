@@ -310,7 +310,7 @@ export class Coordinator {
     const r0 = [...this.reports.values()].find((r) => r.rank === 0)?.metrics ?? {};
     const cfg = this.opts.cfg;
     const summary: TrainSummary = {
-      steps: this.state.committed.step, total_steps: this.total, method: cfg.method, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
+      task: cfg.task, steps: this.state.committed.step, total_steps: this.total, method: cfg.method, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
       backend: `${this.devices.get(0) ?? '?'} × ${'members' in before ? before.members.length : this.opts.workers} workers`,
       wall_s: (performance.now() - this.t0) / 1000, peak_bytes: o.peak, final_loss: o.lastLoss, eval_before: o.evalBefore, eval_after: o.evalAfter,
       best: null, output: path.resolve(this.opts.output),

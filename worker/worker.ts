@@ -3,8 +3,8 @@
 // coordinator's Control stream — start step k, restore (re-form the group), stop — until done.
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { allReduceSum } from '../src/comm/allreduce.js';
-import { AllReduceTimeoutError } from '../src/comm/allreduce.js';
+import { initBackend } from '../src/backend.js';
+import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
 import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
 import type { Transport } from '../src/comm/transport.js';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
@@ -36,10 +36,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   let run: RunSetup | null = null;
   let initial: Snapshot | null = null;
   let rank = opts.rank;
+  // The backend is chosen before registering, so the coordinator can report what each rank runs on.
+  const device = (await initBackend(opts.backend)).name;
   try {
     for (;;) {
       const endpoint = await comm.onStart();
-      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? opts.backend ?? 'auto' });
+      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device });
       rank = reply.rank;
       const spec = JSON.parse(reply.job_spec_json) as JobSpec;
       if (!run) {

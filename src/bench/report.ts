@@ -31,14 +31,14 @@ export function bubbleSpec(task: string, rows: readonly MethodResult[]): vegaLit
   const color = { field: 'method', type: 'nominal' as const, legend: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: `${task}: ${metric} vs time (bubble area = trainable parameters)`, subtitle: `${better} and small is better` },
+    title: { text: `${task}: ${metric} vs time (bubble size = trainable parameters, √ scale)`, subtitle: `${better} and small is better` },
     data: { values },
     vconcat: [
       {
         width: 520, height: 300,
         layer: [
-          { mark: { type: 'circle', opacity: 0.55, stroke: 'black', strokeWidth: 0.5 }, encoding: { x: { field: 'time', type: 'quantitative', title: 'wall time to best (s)', scale: { zero: false } }, y: { field: 'value', type: 'quantitative', title: metric, scale: { zero: false } }, size: { field: 'params', type: 'quantitative', title: 'parameters', scale: { type: 'sqrt', range: [30, 2500] } }, color } },
-          { mark: { type: 'text', dy: -12, fontSize: 10 }, encoding: { x: { field: 'time', type: 'quantitative' }, y: { field: 'value', type: 'quantitative' }, text: { field: 'method' } } },
+          { mark: { type: 'circle', opacity: 0.55, stroke: 'black', strokeWidth: 0.5 }, encoding: { x: { field: 'time', type: 'quantitative', title: 'wall time to best (s)', scale: { zero: false, padding: 40 } }, y: { field: 'value', type: 'quantitative', title: metric, scale: { zero: false, padding: 40 } }, size: { field: 'params', type: 'quantitative', title: 'parameters', scale: { type: 'sqrt', range: [30, 2500] } }, color } },
+          { mark: { type: 'text', dy: -16, fontSize: 10 }, encoding: { x: { field: 'time', type: 'quantitative' }, y: { field: 'value', type: 'quantitative' }, text: { field: 'method' } } },
         ],
       },
       {

@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   heartbeatTimeoutMs?: number;
   /** How long a group may take to (re-)form (default 300 s). */
   formTimeoutMs?: number;
+  /** gRPC server credentials (src/comm/tls.ts); insecure by default. */
+  credentials?: grpc.ServerCredentials;
 }
 
 /** What a worker needs beyond RegisterReply's fields (job_spec_json). */
@@ -73,6 +75,7 @@ export class Coordinator {
   private stepStarted = performance.now();
   private waitingSince = Date.now();
   private timer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
   private settle!: { resolve(s: TrainSummary): void; reject(e: Error): void };
   private readonly stopAt: number;
   private readonly total: number;
@@ -108,7 +111,7 @@ export class Coordinator {
     fs.mkdirSync(output, { recursive: true });
     if (!this.opts.resume) writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
     addCoordinatorService(this.server, this.opts.token, this.handlers());
-    this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400');
+    this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
     this.outputs = new JobOutputs(output, this.startStep, this.stopAt, this.prom, this.opts.quiet);
     this.timer = setInterval(() => this.tick(), 250);
@@ -329,8 +332,13 @@ export class Coordinator {
     void this.shutdown().then(() => this.settle.reject(new RunError(message)));
   }
 
-  /** Lets the workers read their Stop, then closes the server (forcibly after 5 s). */
-  async shutdown(): Promise<void> {
+  /** Lets the workers read their Stop, then closes the server (forcibly after 5 s). Idempotent. */
+  shutdown(): Promise<void> {
+    this.closing ??= this.close();
+    return this.closing;
+  }
+
+  private async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await new Promise<void>((resolve) => {

@@ -25,12 +25,14 @@ export interface WorkerOptions {
   advertise?: string;
   zmqPort?: number;
   backend?: string;
+  /** gRPC channel credentials (src/comm/tls.ts); insecure by default. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** Runs until the coordinator says stop; throws a RunError when the job failed. */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
-  const client = new CoordinatorClient(opts.coordinator, opts.token);
+  const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
   const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0 });
   const snapshots = new Map<number, Snapshot>();
   let run: RunSetup | null = null;

@@ -5,6 +5,7 @@ import { launch } from '../../../coordinator/launcher.js';
 import { Coordinator } from '../../../coordinator/server.js';
 import { runWorker } from '../../../worker/worker.js';
 import { loadConfig, type RunConfig } from '../../config.js';
+import { clientCredentials, serverCredentials, type TlsFlags } from '../../comm/tls.js';
 import { UserError } from '../../errors.js';
 import { action, intFlag, printResult } from '../run.js';
 import { benchAllreduce, formatAllreduceBench } from './bench-allreduce.js';
@@ -54,13 +55,17 @@ export function registerCoordinator(program: Command): void {
     .option('--resume', 'continue from the latest checkpoint in --output')
     .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag('--max-steps', 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .option('--tls-cert <file>', 'serve gRPC over TLS with this PEM certificate (env ONELORA_TLS_CERT)')
+    .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
+    .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
-    .action(action(async (f: { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean }) => {
+    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
+      const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
-      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort });
+      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials });
       await c.start();
       const summary = await c.done;
       printResult(!!f.json, summary, formatSummary(summary));
@@ -76,10 +81,14 @@ export function registerWorker(program: Command): void {
     .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
     .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag('--zmq-port', 0), 29500)
     .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
-    .action(action(async (f: { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string }) => {
+    .option('--tls-ca <file>', 'connect over TLS, trusting this PEM CA (env ONELORA_TLS_CA)')
+    .option('--tls-cert <file>', 'TLS client certificate, PEM (env ONELORA_TLS_CERT)')
+    .option('--tls-key <file>', 'the client certificate\'s PEM private key (env ONELORA_TLS_KEY)')
+    .action(action(async (f: TlsFlags & { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string }) => {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend });
+      const { credentials } = clientCredentials(f);
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials });
     }));
 }
 

@@ -34,6 +34,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const startWorker = (rank: number): void => {
     const args = [BIN, 'worker', '--coordinator', `127.0.0.1:${coordinator.port}`, '--rank', String(rank), '--zmq-port', '0'];
     if (opts.backend) args.push('--backend', opts.backend);
+    if (opts.curve) args.push('--zmq-curve');
     const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'] });
     children.set(rank, child);
     child.on('exit', (code, signal) => {

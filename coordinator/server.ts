@@ -6,7 +6,7 @@ import { latestCheckpoint, readCheckpoint, writeFileAtomic } from '../src/checkp
 import { addCoordinatorService, bindServer, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
 import { configHash, toYaml, type RunConfig } from '../src/config.js';
 import { Dataset } from '../src/data/arrow-file.js';
-import { RunError } from '../src/errors.js';
+import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
 import { totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   heartbeatTimeoutMs?: number;
   /** How long a group may take to (re-)form (default 300 s). */
   formTimeoutMs?: number;
+  /** Require ZeroMQ CURVE of every worker (--zmq-curve): each registers its public key, the reply lists them all. */
+  curve?: boolean;
   /** gRPC server credentials (src/comm/tls.ts); insecure by default. */
   credentials?: grpc.ServerCredentials;
 }
@@ -159,6 +161,14 @@ export class Coordinator {
   }
 
   private onRegister(req: RegisterRequest): Promise<RegisterReply> {
+    // A mixed group could not connect (a CURVE ROUTER refuses plaintext DEALERs): refuse at once.
+    if (!!this.opts.curve !== !!req.curve_public_key) {
+      const msg = this.opts.curve
+        ? 'this job uses ZeroMQ CURVE (coordinator --zmq-curve): start the worker with --zmq-curve (or ONELORA_ZMQ_CURVE=1)'
+        : 'this worker uses ZeroMQ CURVE but the coordinator was started without --zmq-curve';
+      log.warn({ hostname: req.hostname, pid: req.pid }, `registration refused: ${msg}`);
+      return Promise.reject(new UserError(msg));
+    }
     const workerId = `${req.hostname}/${req.pid}/${req.zmq_endpoint}`;
     return new Promise<RegisterReply>((resolve, reject) => {
       this.pending.set(workerId, { req, resolve, reject });
@@ -283,6 +293,7 @@ export class Coordinator {
 
   private formGroup(a: Extract<CoordinatorAction, { type: 'form-group' }>): void {
     const endpoints = a.members.map((m) => m.endpoint);
+    const curveKeys = a.members.map((m) => this.pending.get(m.workerId)?.req.curve_public_key ?? '');
     const spec = (): string => JSON.stringify({
       config: this.opts.cfg, output: path.resolve(this.opts.output), stop_at: this.stopAt, restore_from: a.restoreFrom,
       state_source_rank: a.stateSourceRank, allreduce_timeout_ms: this.opts.cfg.distributed.allreduce_timeout_s * 1000,
@@ -298,6 +309,7 @@ export class Coordinator {
         rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec(),
         config_hash: configHash(this.opts.cfg),
         resume: { step: a.resume.step, samples_seen: a.resume.samplesSeen, epoch: 0, checkpoint_dir: a.restoreFrom === 'disk' ? (a.durable?.path ?? '') : '' },
+        peer_curve_public_keys: curveKeys,
       });
     }
     this.prom.workers.set(a.members.length);

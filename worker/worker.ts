@@ -25,6 +25,8 @@ export interface WorkerOptions {
   advertise?: string;
   zmqPort?: number;
   backend?: string;
+  /** ZeroMQ CURVE (worker --zmq-curve / ONELORA_ZMQ_CURVE=1); the coordinator must be started with it too. */
+  curve?: boolean;
   /** gRPC channel credentials (src/comm/tls.ts); insecure by default. */
   credentials?: grpc.ChannelCredentials;
 }
@@ -33,7 +35,7 @@ export interface WorkerOptions {
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
-  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0 });
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
   const snapshots = new Map<number, Snapshot>();
   let run: RunSetup | null = null;
   let initial: Snapshot | null = null;
@@ -43,14 +45,14 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   try {
     for (;;) {
       const endpoint = await comm.onStart();
-      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device });
+      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
       const spec = JSON.parse(reply.job_spec_json) as JobSpec;
       if (!run) {
         run = await setupRun(spec.config, { backend: opts.backend });
         initial = run.engine.snapshot();
       }
-      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints);
+      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys);
       log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
       await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot);
       const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots };
@@ -78,6 +80,7 @@ async function register(client: CoordinatorClient, req: Parameters<CoordinatorCl
   } catch (err) {
     const code = (err as grpc.ServiceError).code;
     if (code === grpc.status.UNAUTHENTICATED) throw new UserError('the coordinator refused this worker\'s job token (ONELORA_JOB_TOKEN)');
+    if (code === grpc.status.INVALID_ARGUMENT) throw new UserError(`the coordinator refused this worker: ${(err as grpc.ServiceError).details}`, { cause: err });
     throw new RunError(`register with the coordinator failed: ${messageOf(err)}`, { cause: err });
   }
 }

@@ -17,7 +17,7 @@ export const TOKEN_METADATA_KEY = 'x-onelora-token';
 
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
-export interface RegisterRequest { token: string; requested_rank: number; zmq_endpoint: string; hostname: string; pid: number; device: string }
+export interface RegisterRequest { token: string; requested_rank: number; zmq_endpoint: string; hostname: string; pid: number; device: string; curve_public_key: string }
 export interface ResumeState { step: number; samples_seen: number; epoch: number; checkpoint_dir: string }
 export interface RegisterReply {
   rank: number;
@@ -27,6 +27,7 @@ export interface RegisterReply {
   job_spec_json: string;
   config_hash: string;
   resume: ResumeState | null;
+  peer_curve_public_keys: string[];
 }
 export interface HeartbeatRequest { token: string; rank: number; generation: number; step: number }
 export interface HeartbeatReply { generation: number }
@@ -82,9 +83,9 @@ type CommandFields = FieldSet<{ generation: 0; start: 0; abort: 0; restore: 0; s
 
 /** Every field of every message, as the TypeScript side sees it (compared with the .proto by a test). */
 export const MESSAGE_FIELDS = {
-  RegisterRequest: { token: true, requested_rank: true, zmq_endpoint: true, hostname: true, pid: true, device: true } satisfies FieldSet<RegisterRequest>,
+  RegisterRequest: { token: true, requested_rank: true, zmq_endpoint: true, hostname: true, pid: true, device: true, curve_public_key: true } satisfies FieldSet<RegisterRequest>,
   ResumeState: { step: true, samples_seen: true, epoch: true, checkpoint_dir: true } satisfies FieldSet<ResumeState>,
-  RegisterReply: { rank: true, world_size: true, generation: true, peer_endpoints: true, job_spec_json: true, config_hash: true, resume: true } satisfies FieldSet<RegisterReply>,
+  RegisterReply: { rank: true, world_size: true, generation: true, peer_endpoints: true, job_spec_json: true, config_hash: true, resume: true, peer_curve_public_keys: true } satisfies FieldSet<RegisterReply>,
   HeartbeatRequest: { token: true, rank: true, generation: true, step: true } satisfies FieldSet<HeartbeatRequest>,
   HeartbeatReply: { generation: true } satisfies FieldSet<HeartbeatReply>,
   BatchesRequest: { token: true, rank: true, generation: true, step: true } satisfies FieldSet<BatchesRequest>,

@@ -67,7 +67,7 @@ export class ZmqTransport implements Transport {
     private readonly router: zmq.Router,
     /** The endpoint peers connect to. */
     readonly endpoint: string,
-    private readonly curve: CurveKeys | undefined,
+    private curve: CurveKeys | undefined,
     token: string,
     private readonly sendTimeoutMs: number,
   ) {
@@ -105,11 +105,13 @@ export class ZmqTransport implements Transport {
   /**
    * Takes rank `rank` of a group formed after this transport was bound with size 0 (a worker needs
    * its endpoint to register and learns its rank from the reply), then connects. Messages that
-   * arrived before are already in the mailbox.
+   * arrived before are already in the mailbox. With CURVE the peers' public keys arrive the same
+   * way (index = rank).
    */
-  join(rank: number, endpoints: readonly string[]): void {
+  join(rank: number, endpoints: readonly string[], peerPublicKeys?: readonly string[]): void {
     if (this.size !== 0) throw new RunError(`rank ${this.rank}: already in a group of ${this.size}`);
     if (!Number.isInteger(rank) || rank < 0 || rank >= endpoints.length) throw new RunError(`rank ${rank} is outside a group of ${endpoints.length}`);
+    if (this.curve && peerPublicKeys) this.curve = { ...this.curve, peerPublicKeys };
     this.rank = rank;
     this.size = endpoints.length;
     this.connect(endpoints);
@@ -124,6 +126,10 @@ export class ZmqTransport implements Transport {
       if (p === this.rank || this.dealers.has(p)) continue;
       const dealer = new zmq.Dealer({ linger: 0, routingId: String(this.rank), sendHighWaterMark: 0 });
       if (this.curve) {
+        if (!this.curve.peerPublicKeys[p]) {
+          dealer.close();
+          throw new RunError(`rank ${this.rank}: CURVE is on but rank ${p} has no public key`);
+        }
         dealer.curvePublicKey = this.curve.publicKey;
         dealer.curveSecretKey = this.curve.secretKey;
         dealer.curveServerKey = this.curve.peerPublicKeys[p];

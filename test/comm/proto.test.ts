@@ -47,6 +47,7 @@ const handlers: CoordinatorHandlers = {
   register: (r) => Promise.resolve({
     rank: Math.max(0, r.requested_rank), world_size: 2, generation: 1, peer_endpoints: ['tcp://a:1', r.zmq_endpoint],
     job_spec_json: '{}', config_hash: 'abc', resume: { step: 0, samples_seen: 0, epoch: 0, checkpoint_dir: '' },
+    peer_curve_public_keys: ['', r.curve_public_key],
   }),
   heartbeat: (r) => Promise.resolve({ generation: r.generation }),
   reportStep: (r) => Promise.resolve({ ok: !r.nan, message: r.nan ? 'nan' : `loss ${r.loss} ${r.metrics.acc}`, generation: r.generation }),
@@ -70,8 +71,9 @@ void describe('Coordinator service over gRPC on 127.0.0.1', () => {
     const client = new CoordinatorClient(`127.0.0.1:${port}`, 'tok');
     const intruder = new CoordinatorClient(`127.0.0.1:${port}`, 'nope');
     try {
-      const reply = await client.register({ requested_rank: 1, zmq_endpoint: 'tcp://b:2', hostname: 'h', pid: 1, device: 'wasm' });
+      const reply = await client.register({ requested_rank: 1, zmq_endpoint: 'tcp://b:2', hostname: 'h', pid: 1, device: 'wasm', curve_public_key: 'K' });
       assert.deepEqual(reply.peer_endpoints, ['tcp://a:1', 'tcp://b:2']);
+      assert.deepEqual(reply.peer_curve_public_keys, ['', 'K']);
       assert.equal(reply.rank, 1);
       assert.deepEqual(reply.resume, { step: 0, samples_seen: 0, epoch: 0, checkpoint_dir: '' });
       const ack = await client.reportStep({

@@ -45,7 +45,7 @@ test('a TLS coordinator: a worker with --tls-ca registers and trains; a plaintex
   await c.start();
   try {
     const plain = new CoordinatorClient(`127.0.0.1:${c.port}`, 'tok');
-    await assert.rejects(plain.register({ requested_rank: 0, zmq_endpoint: 'tcp://127.0.0.1:1', hostname: 'h', pid: 1, device: 'x' }, 3000),
+    await assert.rejects(plain.register({ requested_rank: 0, zmq_endpoint: 'tcp://127.0.0.1:1', hostname: 'h', pid: 1, device: 'x', curve_public_key: '' }, 3000),
       (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED);
     plain.close();
     const worker = cli(['worker', '--coordinator', `127.0.0.1:${c.port}`, '--zmq-port', '0', '--backend', 'wasm', '--tls-ca', cert]);

@@ -128,7 +128,7 @@ test('a wrong job token is refused by the coordinator (UNAUTHENTICATED) and the 
   await c.start();
   try {
     const client = new CoordinatorClient(`127.0.0.1:${c.port}`, 'wrong');
-    await assert.rejects(client.register({ requested_rank: 0, zmq_endpoint: 'tcp://127.0.0.1:1', hostname: 'h', pid: 1, device: 'x' }, 5000), (e: grpc.ServiceError) => e.code === grpc.status.UNAUTHENTICATED);
+    await assert.rejects(client.register({ requested_rank: 0, zmq_endpoint: 'tcp://127.0.0.1:1', hostname: 'h', pid: 1, device: 'x', curve_public_key: '' }, 5000), (e: grpc.ServiceError) => e.code === grpc.status.UNAUTHENTICATED);
     client.close();
     const bin = new URL('../../bin/onelora.js', import.meta.url).pathname;
     // spawn, not spawnSync: the coordinator answering the worker lives in this process's event loop

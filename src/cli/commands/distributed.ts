@@ -13,9 +13,17 @@ import { addRunFlags, defaultOutput, formatSummary, resolveRunConfig, type RunFl
 
 interface LaunchFlags extends RunFlags {
   workers: number;
+  zmqCurve?: boolean;
   maxFailures?: number;
   minWorkers?: number;
   metricsPort?: number;
+}
+
+const CURVE_HELP = 'encrypt the workers\' ZeroMQ links with CURVE (env ONELORA_ZMQ_CURVE=1)';
+
+/** --zmq-curve, else ONELORA_ZMQ_CURVE=1|true (a Kubernetes manifest sets it for the whole job). */
+function curveOn(flag: boolean | undefined): boolean {
+  return !!flag || ['1', 'true', 'yes'].includes((process.env.ONELORA_ZMQ_CURVE ?? '').toLowerCase());
 }
 
 function checkWorkers(cfg: RunConfig, workers: number): void {
@@ -32,13 +40,14 @@ export function registerLaunch(program: Command): void {
     .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag('--min-workers', 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
     .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
+    .option('--zmq-curve', CURVE_HELP)
     .action(action(async (f: LaunchFlags) => {
       const cfg = resolveRunConfig(f);
       checkWorkers(cfg, f.workers);
       const output = defaultOutput(f, cfg);
       const { summary } = await launch({
         cfg, workers: f.workers, output, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        maxFailures: cfg.distributed.max_failures, backend: f.backend,
+        maxFailures: cfg.distributed.max_failures, backend: f.backend, curve: curveOn(f.zmqCurve),
       });
       printResult(!!f.json, summary, formatSummary(summary));
     }));
@@ -55,17 +64,18 @@ export function registerCoordinator(program: Command): void {
     .option('--resume', 'continue from the latest checkpoint in --output')
     .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag('--max-steps', 1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .option('--zmq-curve', `require every worker to use CURVE: ${CURVE_HELP}`)
     .option('--tls-cert <file>', 'serve gRPC over TLS with this PEM certificate (env ONELORA_TLS_CERT)')
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
-    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean }) => {
+    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
-      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials });
+      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve) });
       await c.start();
       const summary = await c.done;
       printResult(!!f.json, summary, formatSummary(summary));
@@ -81,14 +91,15 @@ export function registerWorker(program: Command): void {
     .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
     .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag('--zmq-port', 0), 29500)
     .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--zmq-curve', CURVE_HELP)
     .option('--tls-ca <file>', 'connect over TLS, trusting this PEM CA (env ONELORA_TLS_CA)')
     .option('--tls-cert <file>', 'TLS client certificate, PEM (env ONELORA_TLS_CERT)')
     .option('--tls-key <file>', 'the client certificate\'s PEM private key (env ONELORA_TLS_KEY)')
-    .action(action(async (f: TlsFlags & { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string }) => {
+    .action(action(async (f: TlsFlags & { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string; zmqCurve?: boolean }) => {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials, curve: curveOn(f.zmqCurve) });
     }));
 }
 

@@ -98,8 +98,12 @@ export class Coordinator {
       log.info({ step: durable.step, checkpoint: dir }, `resuming from step ${durable.step}`);
     }
     const d = cfg.distributed;
+    // min_workers defaults to the config's distributed.workers, which need not be this job's
+    // --workers (a config file written without it says 1): a floor equal to the config's world
+    // size means "all of them", i.e. restart and wait; only a lower, explicit floor carries over.
+    const minWorkers = d.min_workers === undefined || d.min_workers >= d.workers ? opts.workers : Math.min(d.min_workers, opts.workers);
     this.state = initialState(
-      { workers: opts.workers, minWorkers: d.min_workers ?? opts.workers, maxFailures: d.max_failures, totalSteps: this.stopAt, checkpointEvery: cfg.checkpoint.every },
+      { workers: opts.workers, minWorkers, maxFailures: d.max_failures, totalSteps: this.stopAt, checkpointEvery: cfg.checkpoint.every },
       durable,
     );
     this.startStep = durable?.step ?? 0;
@@ -169,7 +173,9 @@ export class Coordinator {
       log.warn({ hostname: req.hostname, pid: req.pid }, `registration refused: ${msg}`);
       return Promise.reject(new UserError(msg));
     }
-    const workerId = `${req.hostname}/${req.pid}/${req.zmq_endpoint}`;
+    // Stable across a process's re-registrations (each binds a fresh endpoint): the state machine
+    // recognises survivors by it, and only a survivor can hand the committed state over from memory.
+    const workerId = `${req.hostname}/${req.pid}`;
     return new Promise<RegisterReply>((resolve, reject) => {
       this.pending.set(workerId, { req, resolve, reject });
       const acts = this.dispatch({ type: 'worker-registered', workerId, requestedRank: req.requested_rank, endpoint: req.zmq_endpoint });

@@ -93,6 +93,8 @@ test('kill -9 of a worker mid-run: it is restarted, the group re-formed, and the
   assert.ok(fs.existsSync(marker), 'the fault fired');
   assert.equal(r.restarts, 1);
   assert.equal(r.summary.steps, STEPS);
+  // the restarted rank rejoined: the last step ran on both ranks of the re-formed group
+  assert.deepEqual(r.samples.filter((l) => l.step === STEPS).map((l) => [l.rank, l.generation]).sort(), [[0, 2], [1, 2]]);
   const d = maxDiff(adapter(r.output), await reference(STEPS));
   assert.ok(d <= 1e-5, `max |Δ| ${d}`);
   // every sample of every step trained exactly once in the surviving generation's record

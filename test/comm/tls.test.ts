@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../../src/backend.js';
 import { CoordinatorClient } from '../../src/comm/proto.js';
-import { serverCredentials } from '../../src/comm/tls.js';
+import { clientCredentials, serverCredentials } from '../../src/comm/tls.js';
 import { Coordinator } from '../../coordinator/server.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
 
@@ -54,6 +54,29 @@ test('a TLS coordinator: a worker with --tls-ca registers and trains; a plaintex
     const w = await worker;
     assert.equal(w.code, 0, w.stderr);
   } finally {
+    await c.shutdown();
+  }
+});
+
+test('mutual TLS (coordinator --tls-ca): a client without a certificate is refused, one with a certificate signed by the CA registers', { skip: NO_OPENSSL }, async () => {
+  await initBackend('wasm');
+  const dir = await tinyLmRun();
+  // A self-signed certificate is its own CA: the same pair serves as server and client certificate.
+  const { cert, key } = selfSigned();
+  const { credentials, mutual } = serverCredentials({ tlsCert: cert, tlsKey: key, tlsCa: cert }, {});
+  assert.ok(mutual);
+  const c = new Coordinator({ cfg: tinyConfig(dir, { batch: { global: 4, micro: 2 } }), workers: 1, output: tmpDir('mtls'), token: 'tok', bind: '127.0.0.1:0', quiet: true, credentials });
+  await c.start();
+  const req = { requested_rank: 0, zmq_endpoint: 'tcp://127.0.0.1:1', hostname: 'h', pid: 1, device: 'x', curve_public_key: '' };
+  const anonymous = new CoordinatorClient(`127.0.0.1:${c.port}`, 'tok', { credentials: clientCredentials({ tlsCa: cert }, {}).credentials });
+  const known = new CoordinatorClient(`127.0.0.1:${c.port}`, 'tok', { credentials: clientCredentials({ tlsCa: cert, tlsCert: cert, tlsKey: key }, {}).credentials });
+  try {
+    await assert.rejects(anonymous.register(req, 3000), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED);
+    const reply = await known.register(req, 10_000);
+    assert.equal(reply.world_size, 1);
+  } finally {
+    anonymous.close();
+    known.close();
     await c.shutdown();
   }
 });

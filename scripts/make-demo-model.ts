@@ -12,6 +12,7 @@ import { initBackend, tf } from '../src/backend.js';
 import { repoRoot } from '../src/config.js';
 import { lmSchema, lmBatch } from '../src/data/arrow.js';
 import { demoMetamath } from '../src/data/demo-data.js';
+import { Rng } from '../src/data/rng.js';
 import { ALPACA_PREFIX } from '../src/data/metamath.js';
 import { prepare } from '../src/data/prepare.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
@@ -26,7 +27,7 @@ import { tokenizerFiles, trainBpe } from './demo/bpe.js';
 const log = childLog('make-demo-model');
 const SEED = 1234;
 const VOCAB = 384;
-const STEPS = Number(process.env.DEMO_PRETRAIN_STEPS ?? 700);
+const STEPS = Number(process.env.DEMO_PRETRAIN_STEPS ?? 1500);
 const BATCH = 16;
 
 export const DEMO_LLAMA_CONFIG = {
@@ -36,6 +37,23 @@ export const DEMO_LLAMA_CONFIG = {
   torch_dtype: 'float16',
 };
 
+/**
+ * Rows of eight arithmetic facts ("12 + 35 = 47. 6 * 7 = 42. …") over the ranges the word problems
+ * use: a ~1 M-parameter model learns the problems' wording quickly and their arithmetic slowly, so
+ * the corpus drills it. Interleaved with the problems by a seeded shuffle.
+ */
+function arithmeticDrills(rows: number, seed: number): string[] {
+  const r = Rng.from(seed, 0xa7);
+  const n = (lo: number, hi: number) => lo + r.int(hi - lo + 1);
+  return Array.from({ length: rows }, () => Array.from({ length: 8 }, () => {
+    const op = r.int(3);
+    if (op === 0) { const [a, b] = [n(1, 150), n(1, 100)]; return `${a} + ${b} = ${a + b}.`; }
+    if (op === 1) { const a = n(10, 200); const b = n(1, a); return `${a} - ${b} = ${a - b}.`; }
+    const [a, b] = [n(1, 90), n(1, 12)];
+    return `${a} * ${b} = ${a * b}.`;
+  }).join(' '));
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--data-only')) {
     await initBackend(process.env.ONELORA_BACKEND);
@@ -43,7 +61,7 @@ async function main(): Promise<void> {
   }
   await initBackend(process.env.ONELORA_BACKEND);
   const out = path.join(repoRoot(), 'models', 'demo-llama');
-  const texts = demoMetamath(8000, SEED).map((r) => `Question: ${r.query}\nAnswer: ${r.response}`);
+  const texts = [...demoMetamath(8000, SEED).map((r) => `Question: ${r.query}\nAnswer: ${r.response}`), ...arithmeticDrills(4000, SEED)];
   // The tokenizer also sees the Alpaca header, so the fine-tuning prompts tokenize compactly.
   const { vocab, merges } = trainBpe([...texts, ALPACA_PREFIX + '\n\n### Response:\n'], VOCAB);
   const files = tokenizerFiles(vocab, merges);
@@ -65,7 +83,7 @@ async function main(): Promise<void> {
     schedule: { name: 'cosine', baseLr: 3e-3, warmupSteps: 50, totalSteps: STEPS, minLrRatio: 0.1 },
     betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.01, gradClip: 1.0, noDecay: (k) => /norm/.test(k),
   });
-  const rows = texts.map((t) => {
+  const rows = Array.from(Rng.from(SEED, 0x5f).permutation(texts.length), (i) => texts[i] as string).map((t) => {
     const ids = tok.encode(t, { bos: true, eos: true });
     return { inputIds: ids, labels: ids };
   });

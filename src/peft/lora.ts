@@ -6,6 +6,7 @@
 import { tf } from '../backend.js';
 import { matmul } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { foldDelta } from './fold.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
 import { DEFAULT_RANK, defaultAlpha, type MethodTerm } from './spec.js';
 import type { BuildContext, MethodDef } from './types.js';
@@ -60,15 +61,11 @@ export class LoraAdapter implements LinearAdapter {
   }
 
   merge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.add(layer.weight, this.deltaWeight()));
-    });
+    foldDelta(layer, 1, () => this.deltaWeight());
   }
 
   unmerge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.sub(layer.weight, this.deltaWeight()));
-    });
+    foldDelta(layer, -1, () => this.deltaWeight());
   }
 
   dispose(): void {

@@ -11,6 +11,7 @@
 import { tf } from '../backend.js';
 import { matmul } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
+import { foldDelta } from './fold.js';
 import { zerosVar } from './init.js';
 import type { MethodTerm } from './spec.js';
 import type { MethodDef } from './types.js';
@@ -147,16 +148,12 @@ export class MoraAdapter implements LinearAdapter {
 
   merge(layer: LinearModule): void {
     const dw = this.deltaWeight(layer);
-    tf.tidy(() => {
-      layer.weight.assign(tf.add(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures])));
-    });
+    foldDelta(layer, 1, () => tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]));
   }
 
   unmerge(layer: LinearModule): void {
     const dw = this.deltaWeight(layer);
-    tf.tidy(() => {
-      layer.weight.assign(tf.sub(layer.weight, tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures])));
-    });
+    foldDelta(layer, -1, () => tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]));
   }
 
   dispose(): void {

@@ -8,6 +8,7 @@
 import { tf } from '../backend.js';
 import { customOp, frozenTranspose, sumRows } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { foldDelta } from './fold.js';
 import { normalArray, uniqueName, zerosVar } from './init.js';
 import type { BuildContext, MethodDef } from './types.js';
 
@@ -86,15 +87,11 @@ export class OneLoraAdapter implements LinearAdapter {
   }
 
   merge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.add(layer.weight, this.delta(layer)));
-    });
+    foldDelta(layer, 1, () => this.delta(layer));
   }
 
   unmerge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.sub(layer.weight, this.delta(layer)));
-    });
+    foldDelta(layer, -1, () => this.delta(layer));
   }
 
   dispose(): void {

@@ -7,6 +7,7 @@
 import { tf } from '../backend.js';
 import { linear } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { foldDelta } from './fold.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
 import { DEFAULT_RANK } from './spec.js';
 import type { BuildContext, MethodDef } from './types.js';
@@ -88,15 +89,11 @@ export class VeraAdapter implements LinearAdapter {
   }
 
   merge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.add(layer.weight, this.delta(layer)));
-    });
+    foldDelta(layer, 1, () => this.delta(layer));
   }
 
   unmerge(layer: LinearModule): void {
-    tf.tidy(() => {
-      layer.weight.assign(tf.sub(layer.weight, this.delta(layer)));
-    });
+    foldDelta(layer, -1, () => this.delta(layer));
   }
 
   dispose(): void {

@@ -31,7 +31,11 @@ export interface CoordinatorOptions {
   maxSteps?: number;
   metricsPort?: number;
   quiet?: boolean;
-  /** A rank silent this long is declared lost (default 10 s; a dead process is noticed sooner, by its stream). */
+  /**
+   * A rank silent this long is declared lost. Default 30 s: a wasm worker cannot heartbeat while it
+   * computes, and 10 s gave false losses on a loaded 2-core machine (docs/performance.md); a dead
+   * process is noticed sooner, by its closed stream or the launcher's exit event.
+   */
   heartbeatTimeoutMs?: number;
   /** How long a group may take to (re-)form (default 300 s). */
   formTimeoutMs?: number;
@@ -213,7 +217,7 @@ export class Coordinator {
     const s = this.state;
     if (s.kind === 'running' || s.kind === 'checkpointing') {
       const seen = Object.fromEntries(s.members.map((m) => [m.rank, this.lastSeen[m.rank] ?? Date.now()]));
-      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? 10_000)[0];
+      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? 30_000)[0];
       if (late) this.dispatch({ type: 'heartbeat-timeout', rank: late.rank, generation: s.generation, silentMs: late.silentMs });
     } else if (s.kind === 'waiting-for-workers' || s.kind === 'recovering') {
       const waited = Date.now() - this.waitingSince;

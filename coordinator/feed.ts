@@ -1,12 +1,12 @@
 // The coordinator's data plane (DESIGN.md §2, §7): for the optimizer step that starts at the
-// global sample counter it deals the global batch's micro-batches round-robin over the live ranks
-// (src/data/sampler.ts), encodes each as one Arrow IPC record batch, and counts the normalisation
-// units of the whole global batch with the task's countUnits (no tensors), so every rank divides
+// global sample counter it deals the global batch's micro-batches over the live ranks
+// (src/data/deal.ts: by length for token data, else round-robin), encodes each as one Arrow IPC
+// record batch, and counts the normalisation units of the whole global batch with the task's countUnits (no tensors), so every rank divides
 // by the same global count and N workers ≡ one process.
 import type { RunConfig } from '../src/config.js';
 import type { Dataset } from '../src/data/arrow-file.js';
 import { toIpc } from '../src/data/arrow.js';
-import { dealRoundRobin } from '../src/data/sampler.js';
+import { dealStep } from '../src/data/deal.js';
 import type { MicroBatch } from '../src/comm/proto.js';
 import type { Task } from '../src/train/task.js';
 
@@ -33,11 +33,8 @@ export class DataFeed {
     const c = this.cached;
     if (c && c.samplesSeen === samplesSeen && c.worldSize === worldSize && c.perRank[0]?.[0]?.step === step) return c;
     const { cfg } = this;
-    const deal = dealRoundRobin({
-      epochSize: this.train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed, samplesSeen,
-      micro: cfg.batch.micro, liveRanks: Array.from({ length: worldSize }, (_, r) => r),
-    });
-    const rows = deal.map((a) => this.train.rows(a.samples.map((s) => s.index)));
+    const deal = dealStep(this.train, cfg, samplesSeen, Array.from({ length: worldSize }, (_, r) => r));
+    const rows = deal.map((a) => a.rows);
     const globalUnits = rows.reduce((n, r) => n + this.task.countUnits(r), 0);
     const perRank: MicroBatch[][] = Array.from({ length: worldSize }, () => []);
     deal.forEach((a, q) => {

@@ -45,6 +45,13 @@ const batch = z
     global: posInt,
     /** Samples per forward pass on one worker; bounded by memory, so it has no default. */
     micro: posInt,
+    /**
+     * Token datasets: sort each global batch by length, deal it to the ranks in snake order and cut
+     * each rank's share into micro-batches (src/data/sampler.ts dealByLength): less padding, and no
+     * rank waits at the all-reduce for another's longer batch. The step's samples, and its summed
+     * gradient, are the same either way.
+     */
+    group_by_length: z.boolean().default(true),
   })
   .strict();
 

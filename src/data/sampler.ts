@@ -119,3 +119,42 @@ export function microBatchSamples(a: MicroBatchArgs): SampleRef[] {
 export function microBatchIndices(a: MicroBatchArgs): number[] {
   return microBatchSamples(a).map((s) => s.index);
 }
+
+/**
+ * The global batch's micro-batches grouped and balanced by length (HF's group_by_length, within one
+ * step): the G samples sorted longest first are dealt to the live ranks in snake order (0 … L−1,
+ * L−1 … 0, …), each rank taking as many samples as its round-robin share of micro-batches holds,
+ * and each rank cuts its samples, still longest first, into micro-batches. So every rank pads to
+ * nearly the same length (no rank waits on another's longer batch at the all-reduce) and the
+ * micro-batches of one rank hold similar lengths (less padding). The step's set of samples, and so
+ * its summed gradient, is exactly the round-robin one; only which micro-batch holds which differs.
+ */
+export function dealByLength(spec: StreamSpec & { samplesSeen: number; micro: number; liveRanks: number[] }, lengthOf: (s: SampleRef) => number): Assignment[] {
+  const plain = dealRoundRobin(spec);
+  const L = spec.liveRanks.length;
+  const sorted = plain.flatMap((a) => a.samples).map((s) => ({ s, len: lengthOf(s) }))
+    .sort((a, b) => b.len - a.len || a.s.position - b.s.position).map((x) => x.s);
+  // Rank slot r (index into liveRanks) holds count[r] micro-batches, as round-robin gives it.
+  const capacity = spec.liveRanks.map((_, r) => plain.filter((_, q) => q % L === r).length * spec.micro);
+  const mine: SampleRef[][] = spec.liveRanks.map(() => []);
+  let r = 0;
+  let dir = 1;
+  for (const s of sorted) {
+    while (mine[r]!.length >= capacity[r]!) [r, dir] = snake(r, dir, L);
+    mine[r]!.push(s);
+    [r, dir] = snake(r, dir, L);
+  }
+  return plain.map((a, q) => {
+    const slot = q % L;
+    const k = Math.floor(q / L);
+    return { rank: a.rank, accumIndex: a.accumIndex, samples: mine[slot]!.slice(k * spec.micro, (k + 1) * spec.micro) };
+  });
+}
+
+/** The next slot in snake order 0 … L−1, L−1 … 0, 0 … */
+function snake(r: number, dir: number, L: number): [number, number] {
+  const next = r + dir;
+  if (next >= L) return [L - 1, -1];
+  if (next < 0) return [0, 1];
+  return [next, dir];
+}

@@ -7,7 +7,8 @@ import { tf } from '../backend.js';
 import { checkpointsDir, latestCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
 import { configHash, deriveAccumulation, toYaml, type RunConfig } from '../config.js';
 import type { Dataset } from '../data/arrow-file.js';
-import { microBatchSamples, sampleAt, stepsPerEpoch } from '../data/sampler.js';
+import { dealStep } from '../data/deal.js';
+import { sampleAt, stepsPerEpoch } from '../data/sampler.js';
 import { RunError } from '../errors.js';
 import { childLog } from '../log.js';
 import { saveAdapter } from '../peft/adapter-io.js';
@@ -49,13 +50,12 @@ export interface TrainSummary {
 
 /** The micro-batches of global batch `samplesSeen` for one replica (rank of `workers`). */
 export function replicaBatches(train: Dataset, cfg: RunConfig, samplesSeen: number, workers = 1, rank = 0): MicroBatch[] {
-  const accum = deriveAccumulation(cfg, workers);
-  const spec = { epochSize: train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed, samplesSeen, micro: cfg.batch.micro, workers, rank };
-  return Array.from({ length: accum }, (_, accumIndex) => {
-    const refs = microBatchSamples({ ...spec, accumIndex });
-    const rows = train.rows(refs.map((r) => r.index));
-    return { rows, ctx: { seed: cfg.seed, epoch: refs[0]?.epoch ?? 0, sampleIds: refs.map((r) => r.index), training: true } };
-  });
+  deriveAccumulation(cfg, workers);
+  const live = Array.from({ length: workers }, (_, r) => r);
+  return dealStep(train, cfg, samplesSeen, live)
+    .filter((d) => d.rank === rank)
+    .sort((a, b) => a.accumIndex - b.accumIndex)
+    .map((d) => ({ rows: d.rows, ctx: { seed: cfg.seed, epoch: d.samples[0]?.epoch ?? 0, sampleIds: d.samples.map((s) => s.index), training: true } }));
 }
 
 /** Validation micro-batches in file order, at most eval.max_batches of them (0: all). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Rng, accumulationSteps, dealRoundRobin, globalBatchSamples, microBatchIndices, microBatchSamples, stepsPerEpoch,
+  Rng, accumulationSteps, dealByLength, dealRoundRobin, globalBatchSamples, microBatchIndices, microBatchSamples, stepsPerEpoch,
 } from '../../src/data/sampler.js';
 import { UserError } from '../../src/errors.js';
 
@@ -101,4 +101,32 @@ void test('an indivisible batch or a too-small dataset is a config error', () =>
   assert.throws(() => accumulationSteps(24, 2, 5), UserError);
   assert.throws(() => stepsPerEpoch(10, 24), UserError);
   assert.equal(accumulationSteps(128, 4, 16), 2);
+});
+
+void test('dealByLength: the same samples as round-robin, each rank its share, micro-batches longest first, ranks balanced', () => {
+  const samplesSeen = 24;
+  // Lengths with a wide spread, a function of the dataset row as a real length column is.
+  const lengthOf = (x: { index: number }): number => 100 + ((x.index * 37) % 101);
+  for (const liveRanks of [[0], [0, 1], [0, 1, 2, 3], [0, 2, 3]]) {
+    const plain = dealRoundRobin({ ...spec, samplesSeen, micro: MICRO, liveRanks });
+    const dealt = dealByLength({ ...spec, samplesSeen, micro: MICRO, liveRanks }, lengthOf);
+    const ids = (d: typeof plain) => d.flatMap((a) => a.samples.map((x) => x.index)).sort((a, b) => a - b);
+    assert.deepEqual(ids(dealt), ids(plain), 'the same global batch');
+    assert.deepEqual(dealt.map((a) => [a.rank, a.accumIndex, a.samples.length]), plain.map((a) => [a.rank, a.accumIndex, a.samples.length]), 'the same slots');
+    for (const rank of liveRanks) {
+      const mine = dealt.filter((a) => a.rank === rank).sort((a, b) => a.accumIndex - b.accumIndex).flatMap((a) => a.samples.map(lengthOf));
+      assert.deepEqual(mine, [...mine].sort((a, b) => b - a), `rank ${rank}: longest first`);
+    }
+    // Each rank's longest sample is among the L longest of the batch: every rank pads alike.
+    const top = plain.flatMap((a) => a.samples.map(lengthOf)).sort((a, b) => b - a);
+    const firsts = liveRanks.map((r) => lengthOf(dealt.find((a) => a.rank === r && a.accumIndex === 0)!.samples[0]!));
+    assert.ok(Math.min(...firsts) >= top[liveRanks.length - 1]!, `ranks ${JSON.stringify(liveRanks)} start at ${firsts} (top ${top.slice(0, 4)})`);
+  }
+  // Padded cost (rows × longest row) per rank: balanced to within one micro-batch's spread.
+  const two = dealByLength({ ...spec, samplesSeen, micro: MICRO, liveRanks: [0, 1] }, lengthOf);
+  const cost = (r: number) => two.filter((a) => a.rank === r).reduce((n, a) => n + a.samples.length * Math.max(...a.samples.map(lengthOf)), 0);
+  const rr = dealRoundRobin({ ...spec, samplesSeen, micro: MICRO, liveRanks: [0, 1] });
+  const rrCost = (r: number) => rr.filter((a) => a.rank === r).reduce((n, a) => n + a.samples.length * Math.max(...a.samples.map(lengthOf)), 0);
+  assert.ok(Math.abs(cost(0) - cost(1)) <= Math.abs(rrCost(0) - rrCost(1)) + 2 * MICRO, `by length ${cost(0)}/${cost(1)}, round-robin ${rrCost(0)}/${rrCost(1)}`);
+  assert.ok(cost(0) + cost(1) <= rrCost(0) + rrCost(1), 'less padding in all');
 });

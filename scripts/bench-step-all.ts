@@ -1,9 +1,12 @@
 // Driver for docs/performance.md: `onelora bench step` for every method at the issue's shape, each
 // in a fresh process, interleaved with the PyTorch reference (scripts/bench-torch-step.py under
 // Debian's /usr/bin/python3), then the ratios the targets are stated in. Run: npx tsx scripts/bench-step-all.ts [rounds]
+// (ONELORA_BENCH_METHODS selects methods; see below)
 import { execFileSync } from 'node:child_process';
 
-const METHODS = ['1lora', 'bitfit', 'lora:r=1', 'dora', 'vera', 'mora1', 'mora6', 'all'];
+// ONELORA_BENCH_METHODS=1lora,bitfit,lora:r=1 runs a subset (1lora first: the ratios are read against it).
+const ALL = ['1lora', 'bitfit', 'lora:r=1', 'dora', 'vera', 'mora1', 'mora6', 'all'];
+const METHODS = process.env.ONELORA_BENCH_METHODS?.split(',') ?? ALL;
 const TORCH = ['1lora', 'bitfit', 'lora:r=1', 'all'];
 const rounds = Number(process.argv[2] ?? 1);
 

@@ -107,44 +107,109 @@ export interface StepBenchOptions {
   readonly profile?: boolean;
 }
 
-export async function benchStep(opts: StepBenchOptions): Promise<StepBench> {
-  const shape = opts.shape ?? DEFAULT_STEP_SHAPE;
-  const reps = opts.reps ?? 5;
-  const warmup = opts.warmup ?? 1;
-  const model = benchLlama(shape, opts.seed ?? 0);
-  const peft = applyMethod(model, opts.method, { seed: opts.seed ?? 0 });
+interface Bench { engine: TrainEngine; units: number; step(i: number): Promise<{ s: number; peak: number }>; dispose(): void }
+
+/** A model with the method applied, its engine and a fixed batch; step(i) times one full step. */
+function makeBench(method: string, shape: StepShape, seed: number): Bench {
+  const model = benchLlama(shape, seed);
+  const peft = applyMethod(model, method, { seed });
   const { batch: b, seq: t } = shape;
-  const task = fixedBatchTask(randomIds(b * t, shape.vocab, (opts.seed ?? 0) + 7), b, t);
+  const task = fixedBatchTask(randomIds(b * t, shape.vocab, seed + 7), b, t);
   const engine = new TrainEngine(model, task, peft.trainable, {
     schedule: { name: 'constant', baseLr: 1e-4, warmupSteps: 0, totalSteps: 1000, minLrRatio: 0 },
     betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01, gradClip: 1, noDecay: () => false,
   });
   const units = b * (t - 1);
   const micro = [{ rows: null as unknown as RecordBatch, ctx: { seed: 0, epoch: 0, sampleIds: [], training: true } }];
+  return {
+    engine, units,
+    async step(i) {
+      const t0 = performance.now();
+      const { grad, peakBytes } = await engine.computeGrads(micro, units);
+      engine.applyUpdate(grad, i);
+      return { s: (performance.now() - t0) / 1000, peak: peakBytes };
+    },
+    dispose() {
+      peft.dispose();
+      model.dispose();
+      clearTransposeCache();
+      clearAttentionCaches();
+    },
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
+
+function summary(method: string, shape: StepShape, times: number[], peak: number, trainable: number): StepBench {
+  const stepS = median(times);
+  return {
+    method, backend: tf.getBackend(), shape,
+    step_s: round(stepS, 4), tokens_per_s: Math.round((shape.batch * shape.seq) / stepS), peak_bytes: peak, trainable,
+  };
+}
+
+export async function benchStep(opts: StepBenchOptions): Promise<StepBench> {
+  const shape = opts.shape ?? DEFAULT_STEP_SHAPE;
+  const reps = opts.reps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const bench = makeBench(opts.method, shape, opts.seed ?? 0);
   try {
     const times: number[] = [];
     let peak = 0;
     for (let i = 0; i < warmup + reps; i++) {
-      const t0 = performance.now();
-      const { grad, peakBytes } = await engine.computeGrads(micro, units);
-      engine.applyUpdate(grad, i);
-      const dt = (performance.now() - t0) / 1000;
-      if (i >= warmup) times.push(dt);
-      peak = Math.max(peak, peakBytes);
+      const { s, peak: p } = await bench.step(i);
+      if (i >= warmup) times.push(s);
+      peak = Math.max(peak, p);
     }
-    times.sort((x, y) => x - y);
-    const stepS = times[Math.floor(times.length / 2)] as number;
-    const out: StepBench = {
-      method: opts.method, backend: tf.getBackend(), shape,
-      step_s: round(stepS, 4), tokens_per_s: Math.round((b * t) / stepS), peak_bytes: peak, trainable: engine.fused.size,
-    };
-    if (opts.profile) out.kernels = await kernelBreakdown(engine, units);
+    const out = summary(opts.method, shape, times, peak, bench.engine.fused.size);
+    if (opts.profile) out.kernels = await kernelBreakdown(bench.engine, bench.units);
     return out;
   } finally {
-    peft.dispose();
-    model.dispose();
-    clearTransposeCache();
-    clearAttentionCaches();
+    bench.dispose();
+  }
+}
+
+export interface PairBench { a: StepBench; b: StepBench; pairs: number; ratio: number; ratio_min: number; ratio_max: number }
+
+/**
+ * A/B in one process: `opts.method` and `vs` step by turns (a, b, b, a, …), so drift in the
+ * machine's load falls on both; `ratio` is the median over pairs of step_a / step_b.
+ */
+export async function benchStepPair(opts: StepBenchOptions, vs: string): Promise<PairBench> {
+  const shape = opts.shape ?? DEFAULT_STEP_SHAPE;
+  const reps = opts.reps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  // Each peak counts every live tensor, the other model's too: take out what the other holds.
+  const before = tf.memory().numBytes;
+  const a = makeBench(opts.method, shape, opts.seed ?? 0);
+  const residentA = tf.memory().numBytes - before;
+  const b = makeBench(vs, shape, opts.seed ?? 0);
+  const residentB = tf.memory().numBytes - before - residentA;
+  try {
+    const ta: number[] = [];
+    const tb: number[] = [];
+    const peak = [0, 0];
+    for (let i = 0; i < warmup + reps; i++) {
+      const order = i % 2 === 0 ? [a, b] : [b, a];
+      const got = new Map<Bench, { s: number; peak: number }>();
+      for (const x of order) got.set(x, await x.step(i));
+      const ra = got.get(a)!;
+      const rb = got.get(b)!;
+      peak[0] = Math.max(peak[0]!, ra.peak - residentB);
+      peak[1] = Math.max(peak[1]!, rb.peak - residentA);
+      if (i >= warmup) {
+        ta.push(ra.s);
+        tb.push(rb.s);
+      }
+    }
+    const ratios = ta.map((x, i) => x / tb[i]!);
+    return {
+      a: summary(opts.method, shape, ta, peak[0]!, a.engine.fused.size), b: summary(vs, shape, tb, peak[1]!, b.engine.fused.size),
+      pairs: ratios.length, ratio: round(median(ratios), 4), ratio_min: round(Math.min(...ratios), 4), ratio_max: round(Math.max(...ratios), 4),
+    };
+  } finally {
+    a.dispose();
+    b.dispose();
   }
 }
 

@@ -1,4 +1,4 @@
-// `onelora bench kernels|step|methods|allreduce` (DESIGN.md §5): benchmarks print figures; they
+// `onelora bench kernels|step|methods|pca|scaling|allreduce` (DESIGN.md §5): benchmarks print figures; they
 // are never timed assertions.
 import type { Command } from 'commander';
 import { initBackend } from '../../backend.js';
@@ -6,9 +6,11 @@ import { benchKernels } from '../../bench/kernels.js';
 import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, type BenchTask } from '../../bench/methods.js';
 import { benchPca } from '../../bench/pca.js';
 import { writePcaPlot, writeReport } from '../../bench/report.js';
-import { benchStep, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
+import { benchScaling, formatScaling } from '../../bench/scaling.js';
+import { benchStep, benchStepPair, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
 import { UserError } from '../../errors.js';
-import { action, intFlag, printResult } from '../run.js';
+import { resolveRunConfig } from './train.js';
+import { action, collect, floatFlag, intFlag, printResult } from '../run.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print their figures (never timed tests)');
@@ -38,11 +40,38 @@ export function registerBench(program: Command): void {
     .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
     .option('--reps <n>', 'timed steps after one warm-up step (median reported)', intFlag('--reps', 1), 5)
     .option('--profile', 'add the milliseconds per kernel of one step')
+    .option('--vs <spec>', 'A/B against this method in the same process, steps taken by turns: both results and the median step ratio')
     .option('--json', 'one JSON object on the last line')
-    .action(action(async (o: { vocab: number; dim: number; layers: number; heads: number; ffn: number; seq: number; batch: number; method: string; backend?: string; reps: number; profile?: boolean; json?: boolean }) => {
+    .action(action(async (o: { vocab: number; dim: number; layers: number; heads: number; ffn: number; seq: number; batch: number; method: string; backend?: string; reps: number; profile?: boolean; vs?: string; json?: boolean }) => {
       await initBackend(o.backend);
       const shape = { vocab: o.vocab, dim: o.dim, layers: o.layers, heads: o.heads, ffn: o.ffn, seq: o.seq, batch: o.batch };
-      printResult(!!o.json, await benchStep({ method: o.method, shape, reps: o.reps, profile: !!o.profile }));
+      if (o.vs && o.profile) throw new UserError('--profile and --vs: profile one method at a time');
+      const opts = { method: o.method, shape, reps: o.reps, profile: !!o.profile };
+      printResult(!!o.json, o.vs ? await benchStepPair(opts, o.vs) : await benchStep(opts));
+    }));
+  bench
+    .command('scaling')
+    .description('what N local workers buy here: the ceilings (N matmul processes; N independent `train` processes with 1/N of the batch, no communication) against `launch --workers N` on a preset, in rounds; speed-ups and efficiency')
+    .option('--preset <name>', 'preset to train (default demo)')
+    .option('--config <file>', 'run config YAML to train instead of a preset')
+    .option('--workers <list>', 'comma list of worker counts (1, the baseline, is always measured)', '2')
+    .option('--rounds <n>', 'rounds (medians reported)', intFlag('--rounds', 1), 1)
+    .option('--max-steps <n>', 'optimizer steps of each launch', intFlag('--max-steps', 3), 12)
+    .option('--skip <n>', 'steps left out of samples/s at the start', intFlag('--skip', 0), 2)
+    .option('--ceiling-seconds <s>', 'seconds of each matmul ceiling measurement', floatFlag('--ceiling-seconds'), 6)
+    .option('--set <key=value>', 'config override for every launch (repeatable)', collect, [] as string[])
+    .option('--output <dir>', 'where the launches write their runs', 'bench-out/scaling')
+    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { preset?: string; config?: string; workers: string; rounds: number; maxSteps: number; skip: number; ceilingSeconds: number; set: string[]; output: string; backend?: string; json?: boolean }) => {
+      if (!(o.ceilingSeconds > 0)) throw new UserError(`--ceiling-seconds: expected a positive number, got ${o.ceilingSeconds}`);
+      const workers = o.workers.split(',').map((w) => Number(w.trim()));
+      const from = o.config ? { config: o.config } : { preset: o.preset ?? 'demo' };
+      if (o.config && o.preset) throw new UserError('give one of --preset NAME or --config FILE');
+      const { batch } = resolveRunConfig({ ...from, set: o.set });
+      const source: ['--preset' | '--config', string] = o.config ? ['--config', o.config] : ['--preset', o.preset ?? 'demo'];
+      const r = await benchScaling({ batch, source, workers, rounds: o.rounds, maxSteps: o.maxSteps, skip: o.skip, output: o.output, ceilingSeconds: o.ceilingSeconds, backend: o.backend, sets: o.set });
+      printResult(!!o.json, r, formatScaling(r));
     }));
   bench
     .command('methods')

@@ -202,3 +202,29 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
     };
   });
 }
+
+/**
+ * Gradient checkpointing for one sub-graph: the forward keeps only `inputs`, and the backward runs
+ * `f` again under tf.grads. For adapters whose intermediates are many and large but cheap to
+ * recompute (MoRA 6's padded, rotated, blocked copies of x): tfjs otherwise keeps every one of
+ * them until the whole backward ends.
+ */
+export function recomputed<R extends tf.Tensor>(inputs: tf.Tensor[], f: (...xs: tf.Tensor[]) => R): R {
+  return customOp<R>(inputs, (xs, save) => {
+    save(xs);
+    return {
+      value: f(...xs),
+      gradFunc: (dy, saved) => {
+        // A nested tf.grads at gradient depth 0 starts a fresh tape and, when it ends, sets the
+        // engine's active tape to null, which the outer backward still walks afterwards: keep it.
+        const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+        const outer = state.activeTape;
+        try {
+          return tf.grads((...a: tf.Tensor[]) => f(...a))(saved, dy);
+        } finally {
+          state.activeTape = outer;
+        }
+      },
+    };
+  });
+}

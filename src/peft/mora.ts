@@ -9,7 +9,7 @@
 //   z_b = M x̃′_b, concatenated (length k + p), truncated to d or tiled with period k + p.
 // M is stored in kernel layout M_k = Mᵀ (z = c M_k); the file's `mora_M` is M [r̂, r̂].
 import { tf } from '../backend.js';
-import { matmul } from '../backend/linear.js';
+import { linear, matmul, recomputed } from '../backend/linear.js';
 import type { LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
 import { foldDelta } from './fold.js';
 import { zerosVar } from './init.js';
@@ -34,12 +34,63 @@ function wrapPad(x: T2, total: number): T2 {
   return tf.slice(tf.tile(x, [1, Math.ceil(total / k)]), [0, 0], [-1, total]);
 }
 
-/** z [N, L] -> [N, d]: truncated, or tiled with period L. */
+/** z [N, L] -> [N, d]: truncated, or repeated with period L (concat: its gradient is a few slices, Tile's one per copy). */
 function fitTo(z: T2, d: number): T2 {
   const L = z.shape[1];
   if (L === d) return z;
-  const t = L > d ? z : tf.tile(z, [1, Math.ceil(d / L)]);
+  const t = L > d ? z : tf.concat(Array.from({ length: Math.ceil(d / L) }, () => z), 1);
   return tf.slice(t, [0, 0], [-1, d]);
+}
+
+/**
+ * Fixed 0/±1 matrices shared by every layer of one shape (a 7B model has a handful of shapes, not
+ * 224 copies), counted so the last adapter to go frees them. Built on the CPU, kept out of tidies.
+ */
+const fixedMatrices = new Map<string, { t: T2; refs: number }>();
+
+function acquireFixed(key: string, rows: number, cols: number, fill: (m: Float32Array) => void): T2 {
+  const hit = fixedMatrices.get(key);
+  if (hit) {
+    hit.refs++;
+    return hit.t;
+  }
+  const m = new Float32Array(rows * cols);
+  fill(m);
+  const t = tf.keep(tf.tensor2d(m, [rows, cols]));
+  fixedMatrices.set(key, { t, refs: 1 });
+  return t;
+}
+
+function releaseFixed(key: string): void {
+  const hit = fixedMatrices.get(key);
+  if (!hit || --hit.refs > 0) return;
+  hit.t.dispose();
+  fixedMatrices.delete(key);
+}
+
+/** Type 1's compression C [k, r̂]: C[i, j] = #{idx < L : idx mod k = i, idx mod r̂ = j}, so x C = f_c(x). */
+function compressionKey(k: number, r: number, L: number): [string, number, number, (m: Float32Array) => void] {
+  return [`mora1-c/${k}/${r}/${L}`, k, r, (m) => {
+    for (let idx = 0; idx < L; idx++) m[(idx % k) * r + (idx % r)]! += 1;
+  }];
+}
+
+/** Type 1's decompression D [r̂, d]: D[j, i] = 1 where i mod r̂ = j, so z D = f_d(z). */
+function decompressionKey(r: number, d: number): [string, number, number, (m: Float32Array) => void] {
+  return [`mora1-d/${r}/${d}`, r, d, (m) => {
+    for (let i = 0; i < d; i++) m[(i % r) * d + i] = 1;
+  }];
+}
+
+/** Type 6's half rotation per block as a signed permutation [r̂, r̂]: b R = [−b_hi, b_lo]. */
+function rotateHalfKey(r: number): [string, number, number, (m: Float32Array) => void] {
+  const h = r / 2;
+  return [`mora6-rot/${r}`, r, r, (m) => {
+    for (let j = 0; j < h; j++) {
+      m[(j + h) * r + j] = -1;
+      m[j * r + j + h] = 1;
+    }
+  }];
 }
 
 /** cos and sin of θ_{b,m} = b·10000^{−2(m mod h)/r̂} for nb blocks: [nb, r̂] each (MoRA's `emb`). */
@@ -64,6 +115,9 @@ export class MoraAdapter implements LinearAdapter {
   readonly M: tf.Variable<tf.Rank.R2>;
   private readonly padded: number;
   private readonly rope: { cos: tf.Tensor3D; sin: tf.Tensor3D } | null = null;
+  /** Keys of the shared fixed matrices this adapter holds: type 1 [C, D], type 6 [rotate-half]. */
+  private readonly fixed: string[];
+  private readonly mats: T2[];
 
   constructor(layer: LinearModule, term: MethodTerm, readonly type: MoraType) {
     this.method = `mora${type}`;
@@ -71,6 +125,9 @@ export class MoraAdapter implements LinearAdapter {
     const k = layer.inFeatures;
     this.padded = Math.ceil(k / this.r) * this.r;
     this.M = zerosVar([this.r, this.r], `${layer.path}.mora_M`) as tf.Variable<tf.Rank.R2>;
+    const specs = type === 1 ? [compressionKey(k, this.r, this.padded), decompressionKey(this.r, layer.outFeatures)] : [rotateHalfKey(this.r)];
+    this.fixed = specs.map((x) => x[0]);
+    this.mats = specs.map((x) => acquireFixed(...x));
     if (type === 6) {
       const nb = this.padded / this.r;
       const t = ropeTables(nb, this.r);
@@ -78,22 +135,31 @@ export class MoraAdapter implements LinearAdapter {
     }
   }
 
-  /** f_d(M f_c(x)): [N, k] -> [N, d]. */
+  /**
+   * f_d(M f_c(x)): [N, k] -> [N, d], as plain 2-D matMuls where it can be (tfjs-wasm's Tile, Sum over
+   * a middle axis and strided Slice backwards are what made MoRA ~25× slower than LoRA):
+   * type 1 is x C M_k D with the fixed C and D; type 6 pads, rotates each block with a signed
+   * permutation and the cos/sin tables, multiplies the blocks by M_k and fits the length.
+   */
   moraDelta(x: T2, d: number): T2 {
+    if (!this.rope) {
+      const [C, D] = this.mats as [T2, T2];
+      return linear(matmul(linear(x, C), this.M), D);
+    }
+    // Recomputed in the backward: the padded, rotated and blocked copies of x are ~10 tensors of
+    // [N, k + p] per layer, which tfjs would otherwise keep for the whole backward (2.4× LoRA's peak).
+    return recomputed([x, this.M], (xi, m) => this.ropeDelta(xi as T2, m as T2, d));
+  }
+
+  private ropeDelta(x: T2, m: T2, d: number): T2 {
     const n = x.shape[0];
     const r = this.r;
+    const rope = this.rope as { cos: tf.Tensor3D; sin: tf.Tensor3D };
     const nb = this.padded / r;
-    const blocks = tf.reshape(wrapPad(x, this.padded), [n, nb, r]); // [N, k+p] -> [N, nb, r̂]
-    if (!this.rope) {
-      const c = tf.sum(blocks, 1) as T2; // [N, r̂]
-      return fitTo(tf.tile(matmul(c, this.M), [1, Math.ceil(d / r)]) as T2, d);
-    }
-    const h = r / 2;
-    const hi = tf.slice(blocks, [0, 0, h], [-1, -1, h]);
-    const lo = tf.slice(blocks, [0, 0, 0], [-1, -1, h]);
-    const rot = tf.concat([tf.neg(hi), lo], 2); // [−x_hi, x_lo]
-    const xr = tf.add(tf.mul(blocks, this.rope.cos), tf.mul(rot, this.rope.sin));
-    const z = matmul(tf.reshape(xr, [n * nb, r]) as T2, this.M); // [N·nb, r̂]
+    const blocks = tf.reshape(wrapPad(x, this.padded), [n * nb, r]) as T2; // [N, k+p] -> [N·nb, r̂]
+    const rot = tf.reshape(linear(blocks, this.mats[0] as T2), [n, nb, r]); // [−x_hi, x_lo] per block
+    const xr = tf.add(tf.mul(tf.reshape(blocks, [n, nb, r]), rope.cos), tf.mul(rot, rope.sin));
+    const z = matmul(tf.reshape(xr, [n * nb, r]) as T2, m); // [N·nb, r̂]
     return fitTo(tf.reshape(z, [n, this.padded]) as T2, d);
   }
 
@@ -158,6 +224,7 @@ export class MoraAdapter implements LinearAdapter {
 
   dispose(): void {
     this.M.dispose();
+    for (const key of this.fixed) releaseFixed(key);
     this.rope?.cos.dispose();
     this.rope?.sin.dispose();
   }

@@ -188,3 +188,43 @@ void test('MoRA 1 and 6: forward = the MoRA reference; merged ΔW (built from th
   assert.equal(moraRank(spec, {} as never, 1), 105);
   assert.equal(moraRank(spec, {} as never, 6), 104);
 });
+
+void test('MoRA 1 and 6: gradients of x and M (matMul form, recomputed backward) = central finite differences', () => {
+  // The delta is bilinear in (x, M): a central difference is exact up to float rounding.
+  for (const type of [1, 6] as const) {
+    for (const [k, d, r] of [[10, 6, 4], [7, 16, 4], [2, 9, 6]] as [number, number, number][]) {
+      const l = layer(k, d, false);
+      const ad = new MoraAdapter(l, parseMethodSpec(`mora${type}:r=${r}`).terms[0]!, type);
+      ad.M.assign(rand([r, r]) as T2);
+      l.adapter = ad;
+      const x = rand([3, k]) as T2;
+      const R = rand([3, d]) as T2;
+      const loss = (xi: T2): tf.Scalar => tf.sum(tf.mul(l.forward(xi), R));
+      const { grads } = tf.variableGrads(() => loss(x), [ad.M]);
+      const gx = tf.grad((xi: tf.Tensor) => loss(xi as T2))(x);
+      const fd = (f: (e: number) => number, eps = 1e-2): number => (f(eps) - f(-eps)) / (2 * eps);
+      const m0 = ad.M.arraySync();
+      for (const [i, j] of [[0, 0], [r - 1, 1], [1, r - 1]]) {
+        const want = fd((e) => {
+          const m = m0.map((row) => row.slice());
+          m[i]![j]! += e;
+          ad.M.assign(tf.tensor2d(m));
+          return loss(x).dataSync()[0]!;
+        });
+        ad.M.assign(tf.tensor2d(m0));
+        const got = grads[ad.M.name]!.arraySync() as number[][];
+        assert.ok(Math.abs(got[i]![j]! - want) <= 1e-3 * (1 + Math.abs(want)), `mora${type} k=${k} d=${d} dM[${i},${j}] ${got[i]![j]} vs ${want}`);
+      }
+      const x0 = x.arraySync();
+      for (const [i, j] of [[0, 0], [2, k - 1]]) {
+        const want = fd((e) => {
+          const xe = x0.map((row) => row.slice());
+          xe[i]![j]! += e;
+          return loss(tf.tensor2d(xe)).dataSync()[0]!;
+        });
+        const got = (gx.arraySync() as number[][])[i]![j]!;
+        assert.ok(Math.abs(got - want) <= 1e-3 * (1 + Math.abs(want)), `mora${type} k=${k} d=${d} dx[${i},${j}] ${got} vs ${want}`);
+      }
+    }
+  }
+});

@@ -32,9 +32,10 @@ export interface CoordinatorOptions {
   metricsPort?: number;
   quiet?: boolean;
   /**
-   * A rank silent this long is declared lost. Default 30 s: a wasm worker cannot heartbeat while it
-   * computes, and 10 s gave false losses on a loaded 2-core machine (docs/performance.md); a dead
-   * process is noticed sooner, by its closed stream or the launcher's exit event.
+   * A rank silent this long is declared lost (default 30 s). Workers beat from their own thread
+   * (worker/heartbeat.ts) but only from the main thread while that loads, and 10 s gave false
+   * losses then on a loaded 2-core machine (docs/performance.md); a dead process is noticed
+   * sooner, by its closed stream or the launcher's exit event.
    */
   heartbeatTimeoutMs?: number;
   /** How long a group may take to (re-)form (default 300 s). */

@@ -29,15 +29,18 @@ export interface StepContext {
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 
 /**
- * Test-only fault injection, `ONELORA_TEST_FAULT=kind:rank:step:markerFile`: kind `kill` (SIGKILL
- * at the start of the step) or `kill-in-checkpoint` (SIGKILL halfway through writing the step's
- * checkpoint). The marker file makes it fire once, not again in the restarted process.
+ * Test-only fault injection, `ONELORA_TEST_FAULT=kind:rank:step:markerFile[:ms]`: kind `kill` (SIGKILL
+ * at the start of the step), `kill-in-checkpoint` (SIGKILL halfway through writing the step's
+ * checkpoint) or `stall` (hold the main thread `ms` milliseconds at the start of the step, as one
+ * long synchronous computation does). The marker file makes it fire once, not again in the
+ * restarted process.
  */
 function fault(kind: string, rank: number, step: number): boolean {
-  const [k, r, s, marker] = (process.env.ONELORA_TEST_FAULT ?? '').split(':');
+  const [k, r, s, marker, ms] = (process.env.ONELORA_TEST_FAULT ?? '').split(':');
   if (k !== kind || Number(r) !== rank || Number(s) !== step || !marker || fs.existsSync(marker)) return false;
   fs.writeFileSync(marker, `${process.pid}\n`);
-  process.kill(process.pid, 'SIGKILL');
+  if (kind === 'stall') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(ms));
+  else process.kill(process.pid, 'SIGKILL');
   return true;
 }
 
@@ -54,6 +57,7 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const { cfg, engine } = run;
   const step = start.step;
   fault('kill', rank, step);
+  fault('stall', rank, step);
   const t0 = performance.now();
   const epoch = sampleAt(start.samples_seen, { epochSize: run.train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed }).epoch;
   const micro: MicroBatch[] = [];

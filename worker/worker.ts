@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../src/backend.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
 import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
+import type { TlsFlags } from '../src/comm/tls.js';
 import type { Transport } from '../src/comm/transport.js';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { RunError, UserError, messageOf } from '../src/errors.js';
@@ -13,6 +14,7 @@ import { childLog } from '../src/log.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
 import type { JobSpec } from '../coordinator/server.js';
 import { zmqBackend, type CommBackend } from './backend.js';
+import { HeartbeatThread } from './heartbeat.js';
 import { runStep, type Snapshot, type StepContext } from './step.js';
 
 const log = childLog('worker');
@@ -29,6 +31,10 @@ export interface WorkerOptions {
   curve?: boolean;
   /** gRPC channel credentials (src/comm/tls.ts); insecure by default. */
   credentials?: grpc.ChannelCredentials;
+  /** The TLS files behind `credentials`, for the heartbeat thread's own channel. */
+  tls?: TlsFlags;
+  /** Heartbeat period (default 1 s). */
+  heartbeatMs?: number;
 }
 
 /** Runs until the coordinator says stop; throws a RunError when the job failed. */
@@ -36,6 +42,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
   const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
+  const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
+    (err) => log.warn({ err: err.message }, 'heartbeat thread failed; beating from the main thread (it falls silent during long steps)'));
   const snapshots = new Map<number, Snapshot>();
   let run: RunSetup | null = null;
   let initial: Snapshot | null = null;
@@ -56,7 +64,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
       await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot);
       const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots };
-      const end = await followControl(ctx, comm);
+      const end = await followControl(ctx, comm, heartbeat);
       if (end.kind === 'restore') {
         log.warn({ rank, reason: end.reason }, `group abandoned: ${end.reason}`);
         await comm.onShutdown(true);
@@ -68,6 +76,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     }
   } finally {
     await comm.onShutdown(true);
+    await heartbeat.stop();
     run?.close();
     client.close();
   }
@@ -124,17 +133,14 @@ async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, s
 
 type GroupEnd = { kind: 'restore'; reason: string } | { kind: 'stop'; failed: boolean; reason: string };
 
-async function followControl(c: StepContext, comm: CommBackend): Promise<GroupEnd> {
+async function followControl(c: StepContext, comm: CommBackend, heartbeat: HeartbeatThread): Promise<GroupEnd> {
   const control = c.client.control({ rank: c.rank, generation: c.generation });
-  let current = 0;
-  const hb = setInterval(() => {
-    c.client.heartbeat({ rank: c.rank, generation: c.generation, step: current }).catch(() => undefined);
-  }, 1000);
+  heartbeat.beat({ rank: c.rank, generation: c.generation, step: 0 });
   let inFlight: Promise<void> = Promise.resolve();
   try {
     for await (const cmd of control) {
       if (cmd.kind === 'start') {
-        current = cmd.start.step;
+        heartbeat.beat({ rank: c.rank, generation: c.generation, step: cmd.start.step });
         inFlight = runStep(c, cmd.start).catch((err: unknown) => reportFailure(c, cmd.start.step, err));
       } else if (cmd.kind === 'restore') {
         // Unblock a step waiting on a dead peer, then re-register.
@@ -148,7 +154,7 @@ async function followControl(c: StepContext, comm: CommBackend): Promise<GroupEn
     }
     throw new RunError('the coordinator ended the control stream without a stop (is it gone?)');
   } finally {
-    clearInterval(hb);
+    heartbeat.pause();
     control.cancel();
   }
 }

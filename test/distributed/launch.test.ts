@@ -53,11 +53,11 @@ async function reference(steps: number): Promise<Map<string, Float32Array>> {
   return a;
 }
 
-async function launched(workers: number, opts: { sets?: string[]; fault?: string; maxFailures?: number; output?: string; resume?: boolean; maxSteps?: number } = {}) {
+async function launched(workers: number, opts: { sets?: string[]; fault?: string; maxFailures?: number; output?: string; resume?: boolean; maxSteps?: number; heartbeatTimeoutMs?: number } = {}) {
   const output = opts.output ?? tmpDir(`launch${workers}`);
   const logDir = tmpDir('samples');
   const env: NodeJS.ProcessEnv = { ONELORA_SAMPLE_LOG: logDir, ONELORA_LOG: 'warn', ...(opts.fault ? { ONELORA_TEST_FAULT: opts.fault } : {}) };
-  const r = await launch({ cfg: cfg(opts.sets), workers, output, maxSteps: opts.maxSteps ?? STEPS, quiet: true, maxFailures: opts.maxFailures ?? 3, resume: opts.resume, backend: 'wasm', env, heartbeatTimeoutMs: 20_000 });
+  const r = await launch({ cfg: cfg(opts.sets), workers, output, maxSteps: opts.maxSteps ?? STEPS, quiet: true, maxFailures: opts.maxFailures ?? 3, resume: opts.resume, backend: 'wasm', env, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 20_000 });
   return { ...r, output, samples: sampleLog(logDir) };
 }
 
@@ -103,6 +103,15 @@ test('kill -9 of a worker mid-run: it is restarted, the group re-formed, and the
     const last = Math.max(...lines.map((l) => l.generation));
     assert.equal(new Set(lines.filter((l) => l.generation === last).flatMap((l) => l.sample_ids)).size, 8);
   }
+});
+
+test('a rank whose main thread is busy for 3 heartbeat timeouts is not declared lost: it beats from its own thread', async () => {
+  const marker = path.join(tmpDir('fault'), 'fired');
+  const r = await launched(2, { fault: `stall:1:3:${marker}:4500`, heartbeatTimeoutMs: 1500 });
+  assert.ok(fs.existsSync(marker), 'the stall happened');
+  assert.equal(r.restarts, 0);
+  assert.deepEqual([...new Set(r.samples.map((l) => l.generation))], [1], 'one group from start to end: no failure, no re-forming');
+  assert.equal(r.summary.steps, STEPS);
 });
 
 test('kill during a checkpoint write leaves the previous checkpoint intact; coordinator --resume finishes the run', async () => {

@@ -99,7 +99,7 @@ export function registerWorker(program: Command): void {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials, curve: curveOn(f.zmqCurve) });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
     }));
 }
 

@@ -1,0 +1,97 @@
+// The worker's heartbeat, on its own thread (like torchelastic's agent beside the trainer): a
+// training step is synchronous tfjs work that can hold the main thread for minutes on a large model,
+// and a heartbeat timer there would fall silent exactly while the worker is busiest. This thread
+// has its own gRPC channel to the coordinator and beats once a second with the last (rank,
+// generation, step) the main thread posted. A main thread that hangs for good is caught elsewhere:
+// its peers' all-reduce times out and names it (src/comm/allreduce.ts), and a dead process closes
+// its control stream.
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { clientCredentials, type TlsFlags } from '../src/comm/tls.js';
+import { CoordinatorClient } from '../src/comm/proto.js';
+
+export interface HeartbeatConfig {
+  coordinator: string;
+  token: string;
+  tls: TlsFlags;
+  intervalMs: number;
+}
+
+export type Beat = { rank: number; generation: number; step: number };
+type ToThread = { kind: 'beat'; beat: Beat } | { kind: 'pause' } | { kind: 'stop' };
+type FromThread = { kind: 'ready' };
+
+/**
+ * The main thread's handle: post the state to beat with, pause between groups, stop at the end.
+ * Until the thread says it is ready (loading gRPC there takes a few seconds), and for good should
+ * it fail, a timer on the main thread beats instead, as before the thread existed.
+ */
+export class HeartbeatThread {
+  private readonly worker: Worker;
+  private readonly timer: NodeJS.Timeout;
+  private threadReady = false;
+  private last: Beat | null = null;
+
+  constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void) {
+    this.timer = setInterval(() => {
+      if (this.last && !this.threadReady) client.heartbeat(this.last).catch(() => undefined);
+    }, cfg.intervalMs);
+    this.worker = new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { workerData: cfg });
+    this.worker.unref();
+    this.worker.on('message', (m: FromThread) => {
+      if (m.kind === 'ready') this.threadReady = true;
+    });
+    this.worker.on('error', (err) => {
+      this.threadReady = false;
+      onFallback(err);
+    });
+  }
+
+  /** True once beats come from the thread. */
+  get onThread(): boolean {
+    return this.threadReady;
+  }
+
+  beat(b: Beat): void {
+    this.last = b;
+    this.post({ kind: 'beat', beat: b });
+  }
+
+  pause(): void {
+    this.last = null;
+    this.post({ kind: 'pause' });
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.post({ kind: 'stop' });
+    await this.worker.terminate();
+  }
+
+  private post(m: ToThread): void {
+    try {
+      this.worker.postMessage(m);
+    } catch {
+      // the thread is gone: the main-thread timer carries the beats
+    }
+  }
+}
+
+function runThread(cfg: HeartbeatConfig): void {
+  const client = new CoordinatorClient(cfg.coordinator, cfg.token, { credentials: clientCredentials(cfg.tls).credentials, deadlineMs: Math.max(5_000, 5 * cfg.intervalMs) });
+  let current: Beat | null = null;
+  const timer = setInterval(() => {
+    if (current) client.heartbeat(current).catch(() => undefined);
+  }, cfg.intervalMs);
+  parentPort?.on('message', (m: ToThread) => {
+    if (m.kind === 'beat') current = m.beat;
+    else if (m.kind === 'pause') current = null;
+    else {
+      clearInterval(timer);
+      client.close();
+      parentPort?.close();
+    }
+  });
+  parentPort?.postMessage({ kind: 'ready' } satisfies FromThread);
+}
+
+if (!isMainThread && (workerData as { intervalMs?: number } | null)?.intervalMs) runThread(workerData as HeartbeatConfig);

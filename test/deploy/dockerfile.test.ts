@@ -97,6 +97,21 @@ void describe('deploy/Dockerfile (static)', () => {
     }
     // What the CLI loads at run time is in the image.
     const copied = ins.filter((x) => x.op === 'COPY').flatMap((x) => x.args.split(/\s+/));
-    for (const dir of ['bin', 'src', 'presets']) assert.ok(copied.includes(dir), `COPY ${dir}`);
+    for (const dir of ['bin', 'src', 'presets', 'proto']) assert.ok(copied.includes(dir), `COPY ${dir}`);
+    // …and every top-level directory the CLI's modules import from, followed from bin/onelora.js.
+    const seen = new Set<string>();
+    const todo = [path.join(ROOT, 'bin/onelora.js'), path.join(ROOT, 'src/cli/main.ts')];
+    while (todo.length) {
+      const file = todo.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      for (const m of fs.readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = path.resolve(path.dirname(file), m[1]!).replace(/\.js$/, '.ts');
+        if (fs.existsSync(target)) todo.push(target);
+      }
+    }
+    const dirs = new Set([...seen].map((f) => path.relative(ROOT, f).split(path.sep)[0]!));
+    assert.ok(dirs.has('worker') && dirs.has('coordinator'), `the walk reaches the runtime: ${[...dirs].join(', ')}`);
+    for (const dir of dirs) assert.ok(copied.includes(dir), `the CLI imports from ${dir}/: COPY ${dir}`);
   });
 });

@@ -23,6 +23,10 @@ export interface RenderOptions {
   /** The kustomize base as the overlay's `resources:` entry; absent: referenced or copied (render.ts). */
   readonly base?: string;
   readonly generateToken?: boolean;
+  /** A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt): mutual TLS for gRPC in every pod. */
+  readonly tlsSecret?: string;
+  /** CURVE-encrypted ZeroMQ links between the workers (ONELORA_ZMQ_CURVE=1 in every pod). */
+  readonly zmqCurve?: boolean;
 }
 
 export interface ImageRef {
@@ -42,6 +46,8 @@ export interface CheckedOptions {
   readonly namespace?: string;
   readonly gpusPerWorker: number;
   readonly workerMemory?: string;
+  readonly tlsSecret?: string;
+  readonly zmqCurve: boolean;
 }
 
 // Host memory per worker: the float32 weights pass through it while loading (4 bytes × 6.7 B or
@@ -50,6 +56,7 @@ const WORKER_MEMORY: Readonly<Record<string, string>> = { 'llama2-7b': '40Gi', '
 
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
 // [registry[:port]/]path[:tag][@sha256:hex], lower-case path components (the OCI reference grammar, simplified).
 const IMAGE = /^((?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([\w][\w.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$/;
@@ -124,6 +131,9 @@ export function checkOptions(opts: RenderOptions): CheckedOptions {
   if (workerMemory !== undefined && !QUANTITY.test(workerMemory)) {
     throw new UserError(`--worker-memory: '${workerMemory}' is not a Kubernetes quantity like 64Gi`);
   }
+  if (opts.tlsSecret !== undefined && !DNS_SUBDOMAIN.test(opts.tlsSecret)) {
+    throw new UserError(`--tls-secret: '${opts.tlsSecret}' is not a Kubernetes Secret name (lower-case letters, digits, '-' and '.')`);
+  }
   return {
     configFile,
     configText,
@@ -135,5 +145,7 @@ export function checkOptions(opts: RenderOptions): CheckedOptions {
     ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
     gpusPerWorker,
     ...(workerMemory !== undefined ? { workerMemory } : {}),
+    ...(opts.tlsSecret !== undefined ? { tlsSecret: opts.tlsSecret } : {}),
+    zmqCurve: !!opts.zmqCurve,
   };
 }

@@ -46,59 +46,73 @@ function kustomization(o: CheckedOptions, baseRef: string, withToken: boolean): 
   };
 }
 
-function coordinatorPatch(o: CheckedOptions): unknown {
+/** Where the pods mount --tls-secret; the ONELORA_TLS_* variables point into it (src/comm/tls.ts). */
+export const POD_TLS_DIR = '/etc/onelora/tls';
+
+/** The env, mounts and volumes that --tls-secret and --zmq-curve add to a pod (merged by name). */
+function security(o: CheckedOptions): { env: unknown[]; volumeMounts?: unknown[]; volumes?: unknown[] } {
+  const env: unknown[] = [];
+  if (o.zmqCurve) env.push({ name: 'ONELORA_ZMQ_CURVE', value: '1' });
+  if (o.tlsSecret === undefined) return { env };
+  env.push(
+    { name: 'ONELORA_TLS_CERT', value: `${POD_TLS_DIR}/tls.crt` },
+    { name: 'ONELORA_TLS_KEY', value: `${POD_TLS_DIR}/tls.key` },
+    { name: 'ONELORA_TLS_CA', value: `${POD_TLS_DIR}/ca.crt` },
+  );
+  return {
+    env,
+    volumeMounts: [{ name: 'onelora-tls', mountPath: POD_TLS_DIR, readOnly: true }],
+    volumes: [{ name: 'onelora-tls', secret: { secretName: o.tlsSecret } }],
+  };
+}
+
+/** A Job patch: the container named onelora gets `container` plus the security env and mounts. */
+function jobPatch(o: CheckedOptions, job: string, spec: Record<string, unknown>, container: Record<string, unknown>): unknown {
+  const sec = security(o);
+  const env = [...((container.env as unknown[] | undefined) ?? []), ...sec.env];
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: 'onelora-coordinator' },
+    metadata: { name: job },
     spec: {
+      ...spec,
       template: {
         spec: {
-          containers: [
-            {
-              name: 'onelora',
-              env: [
-                { name: 'ONELORA_WORKERS', value: String(o.workers) },
-                { name: 'ONELORA_RUN_NAME', value: o.name },
-              ],
-            },
-          ],
+          containers: [{ name: 'onelora', ...container, ...(env.length ? { env } : {}), ...(sec.volumeMounts ? { volumeMounts: sec.volumeMounts } : {}) }],
+          ...(sec.volumes ? { volumes: sec.volumes } : {}),
         },
       },
     },
   };
 }
 
+function coordinatorPatch(o: CheckedOptions): unknown {
+  return jobPatch(o, 'onelora-coordinator', {}, {
+    env: [
+      { name: 'ONELORA_WORKERS', value: String(o.workers) },
+      { name: 'ONELORA_RUN_NAME', value: o.name },
+    ],
+  });
+}
+
 function workersPatch(o: CheckedOptions): unknown {
   const d = o.cfg.distributed;
   const gpus = String(o.gpusPerWorker);
   const memory = o.workerMemory !== undefined ? { memory: o.workerMemory } : {};
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name: 'onelora-workers' },
-    spec: {
-      completions: o.workers,
-      parallelism: o.workers,
-      // Kubernetes gives up on a rank when the runtime would (distributed.max_failures), and on the
-      // Job when fewer than distributed.min_workers ranks can still run.
-      backoffLimitPerIndex: d.max_failures,
-      maxFailedIndexes: o.workers - d.min_workers,
-      template: {
-        spec: {
-          containers: [
-            {
-              name: 'onelora',
-              resources: {
-                requests: { ...memory, 'nvidia.com/gpu': gpus },
-                limits: { ...memory, 'nvidia.com/gpu': gpus },
-              },
-            },
-          ],
-        },
-      },
-    },
+  const spec = {
+    completions: o.workers,
+    parallelism: o.workers,
+    // Kubernetes gives up on a rank when the runtime would (distributed.max_failures), and on the
+    // Job when fewer than distributed.min_workers ranks can still run.
+    backoffLimitPerIndex: d.max_failures,
+    maxFailedIndexes: o.workers - d.min_workers,
   };
+  return jobPatch(o, 'onelora-workers', spec, {
+    resources: {
+      requests: { ...memory, 'nvidia.com/gpu': gpus },
+      limits: { ...memory, 'nvidia.com/gpu': gpus },
+    },
+  });
 }
 
 /** Every file of the overlay except a job token and a copied base (render.ts adds those). */

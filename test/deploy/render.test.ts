@@ -81,6 +81,26 @@ void describe('deploy render', () => {
     assert.equal(workers.spec.template.spec.containers[0]!.image, 'registry.example:5000/ml/onelora@sha256:' + 'a'.repeat(64));
   });
 
+  void it('--tls-secret and --zmq-curve: both Jobs mount the Secret, point ONELORA_TLS_* into it and set ONELORA_ZMQ_CURVE', () => {
+    const out = path.join(temp(), 'secure');
+    renderOverlay({ config: PRESET_7B, workers: 2, image: IMAGE, out, tlsSecret: 'onelora-tls', zmqCurve: true });
+    const objs = kustomize(out);
+    for (const obj of objs) assert.deepEqual(k8sErrors(obj), []);
+    type PodSpec = { containers: { name: string; env: { name: string; value?: string }[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] };
+    for (const job of ['onelora-coordinator', 'onelora-workers']) {
+      const spec = (objs.find((x) => x.kind === 'Job' && x.metadata.name === job) as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+      const c = spec.containers.find((x) => x.name === 'onelora')!;
+      const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
+      assert.equal(env.ONELORA_ZMQ_CURVE, '1', job);
+      assert.deepEqual([env.ONELORA_TLS_CERT, env.ONELORA_TLS_KEY, env.ONELORA_TLS_CA], ['/etc/onelora/tls/tls.crt', '/etc/onelora/tls/tls.key', '/etc/onelora/tls/ca.crt'], job);
+      assert.ok('ONELORA_JOB_TOKEN' in env, `${job}: the base's env is kept (merged by name)`);
+      assert.deepEqual(c.volumeMounts.find((m) => m.name === 'onelora-tls'), { name: 'onelora-tls', mountPath: '/etc/onelora/tls', readOnly: true }, job);
+      assert.ok(c.volumeMounts.some((m) => m.name === 'data'), `${job}: the base's mounts are kept`);
+      assert.deepEqual(spec.volumes.find((v) => v.name === 'onelora-tls')?.secret, { secretName: 'onelora-tls' }, job);
+    }
+    throwsUser(() => planRender({ config: PRESET_7B, workers: 2, image: IMAGE, out, tlsSecret: 'Not_A_Name' }), '--tls-secret', 'Not_A_Name');
+  });
+
   void it('--generate-token writes a private, git-ignored token once and a Secret for it', () => {
     const out = path.join(temp(), 'tok');
     renderOverlay({ config: PRESET_7B, workers: 16, image: IMAGE, out, generateToken: true });

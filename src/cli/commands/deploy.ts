@@ -15,6 +15,8 @@ interface RenderFlags {
   workerMemory?: string;
   base?: string;
   generateToken?: boolean;
+  tlsSecret?: string;
+  zmqCurve?: boolean;
   dryRun?: boolean;
 }
 
@@ -33,6 +35,8 @@ export function registerDeploy(program: Command): void {
     .option('--worker-memory <size>', 'memory request = limit of each worker pod (default: by model preset, else the base\'s 32Gi)')
     .option('--base <path>', 'kustomize base to reference, relative to --out (default: deploy/base inside the checkout, else a copy in OUT/base)')
     .option('--generate-token', 'also write a random job token (job-token.env, git-ignored) and a Secret generator for it')
+    .option('--tls-secret <name>', 'a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt: gRPC over mutual TLS in every pod (docs/deploy.md)')
+    .option('--zmq-curve', 'CURVE-encrypt the workers\' ZeroMQ links (ONELORA_ZMQ_CURVE=1 in every pod)')
     .option('--dry-run', 'check everything and print the files instead of writing them')
     .action(action((opts: RenderFlags) => {
       process.stdout.write(renderOverlay(opts));

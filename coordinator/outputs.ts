@@ -8,7 +8,7 @@ import * as prom from 'prom-client';
 import type { StepReport } from '../src/comm/proto.js';
 import { writeFileAtomic } from '../src/checkpoint/checkpoint.js';
 import { childLog } from '../src/log.js';
-import { MetricsLog, Progress, type StepMetrics } from '../src/train/metrics.js';
+import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from '../src/train/metrics.js';
 import type { TrainSummary } from '../src/train/trainer.js';
 
 const log = childLog('coordinator');
@@ -62,13 +62,16 @@ export class JobOutputs {
   lastLoss = NaN;
   evalBefore: Record<string, number> | null = null;
   evalAfter: Record<string, number> | null = null;
+  /** The best of rank 0's evaluations (every eval.every steps and the last), as the trainer keeps it. */
+  best: Best = null;
 
   constructor(
     readonly output: string,
     start: number,
-    stopAt: number,
+    private readonly stopAt: number,
     readonly prom: PromMetrics,
     quiet = false,
+    private readonly evalMetric = 'loss',
   ) {
     this.metrics = new MetricsLog(output);
     this.progress = new Progress(start, stopAt, quiet);
@@ -103,10 +106,11 @@ export class JobOutputs {
     this.prom.loss.set(loss);
     this.peak = Math.max(this.peak, peak);
     this.lastLoss = loss;
-    const after = prefixed(r0.metrics, 'eval.');
-    if (after) {
-      this.evalAfter = after;
-      this.metrics.write({ step: o.step, eval: after });
+    const ev = prefixed(r0.metrics, 'eval.');
+    if (ev) {
+      if (o.step === this.stopAt) this.evalAfter = ev;
+      this.best = updateBest(this.best, o.step, this.evalMetric, ev);
+      this.metrics.write({ step: o.step, eval: ev });
     }
   }
 

@@ -3,6 +3,7 @@
 // and the run outputs (outputs.ts); workers own the model and the in-memory committed state.
 import * as grpc from '@grpc/grpc-js';
 import { latestCheckpoint, readCheckpoint, writeFileAtomic } from '../src/checkpoint/checkpoint.js';
+import type { Best } from '../src/train/metrics.js';
 import { addCoordinatorService, bindServer, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
 import { configHash, toYaml, type RunConfig } from '../src/config.js';
 import { Dataset } from '../src/data/arrow-file.js';
@@ -74,6 +75,8 @@ export class Coordinator {
   private readonly pending = new Map<string, PendingRegister>();
   private controls = new Map<number, AsyncQueue<Command>>();
   private lastSeen: Record<number, number> = {};
+  /** The best evaluation recorded in the checkpoint a --resume starts from. */
+  private resumedBest: Best = null;
   private reports = new Map<number, StepReport>();
   private earlyCommit: CheckpointCommit | null = null;
   private devices = new Map<number, string>();
@@ -100,6 +103,7 @@ export class Coordinator {
       if (!dir) throw new RunError(`${opts.output}: no checkpoint to resume from`);
       const ck = readCheckpoint(dir, configHash(cfg));
       durable = { step: ck.state.step, samplesSeen: ck.state.samples_seen, path: dir };
+      this.resumedBest = ck.state.best ?? null;
       log.info({ step: durable.step, checkpoint: dir }, `resuming from step ${durable.step}`);
     }
     const d = cfg.distributed;
@@ -124,7 +128,8 @@ export class Coordinator {
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
-    this.outputs = new JobOutputs(output, this.startStep, this.stopAt, this.prom, this.opts.quiet);
+    this.outputs = new JobOutputs(output, this.startStep, this.stopAt, this.prom, this.opts.quiet, this.opts.cfg.eval.metric);
+    this.outputs.best = this.resumedBest;
     this.timer = setInterval(() => this.tick(), 250);
     log.info({ port: this.port, workers: this.opts.workers, stop_at: this.stopAt }, `coordinator listening on port ${this.port}, waiting for ${this.opts.workers} workers`);
   }
@@ -339,7 +344,7 @@ export class Coordinator {
       task: cfg.task, steps: this.state.committed.step, total_steps: this.total, method: cfg.method, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
       backend: `${this.devices.get(0) ?? '?'} × ${'members' in before ? before.members.length : this.opts.workers} workers`,
       wall_s: (performance.now() - this.t0) / 1000, peak_bytes: o.peak, final_loss: o.lastLoss, eval_before: o.evalBefore, eval_after: o.evalAfter,
-      best: null, output: path.resolve(this.opts.output),
+      best: o.best, output: path.resolve(this.opts.output),
     };
     writeSummary(this.opts.output, summary);
     log.info({ steps: summary.steps, final_loss: summary.final_loss }, 'done');

@@ -10,6 +10,7 @@ import { fromIpc } from '../src/data/arrow.js';
 import { sampleAt } from '../src/data/sampler.js';
 import type { MicroBatch } from '../src/train/engine.js';
 import type { RunSetup } from '../src/train/setup.js';
+import { evaluatesAt, updateBest, type Best } from '../src/train/metrics.js';
 import { checkpoint, evaluate } from '../src/train/trainer.js';
 import type { JobSpec } from '../coordinator/server.js';
 
@@ -24,6 +25,8 @@ export interface StepContext {
   generation: number;
   /** step → committed state; the last two are kept (a re-formed group restores the older one). */
   snapshots: Map<number, Snapshot>;
+  /** Rank 0's best evaluation so far (kept across groups), written into its checkpoints. */
+  best: { value: Best };
 }
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
@@ -94,14 +97,18 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const { lr, gradNorm } = engine.applyUpdate(buf.subarray(0, grad.length), step - 1);
   c.snapshots.set(step, engine.snapshot());
   c.snapshots.delete(step - 2);
-  if (evalOn && step === c.spec.stop_at) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval.${k}`] = v;
+  if (evalOn && evaluatesAt(step, cfg.eval.every, c.spec.stop_at)) {
+    const ev = (await evaluate(run)) ?? {};
+    for (const [k, v] of Object.entries(ev)) metrics[`eval.${k}`] = v;
+    c.best.value = updateBest(c.best.value, step, cfg.eval.metric, ev);
+  }
   const head = run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
   Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head, bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
   logSamples(c, step, sampleIds);
   await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
   if (start.checkpoint && rank === 0) {
     const samplesSeen = start.samples_seen + cfg.batch.global;
-    checkpoint(run, c.spec.output, { step, samplesSeen, best: null }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
+    checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
     const dir = `${c.spec.output}/checkpoints/step-${step}`;
     await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
   }

@@ -45,6 +45,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
     (err) => log.warn({ err: err.message }, 'heartbeat thread failed; beating from the main thread (it falls silent during long steps)'));
   const snapshots = new Map<number, Snapshot>();
+  const best: StepContext['best'] = { value: null };
   let run: RunSetup | null = null;
   let initial: Snapshot | null = null;
   let rank = opts.rank;
@@ -62,8 +63,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       }
       const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys);
       log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
-      await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot);
-      const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots };
+      await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot, best);
+      const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots, best };
       const end = await followControl(ctx, comm, heartbeat);
       if (end.kind === 'restore') {
         log.warn({ rank, reason: end.reason }, `group abandoned: ${end.reason}`);
@@ -109,7 +110,7 @@ const pack = (s: Snapshot): Float32Array => {
  * all-reduce in which every other rank contributes zeros, exact), from the checkpoint on disk, or
  * the initial state.
  */
-async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, spec: JobSpec, snapshots: Map<number, Snapshot>, initial: Snapshot): Promise<void> {
+async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, spec: JobSpec, snapshots: Map<number, Snapshot>, initial: Snapshot, best: StepContext['best']): Promise<void> {
   const step = reply.resume?.step ?? 0;
   const engine = run.engine;
   if (spec.restore_from === 'memory') {
@@ -124,6 +125,7 @@ async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, s
     const dir = reply.resume?.checkpoint_dir ?? '';
     const ck = readCheckpoint(dir, reply.config_hash);
     engine.restoreByKey(ck.trainable, ck.m, ck.v, ck.state.optimizer_t, dir);
+    best.value = ck.state.best ?? null;
   } else {
     engine.restore(initial);
   }

@@ -14,7 +14,7 @@ import { childLog } from '../log.js';
 import { saveAdapter } from '../peft/adapter-io.js';
 import type { MicroBatch } from './engine.js';
 import { CausalLmTask, type CausalLmModel } from './tasks/causal-lm.js';
-import { MetricsLog, Progress, type StepMetrics } from './metrics.js';
+import { MetricsLog, Progress, evaluatesAt, updateBest, type Best, type StepMetrics } from './metrics.js';
 import { setupRun, totalSteps, type RunSetup } from './setup.js';
 
 const log = childLog('train');
@@ -42,7 +42,7 @@ export interface TrainSummary {
   final_loss: number;
   eval_before: Record<string, number> | null;
   eval_after: Record<string, number> | null;
-  best: { step: number; metric: string; value: number } | null;
+  best: Best;
   /** Causal LM with a tokenizer: held-out questions answered before and after training. */
   examples?: { question: string; before: string; after: string; expected: string }[];
   output: string;
@@ -169,14 +169,11 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
       metrics.write(m);
       progress.update(m);
       const last = step === stopAt;
-      if ((cfg.eval.every > 0 && step % cfg.eval.every === 0) || last) {
+      if (evaluatesAt(step, cfg.eval.every, stopAt)) {
         const ev = await evaluate(run);
         if (ev) {
           metrics.write({ step, eval: ev });
-          const name = cfg.eval.metric;
-          const value = ev[name];
-          const lower = name === 'loss';
-          if (value !== undefined && Number.isFinite(value) && (!best || (lower ? value < best.value : value > best.value))) best = { step, metric: name, value };
+          best = updateBest(best, step, cfg.eval.metric, ev);
           if (last) evalAfter = ev;
         }
       }

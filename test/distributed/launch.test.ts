@@ -64,8 +64,14 @@ async function launched(workers: number, opts: { sets?: string[]; fault?: string
 for (const workers of [1, 2, 4]) {
   test(`launch --workers ${workers} trains the single-process adapter; ranks' samples are disjoint; gradients crossed ZeroMQ`, async () => {
     const want = await reference(STEPS);
-    const r = await launched(workers);
+    const r = await launched(workers, { sets: ['eval.every=2'] });
     assert.equal(r.summary.steps, STEPS);
+    // rank 0 evaluates before step 1, every 2 steps and at the last; the summary keeps the best, as train does
+    const evals = fs.readFileSync(path.join(r.output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((x) => JSON.parse(x) as { step: number; eval?: { loss: number } }).filter((x) => x.eval);
+    assert.deepEqual(evals.map((x) => x.step), [0, 2, 3]);
+    const best = evals.filter((x) => x.step > 0).reduce((a, x) => (x.eval!.loss < a.eval!.loss ? x : a));
+    assert.deepEqual(r.summary.best, { step: best.step, metric: 'loss', value: best.eval!.loss });
+    assert.equal(r.summary.eval_after?.loss, evals.at(-1)!.eval!.loss);
     for (const f of ['metrics.jsonl', 'config.yaml', 'summary.json', 'adapter/adapter_config.json', 'checkpoints/latest']) assert.ok(fs.existsSync(path.join(r.output, f)), f);
     const d = maxDiff(adapter(r.output), want);
     assert.ok(d <= 1e-5, `max |Δ| ${d}`);

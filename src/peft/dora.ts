@@ -13,6 +13,9 @@ import type { BuildContext, MethodDef } from './types.js';
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
 
+/** Smallest column norm divided by (float32 normals reach 1e-38; 1e-30 keeps m/‖·‖ finite). */
+const NORM_FLOOR = 1e-30;
+
 /** ‖W0‖² per output column of a kernel-layout [k, d] weight: [d]. */
 function colSquares(w: T2): T1 {
   return tf.sum(tf.square(w), 0);
@@ -27,8 +30,9 @@ export class DoraAdapter extends LoraAdapter {
   override readonly method = 'dora';
   /** m [d]: `lora_magnitude_vector` */
   readonly m: tf.Variable<tf.Rank.R1>;
-  /** g used by the last merge, for unmerge. */
+  /** g used by the last merge, for unmerge; and W0 itself when some g was 0 (then W0 cannot be divided back out). */
   private mergedScale: T1 | null = null;
+  private mergedW0: T2 | null = null;
   private w0sq: { id: object; sq: T1 } | null = null;
 
   constructor(layer: LinearModule, ctx: BuildContext) {
@@ -59,7 +63,10 @@ export class DoraAdapter extends LoraAdapter {
       const aT = tf.transpose(a as T2); // [r, k]
       const cross = tf.sum(tf.mul(b as T2, tf.matMul(aT, w)), 0); // [r, d] -> [d]
       const quad = tf.sum(tf.mul(b as T2, tf.matMul(tf.matMul(aT, a as T2), b as T2)), 0); // [d]
-      const value = tf.sqrt(tf.maximum(tf.add(sq, tf.add(tf.mul(cross, 2 * s), tf.mul(quad, s * s))), 0)) as T1;
+      // Floored: a column of W0 that is all zeros (DiT's adaLN-Zero modulation, a zero-initialised
+      // head) has m = 0 and norm 0 at init, and 0/0 made the first step's loss NaN. m / NORM_FLOOR
+      // is then 0, the column's output 0, as it is without the adapter.
+      const value = tf.maximum(tf.sqrt(tf.maximum(tf.add(sq, tf.add(tf.mul(cross, 2 * s), tf.mul(quad, s * s))), 0)), NORM_FLOOR) as T1;
       return { value, gradFunc: () => [tf.zerosLike(a as T2), tf.zerosLike(b as T2)] };
     });
   }
@@ -82,6 +89,7 @@ export class DoraAdapter extends LoraAdapter {
 
   override merge(layer: LinearModule): void {
     const g = tf.keep(tf.tidy(() => this.magnitudeScale(layer)));
+    if (tf.tidy(() => tf.min(tf.abs(g)).dataSync()[0]!) === 0) this.mergedW0 = tf.keep(tf.clone(layer.weight));
     tf.tidy(() => {
       layer.weight.assign(tf.mul(tf.add(layer.weight, this.deltaWeight()), g));
     });
@@ -92,16 +100,19 @@ export class DoraAdapter extends LoraAdapter {
     const g = this.mergedScale;
     if (!g) return;
     tf.tidy(() => {
-      layer.weight.assign(tf.sub(tf.div(layer.weight, g), this.deltaWeight()));
+      layer.weight.assign(this.mergedW0 ?? tf.sub(tf.div(layer.weight, g), this.deltaWeight()));
     });
     g.dispose();
+    this.mergedW0?.dispose();
     this.mergedScale = null;
+    this.mergedW0 = null;
   }
 
   override dispose(): void {
     super.dispose();
     this.m.dispose();
     this.mergedScale?.dispose();
+    this.mergedW0?.dispose();
     this.w0sq?.sq.dispose();
   }
 }

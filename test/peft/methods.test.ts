@@ -112,6 +112,27 @@ void test('DoRA: m is the norm of W0 per output feature (over the input axis); g
   fdCheck(ours, ad.m, a.grads[ad.m.name]!, 'dm');
 });
 
+void test('DoRA on a weight with an all-zero output column (adaLN-Zero): finite, the identity at init, trains, merges and unmerges', () => {
+  const l = layer(6, 4, true);
+  l.weight.assign(tf.tidy(() => tf.mul(l.weight, tf.tensor1d([1, 0, 1, 1])))); // output feature 1 is all zeros
+  const ad = new DoraAdapter(l, ctx('dora:r=2', [l]));
+  l.adapter = ad;
+  const x = rand([5, 6]) as T2;
+  assert.equal(ad.m.dataSync()[1], 0);
+  const y0 = l.forward(x);
+  assert.ok(maxRelErr(y0, l.base(x)) < 1e-6, 'identity at init');
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(l.forward(x))), [ad.A, ad.B, ad.m]);
+  assert.ok(Number.isFinite(value.dataSync()[0]!));
+  for (const g of Object.values(grads)) assert.ok(g.dataSync().every(Number.isFinite), 'finite gradients');
+  ad.B.assign(rand([2, 4]) as T2);
+  const w0 = l.weight.clone();
+  const before = l.forward(x);
+  ad.merge(l);
+  assert.ok(maxRelErr(tf.add(tf.matMul(x, l.weight), l.bias!), before) < 1e-5, "merged = adapted");
+  ad.unmerge(l);
+  assert.ok(maxRelErr(l.weight, w0) < 1e-6, 'unmerge restores W0');
+});
+
 void test('VeRA: one shared A [r, k_max], B [d_max, r], sliced per layer; ΔW = Λ_b B[:d] Λ_d A[:, :k]', () => {
   const l1 = layer(6, 4, false, 'a');
   const l2 = layer(3, 9, true, 'b');

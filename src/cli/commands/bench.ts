@@ -86,9 +86,11 @@ export function registerBench(program: Command): void {
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; json?: boolean }) => {
       const methods = o.grid ? ablationGrid() : o.methods.split(',').map((m) => m.trim()).filter(Boolean);
-      const results = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed });
-      const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results) : [];
-      printResult(!!o.json, { task: o.task, results, files });
+      const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed });
+      const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '');
+      const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results, notes) : [];
+      printResult(!!o.json, { task: o.task, results, failed, files });
+      if (failed.length) process.exitCode = 1;
     }));
   bench
     .command('pca')

@@ -10,6 +10,14 @@ export class UserError extends Error {
   }
 }
 
+/** The method finds nothing to train in this model (`norms` on a DiT, whose LayerNorms have no affine parameters). */
+export class NothingToTrainError extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NothingToTrainError';
+  }
+}
+
 /** A failure while running (a dead peer, a NaN loss, a timeout): exit code 1. */
 export class RunError extends Error {
   readonly exitCode = 1;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { loadPreset, repoRoot, type RunConfig } from '../config.js';
 import { DEMO_SHAPES, demoShapes } from '../data/demo-data.js';
 import { prepare } from '../data/prepare.js';
-import { RunError, UserError } from '../errors.js';
+import { NothingToTrainError, RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { train } from '../train/trainer.js';
 
@@ -143,7 +143,8 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
       try {
         summary = await train(cfg, { output: out, backend: opts.backend, quiet: true });
       } catch (err) {
-        if (!(err instanceof RunError)) throw err; // a config mistake stops the bench (exit 2)
+        // A config mistake stops the bench (exit 2); a failed run or a method with nothing to train here is reported.
+        if (!(err instanceof RunError || err instanceof NothingToTrainError)) throw err;
         log.warn({ method, err: err.message }, `${opts.task} ${method} failed; going on with the other methods`);
         failed.push({ method, error: err.message });
         continue;

@@ -7,7 +7,7 @@ import { clearTransposeCache } from '../backend/linear.js';
 import type { RunConfig } from '../config.js';
 import { Dataset } from '../data/arrow-file.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
-import { UserError } from '../errors.js';
+import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { AdaptableModel } from '../models/modules.js';
 import { loadModel } from '../models/registry.js';
@@ -64,6 +64,16 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
   const linearParams = new Set(model.linears().flatMap((l) => [`${l.path}.weight`, `${l.path}.bias`]));
   const headParams = loaded.created.filter((n) => !linearParams.has(n));
   const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank), { seed: cfg.seed, targets: cfg.targets, ...(headParams.length ? { headParams } : {}) });
+  if (peft.trainable.size === 0) {
+    peft.dispose();
+    model.dispose();
+    train.close();
+    validation?.close();
+    throw new NothingToTrainError(
+      `method '${cfg.method}' finds nothing to train in ${modelRef}${cfg.targets ? ` with targets ${cfg.targets}` : ''}: ` +
+        'no layer it adapts exists there (a DiT\'s LayerNorms, for one, have no scale or shift for `norms`)',
+    );
+  }
   const task = createTask(cfg, train, tokenizer);
   const o = cfg.optim;
   const engine = new TrainEngine(model, task, peft.trainable, {

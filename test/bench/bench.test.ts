@@ -1,6 +1,6 @@
 // `onelora bench step` and `onelora bench methods` run and print their fields (never timings).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,19 @@ test('bench methods writes the table, the bubble plot (SVG, PNG) and the four ax
   for (const f of ['report.md', 'bubbles.svg', 'bubbles.png', 'results.json']) assert.ok(fs.statSync(path.join(dir, f)).size > 0, f);
   assert.match(fs.readFileSync(path.join(dir, 'bubbles.svg'), 'utf8'), /<svg/);
   assert.deepEqual([...fs.readFileSync(path.join(dir, 'bubbles.png')).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('bench methods reports a method with nothing to train (norms on a DiT) and runs the others; exit 1', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const r = spawnSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', 'norms,bitfit', '--steps', '1', '--report', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { results: { method: string }[]; failed: { method: string; error: string }[] };
+  assert.deepEqual(out.results.map((x) => x.method), ['bitfit']);
+  assert.equal(out.failed.length, 1);
+  assert.equal(out.failed[0]!.method, 'norms');
+  assert.match(out.failed[0]!.error, /'norms' finds nothing to train in .*tiny-dit/);
+  assert.match(fs.readFileSync(path.join(dir, 'report.md'), 'utf8'), /\*\*norms failed\*\*: method 'norms' finds nothing to train/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

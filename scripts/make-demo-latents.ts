@@ -16,8 +16,13 @@ import { Rng } from '../src/data/rng.js';
 export const LATENT_SHAPE = [4, 8, 8] as const;
 export const CLASSES = 10;
 
-/** `perClass` latents of each class, classes interleaved: latents [N, 4, 8, 8] and labels [N]. */
-export function demoLatents(perClass: number, seed: number): { latents: Float32Array; labels: Int32Array } {
+/**
+ * `perClass` latents of each class, classes interleaved: latents [N, 4, 8, 8] and labels [N].
+ * `variant` 1 is another task of the same kind (scripts/make-demo-dit.ts pre-trains on it): wider
+ * blobs (width 1.8) on a smaller ring (radius 1.5), half-way between the demo's angles, positive in
+ * every channel, so the demo's sign patterns and places are new to a model pre-trained on it.
+ */
+export function demoLatents(perClass: number, seed: number, variant = 0): { latents: Float32Array; labels: Int32Array } {
   const [C, H, W] = LATENT_SHAPE;
   const n = perClass * CLASSES;
   const latents = new Float32Array(n * C * H * W);
@@ -27,16 +32,18 @@ export function demoLatents(perClass: number, seed: number): { latents: Float32A
   for (let i = 0; i < n; i++) {
     const k = i % CLASSES;
     labels[i] = k;
-    const angle = (2 * Math.PI * k) / CLASSES;
-    const cx = 3.5 + 2.5 * Math.cos(angle) + r.uniform(-0.5, 0.5);
-    const cy = 3.5 + 2.5 * Math.sin(angle) + r.uniform(-0.5, 0.5);
+    const angle = (2 * Math.PI * (k + 0.5 * variant)) / CLASSES;
+    const radius = variant ? 1.5 : 2.5;
+    const width = variant ? 1.8 : 1.2;
+    const cx = 3.5 + radius * Math.cos(angle) + r.uniform(-0.5, 0.5);
+    const cy = 3.5 + radius * Math.sin(angle) + r.uniform(-0.5, 0.5);
     const amp = r.uniform(0.8, 1.2);
     for (let c = 0; c < C; c++) {
-      const sign = ((k + c) * 7) % 3 === 0 ? -1 : 1; // a class-specific channel pattern
+      const sign = !variant && ((k + c) * 7) % 3 === 0 ? -1 : 1; // a class-specific channel pattern
       for (let y = 0; y < H; y++) {
         for (let x = 0; x < W; x++) {
           const d2 = (x - cx) ** 2 + (y - cy) ** 2;
-          latents[((i * C + c) * H + y) * W + x] = sign * amp * Math.exp(-d2 / (2 * 1.2 ** 2)) + 0.1 * gauss();
+          latents[((i * C + c) * H + y) * W + x] = sign * amp * Math.exp(-d2 / (2 * width ** 2)) + 0.1 * gauss();
         }
       }
     }

@@ -14,12 +14,12 @@ import { repoRoot } from '../src/config.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { demoShapes } from '../src/data/demo-data.js';
 import { prepare } from '../src/data/prepare.js';
-import { Rng } from '../src/data/rng.js';
 import { childLog } from '../src/log.js';
 import { saveHfModel } from '../src/models/hf.js';
 import { loadModel } from '../src/models/registry.js';
 import { VitModel } from '../src/models/vit.js';
 import { TrainEngine } from '../src/train/engine.js';
+import { pretrain } from './demo/pretrain.js';
 import { ClassificationTask, type ClassifierModel } from '../src/train/tasks/classification.js';
 
 const log = childLog('make-demo-vit');
@@ -52,18 +52,7 @@ async function main(): Promise<void> {
       schedule: { name: 'cosine', baseLr: 2e-3, warmupSteps: 20, totalSteps: STEPS, minLrRatio: 0.05 },
       betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05, gradClip: 1.0, noDecay: (k) => /bias|norm/.test(k),
     });
-    const perEpoch = Math.floor(train.numRows / BATCH);
-    let order: ArrayLike<number> = [];
-    const t0 = performance.now();
-    for (let step = 0; step < STEPS; step++) {
-      const epoch = Math.floor(step / perEpoch);
-      if (step % perEpoch === 0) order = Rng.from(SEED, epoch).permutation(train.numRows);
-      const ids = Array.from({ length: BATCH }, (_, i) => order[(step % perEpoch) * BATCH + i]!);
-      const mb = { rows: train.rows(ids), ctx: { seed: SEED, epoch, sampleIds: ids, training: true } };
-      const { grad, lossSum } = await engine.computeGrads([mb], BATCH);
-      engine.applyUpdate(grad, step);
-      if (step % 50 === 0 || step === STEPS - 1) log.info({ step, loss: Number((lossSum / BATCH).toFixed(4)), s: Math.round((performance.now() - t0) / 1000) }, 'pre-training');
-    }
+    await pretrain(engine, train, { steps: STEPS, batch: BATCH, seed: SEED, log, logEvery: 50, units: () => BATCH });
     const ids = Array.from({ length: test.numRows }, (_, i) => i);
     const ev = await task.evaluate(model as unknown as ClassifierModel, [{ rows: test.rows(ids), ctx: { seed: SEED, epoch: 0, sampleIds: ids, training: false } }]);
     log.info(ev, 'held-out images of the pre-training task');

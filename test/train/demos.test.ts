@@ -44,7 +44,7 @@ void test('tiny-dit-demo: 2 steps through train(), then onelora sample --adapter
   assert.ok(Number.isFinite(s.final_loss));
   assertRunOutputs(out, 2);
   const file = path.join(out, 'z.safetensors');
-  const r = spawnSync(process.execPath, [path.join(repoRoot(), 'bin', 'onelora.js'), 'sample', '--model', 'tiny-dit', '--adapter', path.join(out, 'adapter'),
+  const r = spawnSync(process.execPath, [path.join(repoRoot(), 'bin', 'onelora.js'), 'sample', '--model', path.join(repoRoot(), 'models', 'demo-dit'), '--adapter', path.join(out, 'adapter'),
     '--class', '3', '--steps', '2', '--sampler', 'ddim', '--backend', 'wasm', '--out', file, '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const z = readSafetensors(file).tensors.get('latents')!;

@@ -56,6 +56,12 @@ export interface MethodsBenchOptions {
   readonly seed?: number;
   /** Where the runs write (default: a temporary directory, removed afterwards). */
   readonly workDir?: string;
+  /**
+   * Untimed steps of BitFit before the first method (default 10; 0: none): otherwise the first run
+   * of a process alone pays wasm's tier-up to optimised code and the JIT of the JS between kernels,
+   * which made the first method of a list look slower than it is (docs/performance.md).
+   */
+  readonly warmupSteps?: number;
 }
 
 /** MetaMath data for the LLaMA demo: the committed Arrow files, else prepared once into `work`. */
@@ -136,6 +142,11 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
   const results: MethodResult[] = [];
   const failed: MethodFailure[] = [];
   try {
+    const warmup = opts.warmupSteps ?? 10;
+    if (warmup > 0) {
+      const cfg = await methodConfig(opts.task, 'bitfit', work, warmup, opts.seed ?? 0);
+      await train(cfg, { output: path.join(work, 'warm-up'), backend: opts.backend, quiet: true });
+    }
     for (const method of opts.methods) {
       const cfg = await methodConfig(opts.task, method, work, steps, opts.seed ?? 0);
       const out = path.join(work, method.replace(/[^\w.+-]/g, '_'));

@@ -83,10 +83,11 @@ export function registerBench(program: Command): void {
     .option('--report <dir>', 'write report.md, bubbles.svg, bubbles.png and results.json here')
     .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
     .option('--seed <n>', 'seed of every run', intFlag('--seed', 0), 0)
+    .option('--warmup-steps <n>', 'untimed BitFit steps before the first method (wasm tier-up, JIT)', intFlag('--warmup-steps', 0), 10)
     .option('--json', 'one JSON object on the last line')
-    .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; json?: boolean }) => {
+    .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; warmupSteps: number; json?: boolean }) => {
       const methods = o.grid ? ablationGrid() : o.methods.split(',').map((m) => m.trim()).filter(Boolean);
-      const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed });
+      const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed, warmupSteps: o.warmupSteps });
       const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '');
       const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results, notes) : [];
       printResult(!!o.json, { task: o.task, results, failed, files });

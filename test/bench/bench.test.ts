@@ -41,7 +41,7 @@ test('bench methods reports a method with nothing to train (norms on a DiT) and 
   assert.deepEqual(out.results.map((x) => x.method), ['bitfit']);
   assert.equal(out.failed.length, 1);
   assert.equal(out.failed[0]!.method, 'norms');
-  assert.match(out.failed[0]!.error, /'norms' finds nothing to train in .*tiny-dit/);
+  assert.match(out.failed[0]!.error, /'norms' finds nothing to train in .*demo-dit/);
   assert.match(fs.readFileSync(path.join(dir, 'report.md'), 'utf8'), /\*\*norms failed\*\*: method 'norms' finds nothing to train/);
   fs.rmSync(dir, { recursive: true, force: true });
 });

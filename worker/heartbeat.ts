@@ -18,7 +18,7 @@ export interface HeartbeatConfig {
 
 export type Beat = { rank: number; generation: number; step: number };
 type ToThread = { kind: 'beat'; beat: Beat } | { kind: 'pause' } | { kind: 'stop' };
-type FromThread = { kind: 'ready' };
+type FromThread = { kind: 'ready' } | { kind: 'failing'; message: string };
 
 /**
  * The main thread's handle: post the state to beat with, pause between groups, stop at the end.
@@ -31,7 +31,7 @@ export class HeartbeatThread {
   private threadReady = false;
   private last: Beat | null = null;
 
-  constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void) {
+  constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void, onFailing: (message: string) => void = () => undefined) {
     this.timer = setInterval(() => {
       if (this.last && !this.threadReady) client.heartbeat(this.last).catch(() => undefined);
     }, cfg.intervalMs);
@@ -39,6 +39,7 @@ export class HeartbeatThread {
     this.worker.unref();
     this.worker.on('message', (m: FromThread) => {
       if (m.kind === 'ready') this.threadReady = true;
+      else onFailing(m.message);
     });
     this.worker.on('error', (err) => {
       this.threadReady = false;
@@ -79,8 +80,19 @@ export class HeartbeatThread {
 function runThread(cfg: HeartbeatConfig): void {
   const client = new CoordinatorClient(cfg.coordinator, cfg.token, { credentials: clientCredentials(cfg.tls).credentials, deadlineMs: Math.max(5_000, 5 * cfg.intervalMs) });
   let current: Beat | null = null;
+  // Three failed beats in a row are told to the main thread once (then again after a success):
+  // a channel the main thread's does not share could otherwise fail in silence until the timeout.
+  let failures = 0;
   const timer = setInterval(() => {
-    if (current) client.heartbeat(current).catch(() => undefined);
+    if (!current) return;
+    client.heartbeat(current).then(
+      () => {
+        failures = 0;
+      },
+      (err: Error) => {
+        if (++failures === 3) parentPort?.postMessage({ kind: 'failing', message: err.message } satisfies FromThread);
+      },
+    );
   }, cfg.intervalMs);
   parentPort?.on('message', (m: ToThread) => {
     if (m.kind === 'beat') current = m.beat;

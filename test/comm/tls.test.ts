@@ -53,6 +53,7 @@ test('a TLS coordinator: a worker with --tls-ca registers and trains; a plaintex
     assert.equal(summary.steps, 2);
     const w = await worker;
     assert.equal(w.code, 0, w.stderr);
+    assert.doesNotMatch(w.stderr, /heartbeat thread failed|heartbeats to .* are failing/, 'the heartbeat thread reaches the TLS coordinator too');
   } finally {
     await c.shutdown();
   }

@@ -3,6 +3,7 @@
 // Debian's /usr/bin/python3), then the ratios the targets are stated in. Run: npx tsx scripts/bench-step-all.ts [rounds]
 // (ONELORA_BENCH_METHODS selects methods; see below)
 import { execFileSync } from 'node:child_process';
+import { median } from '../src/bench/kernels.js';
 
 // ONELORA_BENCH_METHODS=1lora,bitfit,lora:r=1 runs a subset (1lora first: the ratios are read against it).
 const ALL = ['1lora', 'bitfit', 'lora:r=1', 'dora', 'vera', 'mora1', 'mora6', 'all'];
@@ -26,8 +27,7 @@ for (let r = 0; r < rounds; r++) {
     }
   }
 }
-const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const pick = (m: Map<string, Row[]>, k: string, f: (r: Row) => number): number => med((m.get(k) ?? []).map(f));
+const pick = (m: Map<string, Row[]>, k: string, f: (r: Row) => number): number => median((m.get(k) ?? []).map(f));
 const table = METHODS.map((m) => ({
   method: m, step_s: pick(ours, m, (r) => r.step_s), tokens_per_s: pick(ours, m, (r) => r.tokens_per_s),
   peak_mb: Math.round(pick(ours, m, (r) => r.peak_bytes ?? 0) / 1e5) / 10, trainable: pick(ours, m, (r) => r.trainable),

@@ -19,6 +19,11 @@ export interface KernelBench {
   };
 }
 
+/** The median of `xs` (the upper one of an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+}
+
 /** Median seconds of `fn` (which must read back its result so the work really happens). */
 export function medianSeconds(fn: () => void, reps = 7, warmup = 2): number {
   for (let i = 0; i < warmup; i++) fn();
@@ -28,8 +33,7 @@ export function medianSeconds(fn: () => void, reps = 7, warmup = 2): number {
     fn();
     times.push((performance.now() - t0) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] ?? NaN;
+  return median(times);
 }
 
 function sync(ts: tf.Tensor | tf.Tensor[]): void {

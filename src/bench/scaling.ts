@@ -19,6 +19,7 @@ import { parse as parseYaml } from 'yaml';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { CeilingReply } from './ceiling-worker.js';
+import { median } from './kernels.js';
 
 const log = childLog('bench-scaling');
 const exec = promisify(execFile);
@@ -138,7 +139,6 @@ async function independent(o: ScalingOptions, n: number, global: number, dir: st
   return outs.reduce((a, out) => a + readRun(out, o.skip).samples_per_s, 0);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export async function benchScaling(o: ScalingOptions): Promise<ScalingResult> {
   if (o.workers.some((w) => !Number.isInteger(w) || w < 1)) throw new UserError(`--workers: expected a comma list of integers ≥ 1, got ${o.workers.join(',')}`);

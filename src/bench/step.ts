@@ -13,6 +13,7 @@ import { llamaFamily } from '../models/registry.js';
 import { applyMethod } from '../peft/apply.js';
 import { TrainEngine } from '../train/engine.js';
 import type { Task } from '../train/task.js';
+import { median } from './kernels.js';
 
 export interface StepShape {
   readonly vocab: number;
@@ -138,7 +139,6 @@ function makeBench(method: string, shape: StepShape, seed: number): Bench {
   };
 }
 
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
 
 function summary(method: string, shape: StepShape, times: number[], peak: number, trainable: number): StepBench {
   const stepS = median(times);

@@ -108,17 +108,25 @@ export function ropeTables(hd: number, theta: number, len: number): RopeTables {
 
 let rotation: { hd: number; r: T2 } | null = null;
 
-/** R [hd, hd] with x R = rotate_half(x) = [-x2, x1] (a signed permutation, so exact; Rᵀ = -R). */
+/**
+ * The values of R [n, n], row-major, with x R = rotate_half(x) = [-x2, x1] (a signed permutation,
+ * so exact; Rᵀ = -R). Also MoRA 6's per-block rotation (src/peft/mora.ts).
+ */
+export function rotateHalfValues(n: number): Float32Array {
+  const half = n / 2;
+  const m = new Float32Array(n * n);
+  for (let j = 0; j < half; j++) {
+    m[(j + half) * n + j] = -1; // out[j] = -x[j + half]
+    m[j * n + j + half] = 1; // out[j + half] = x[j]
+  }
+  return m;
+}
+
+/** R [hd, hd] for the heads' width, kept while hd stays the same. */
 function rotateHalfMatrix(hd: number): T2 {
   if (rotation && rotation.hd === hd && !rotation.r.isDisposed) return rotation.r;
   rotation?.r.dispose();
-  const half = hd / 2;
-  const m = new Float32Array(hd * hd);
-  for (let j = 0; j < half; j++) {
-    m[(j + half) * hd + j] = -1; // out[j] = -x[j + half]
-    m[j * hd + j + half] = 1; // out[j + half] = x[j]
-  }
-  rotation = { hd, r: tf.keep(tf.tensor2d(m, [hd, hd])) };
+  rotation = { hd, r: tf.keep(tf.tensor2d(rotateHalfValues(hd), [hd, hd])) };
   return rotation.r;
 }
 

@@ -10,6 +10,7 @@
 // M is stored in kernel layout M_k = Mᵀ (z = c M_k); the file's `mora_M` is M [r̂, r̂].
 import { tf } from '../backend.js';
 import { linear, matmul, recomputed } from '../backend/linear.js';
+import { rotateHalfValues } from '../models/attention.js';
 import type { LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
 import { foldDelta } from './fold.js';
 import { zerosVar } from './init.js';
@@ -82,15 +83,9 @@ function decompressionKey(r: number, d: number): [string, number, number, (m: Fl
   }];
 }
 
-/** Type 6's half rotation per block as a signed permutation [r̂, r̂]: b R = [−b_hi, b_lo]. */
+/** Type 6's half rotation per block as a signed permutation [r̂, r̂]: b R = [−b_hi, b_lo] (LLaMA's rotate_half). */
 function rotateHalfKey(r: number): [string, number, number, (m: Float32Array) => void] {
-  const h = r / 2;
-  return [`mora6-rot/${r}`, r, r, (m) => {
-    for (let j = 0; j < h; j++) {
-      m[(j + h) * r + j] = -1;
-      m[j * r + j + h] = 1;
-    }
-  }];
+  return [`mora6-rot/${r}`, r, r, (m) => m.set(rotateHalfValues(r))];
 }
 
 /** cos and sin of θ_{b,m} = b·10000^{−2(m mod h)/r̂} for nb blocks: [nb, r̂] each (MoRA's `emb`). */

@@ -1,8 +1,9 @@
 // The coordinator's data plane (DESIGN.md §2, §7): for the optimizer step that starts at the
 // global sample counter it deals the global batch's micro-batches over the live ranks
 // (src/data/deal.ts: by length for token data, else round-robin), encodes each as one Arrow IPC
-// record batch, and counts the normalisation units of the whole global batch with the task's countUnits (no tensors), so every rank divides
-// by the same global count and N workers ≡ one process.
+// record batch, and counts the normalisation units of the whole global batch with the task's
+// countUnits (no tensors), so every rank divides by the same global count and N workers ≡ one
+// process.
 import type { RunConfig } from '../src/config.js';
 import type { Dataset } from '../src/data/arrow-file.js';
 import { toIpc } from '../src/data/arrow.js';

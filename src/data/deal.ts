@@ -6,7 +6,8 @@
 import type { RecordBatch } from 'apache-arrow';
 import type { RunConfig } from '../config.js';
 import type { Dataset } from './arrow-file.js';
-import { dealByLength, dealRoundRobin, type Assignment } from './sampler.js';
+import { takeRows } from './arrow.js';
+import { dealByLength, dealRoundRobin, globalBatchSamples, type Assignment } from './sampler.js';
 
 export interface DealtMicroBatch extends Assignment {
   rows: RecordBatch;
@@ -14,14 +15,15 @@ export interface DealtMicroBatch extends Assignment {
 
 export function dealStep(train: Dataset, cfg: Pick<RunConfig, 'batch' | 'seed'>, samplesSeen: number, liveRanks: number[]): DealtMicroBatch[] {
   const spec = { epochSize: train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed, samplesSeen, micro: cfg.batch.micro, liveRanks };
-  let deal: Assignment[];
-  if (cfg.batch.group_by_length && train.info.kind === 'lm') {
-    const all = dealRoundRobin(spec).flatMap((a) => a.samples);
-    const column = train.rows(all.map((s) => s.index)).getChild('length');
-    const length = new Map(all.map((s, i) => [s.position, Number(column?.get(i) ?? 0)]));
-    deal = dealByLength(spec, (s) => length.get(s.position) ?? 0);
-  } else {
-    deal = dealRoundRobin(spec);
+  if (!(cfg.batch.group_by_length && train.info.kind === 'lm')) {
+    return dealRoundRobin(spec).map((a) => ({ ...a, rows: train.rows(a.samples.map((s) => s.index)) }));
   }
-  return deal.map((a) => ({ ...a, rows: train.rows(a.samples.map((s) => s.index)) }));
+  // The global batch is read once: its length column orders the deal, and the micro-batches are
+  // taken from it by position.
+  const all = globalBatchSamples(spec);
+  const rows = train.rows(all.map((s) => s.index));
+  const column = rows.getChild('length');
+  const at = new Map(all.map((s, i) => [s.position, i]));
+  const deal = dealByLength(spec, (s) => Number(column?.get(at.get(s.position)!) ?? 0));
+  return deal.map((a) => ({ ...a, rows: takeRows(rows, a.samples.map((s) => at.get(s.position)!)) }));
 }

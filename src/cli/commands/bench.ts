@@ -66,10 +66,9 @@ export function registerBench(program: Command): void {
     .action(action(async (o: { preset?: string; config?: string; workers: string; rounds: number; maxSteps: number; skip: number; ceilingSeconds: number; set: string[]; output: string; backend?: string; json?: boolean }) => {
       if (!(o.ceilingSeconds > 0)) throw new UserError(`--ceiling-seconds: expected a positive number, got ${o.ceilingSeconds}`);
       const workers = o.workers.split(',').map((w) => Number(w.trim()));
-      const from = o.config ? { config: o.config } : { preset: o.preset ?? 'demo' };
       if (o.config && o.preset) throw new UserError('give one of --preset NAME or --config FILE');
-      const { batch } = resolveRunConfig({ ...from, set: o.set });
       const source: ['--preset' | '--config', string] = o.config ? ['--config', o.config] : ['--preset', o.preset ?? 'demo'];
+      const { batch } = resolveRunConfig(o.config ? { config: o.config, set: o.set } : { preset: source[1], set: o.set });
       const r = await benchScaling({ batch, source, workers, rounds: o.rounds, maxSteps: o.maxSteps, skip: o.skip, output: o.output, ceilingSeconds: o.ceilingSeconds, backend: o.backend, sets: o.set });
       printResult(!!o.json, r, formatScaling(r));
     }));

@@ -4,7 +4,7 @@
 // record batch, and counts the normalisation units of the whole global batch with the task's
 // countUnits (no tensors), so every rank divides by the same global count and N workers ≡ one
 // process.
-import type { RunConfig } from '../src/config.js';
+import type { RunConfig } from '../src/config/index.js';
 import type { Dataset } from '../src/data/arrow-file.js';
 import { toIpc } from '../src/data/arrow.js';
 import { dealStep } from '../src/data/deal.js';

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { latestCheckpoint, readCheckpoint, writeFileAtomic } from '../src/checkpoint/checkpoint.js';
 import type { Best } from '../src/train/metrics.js';
 import { addCoordinatorService, bindServer, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
-import { configHash, toYaml, type RunConfig } from '../src/config.js';
+import { configHash, toYaml, type RunConfig } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';

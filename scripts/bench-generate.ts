@@ -3,7 +3,7 @@
 // it should stay flat (each step is O(layers·D²) matmul work plus an O(S) attention read),
 // without it each step recomputes the whole sequence.
 //   node --import tsx scripts/bench-generate.ts [--backend wasm] [--tokens 256]
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/backend/select.js';
 import { randomModel } from '../src/models/hf.js';
 import type { LlamaModel } from '../src/models/llama.js';
 import { parseLlamaConfig } from '../src/models/llama-config.js';

@@ -4,7 +4,7 @@
 // code (coordinator here, real worker processes, real gRPC and ZeroMQ). Prints wall time and samples/s.
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/backend/select.js';
 import { launch } from '../coordinator/launcher.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../test/train/helpers.js';
 

@@ -12,9 +12,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initBackend, tf } from '../src/backend.js';
+import { initBackend, tf } from '../src/backend/select.js';
 import { writeSafetensors } from '../src/checkpoint/safetensors.js';
-import { repoRoot } from '../src/config.js';
+import { repoRoot } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { prepare } from '../src/data/prepare.js';
 import { childLog } from '../src/log.js';

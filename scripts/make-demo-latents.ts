@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '../src/checkpoint/safetensors.js';
-import { repoRoot } from '../src/config.js';
+import { repoRoot } from '../src/config/index.js';
 import { prepare } from '../src/data/prepare.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/nn/rng.js';
 
 export const LATENT_SHAPE = [4, 8, 8] as const;
 export const CLASSES = 10;

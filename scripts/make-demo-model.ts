@@ -8,11 +8,11 @@
 // The default job (`npm start`) then fine-tunes it with 1LoRA to answer in MetaMath's Alpaca format.
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend, tf } from '../src/backend.js';
-import { repoRoot } from '../src/config.js';
+import { initBackend, tf } from '../src/backend/select.js';
+import { repoRoot } from '../src/config/index.js';
 import { lmSchema, lmBatch } from '../src/data/arrow.js';
 import { demoMetamath } from '../src/data/demo-data.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/nn/rng.js';
 import { ALPACA_PREFIX } from '../src/data/metamath.js';
 import { prepare } from '../src/data/prepare.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';

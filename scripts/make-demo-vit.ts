@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initBackend, tf } from '../src/backend.js';
-import { repoRoot } from '../src/config.js';
+import { initBackend, tf } from '../src/backend/select.js';
+import { repoRoot } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { demoShapes } from '../src/data/demo-data.js';
 import { prepare } from '../src/data/prepare.js';

@@ -5,9 +5,10 @@ import path from 'node:path';
 import { describe, it, before, after } from 'node:test';
 import { UserError } from '../src/errors.js';
 import {
-  BACKENDS, applyOverrides, configHash, deriveAccumulation, listPresets, loadConfig, loadPreset, parseConfig, toYaml,
+  BACKENDS, applyOverrides, configHash, listPresets, loadConfig, loadPreset, parseConfig, toYaml,
   type RunConfig,
-} from '../src/config.js';
+} from '../src/config/index.js';
+import { deriveAccumulation } from '../src/train/batch.js';
 
 const BASE = `# DESIGN.md §6's example
 model: { preset: llama2-7b }
@@ -120,7 +121,7 @@ void describe('run config: valid files', () => {
   });
 
   void it('the config backends are the backend module\'s choices', async () => {
-    const { BACKEND_CHOICES } = await import('../src/backend.js');
+    const { BACKEND_CHOICES } = await import('../src/backend/select.js');
     assert.deepEqual([...BACKENDS], [...BACKEND_CHOICES]);
   });
 });

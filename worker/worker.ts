@@ -3,7 +3,7 @@
 // coordinator's Control stream — start step k, restore (re-form the group), stop — until done.
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/backend/select.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
 import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
 import type { TlsFlags } from '../src/comm/tls.js';

@@ -3,7 +3,7 @@
 // loss logged every `logEvery` steps. Deterministic for a seed, so the committed bases can be
 // rebuilt bit for bit on the same backend.
 import type { Dataset } from '../../src/data/arrow-file.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/nn/rng.js';
 import type { Logger } from '../../src/log.js';
 import type { TrainEngine } from '../../src/train/engine.js';
 

@@ -7,7 +7,7 @@
 // tf.transpose of the smaller operand (or a cached transposed copy of a frozen weight) followed by a
 // plain matMul. A frozen weight is closed over instead of being an input of the custom op, so the
 // tape never asks for its gradient and nothing of x is kept unless a trainable weight needs it.
-import { tf } from '../backend.js';
+import { tf } from './select.js';
 
 type T2 = tf.Tensor2D;
 type T1 = tf.Tensor1D;

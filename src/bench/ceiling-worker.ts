@@ -2,7 +2,7 @@
 // its backend, waits for "go" (so the N processes run at the same time), multiplies two 512×512
 // matrices for `seconds` (the SIMD throughput that training steps are made of) and sends back its
 // GFLOP/s; the parent sums over processes.
-import { initBackend, tf } from '../backend.js';
+import { initBackend, tf } from '../backend/select.js';
 
 export type CeilingReply = { type: 'ready' } | { type: 'result'; value: number } | { type: 'error'; message: string };
 

@@ -1,6 +1,6 @@
 // `onelora bench kernels`: the figures behind the kernel choices in src/backend/linear.ts.
 // Medians over repeated runs after warm-up; printed, never asserted (machines are shared and noisy).
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { bmm, linear } from '../backend/linear.js';
 
 export interface KernelBench {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadPreset, repoRoot, type RunConfig } from '../config.js';
+import { loadPreset, repoRoot, type RunConfig } from '../config/index.js';
 import { DEMO_SHAPES, demoShapes } from '../data/demo-data.js';
 import { prepare } from '../data/prepare.js';
 import { NothingToTrainError, RunError, UserError } from '../errors.js';

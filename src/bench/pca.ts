@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { LinearRole } from '../models/modules.js';
+import type { LinearRole } from '../nn/modules.js';
 import { normalArray } from '../peft/init.js';
 import { replicaBatches } from '../train/trainer.js';
 import { setupRun, type RunSetup } from '../train/setup.js';

@@ -3,9 +3,9 @@
 // gets. scripts/bench-torch-step.py runs the same model and step in PyTorch for the reference.
 // Medians after warm-up; printed, never asserted.
 import type { RecordBatch } from 'apache-arrow';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { clearTransposeCache } from '../backend/linear.js';
-import { clearAttentionCaches } from '../models/attention.js';
+import { clearAttentionCaches } from '../nn/attention.js';
 import { randomModel } from '../models/hf.js';
 import { LlamaModel } from '../models/llama.js';
 import { parseLlamaConfig } from '../models/llama-config.js';

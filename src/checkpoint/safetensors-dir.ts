@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { childLog } from '../log.js';
-import { openSafetensors, type LoadedTensor, type SafetensorsSource, type TensorInfo } from './safetensors.js';
+import { openSafetensors, type LoadedTensor, type SafetensorsSource, type TensorInfo } from './safetensors-read.js';
 
 const log = childLog('safetensors');
 

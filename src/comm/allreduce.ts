@@ -18,7 +18,7 @@ import { PeerTimeoutError, type Transport } from './transport.js';
 
 /**
  * Buffers of at least this many float32 elements use the ring (n > 2), smaller ones direct.
- * Measured with `onelora bench allreduce` (src/cli/commands/bench-allreduce.ts), 2-core VM,
+ * Measured with `onelora bench allreduce` (src/bench/allreduce.ts), 2-core VM,
  * loopback ZeroMQ, two runs, ms direct/ring: 16 KiB 5.7/17.0 (4 procs), 40.6/91.4 (8);
  * 256 KiB 17.5/5.8 (4), 42.7/21.6 (8); 64-128 KiB flips between runs. Table: docs/distributed.md.
  */

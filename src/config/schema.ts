@@ -2,9 +2,10 @@
 // error naming it; every default sits here with the reason for it. docs/config.md is the user's
 // version of this file and must change with it.
 import { z } from 'zod';
+import { BACKEND_CHOICES } from '../backend/choices.js';
 
-/** The backends of src/backend.ts (repeated here so reading a config does not load tfjs; a test keeps them equal). */
-export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+/** The backends (src/backend/choices.ts, which loads no tfjs). */
+export const BACKENDS = BACKEND_CHOICES;
 export const TASKS = ['causal-lm', 'classification', 'diffusion'] as const;
 export const METRICS = ['loss', 'accuracy'] as const;
 
@@ -176,3 +177,14 @@ export const runSchema = runObject
   }));
 
 export type RunConfigData = z.output<typeof runSchema>;
+
+/** The validated, frozen run configuration. */
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends readonly unknown[]
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+export type RunConfig = DeepReadonly<RunConfigData>;

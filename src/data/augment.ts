@@ -5,7 +5,7 @@
 //  - eval: resize the short side to `resize` (default: the model size) and center-crop.
 // The random draws come from Rng(seed, epoch, sample index), so a sample gets the same crop on any
 // worker and after any re-sharding. Output is float32 [size, size, 3] (NHWC, what tfjs convolves).
-import { Rng, mixSeed } from './rng.js';
+import { Rng, mixSeed } from '../nn/rng.js';
 
 export interface NormalizeOptions {
   size: number;

@@ -4,7 +4,7 @@
 // batch.group_by_length is on (src/data/sampler.ts dealByLength); images and latents, all one
 // size, are dealt round-robin.
 import type { RecordBatch } from 'apache-arrow';
-import type { RunConfig } from '../config.js';
+import type { RunConfig } from '../config/index.js';
 import type { Dataset } from './arrow-file.js';
 import { takeRows } from './arrow.js';
 import { dealByLength, dealRoundRobin, globalBatchSamples, type Assignment } from './sampler.js';

@@ -4,7 +4,7 @@
 //    MetaMathQA's do;
 //  - a 10-class image set of procedurally drawn 32×32 shapes in random colours, positions and
 //    sizes with pixel noise, written as a CIFAR-10 binary archive (record = label byte + planar RGB).
-import { Rng } from './rng.js';
+import { Rng } from '../nn/rng.js';
 
 export interface DemoRow {
   query: string;

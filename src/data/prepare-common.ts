@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { fixedBatch, lmBatch, type LmRow } from './arrow.js';
 import { ArrowFileWriter } from './arrow-file.js';
-import { Rng, mixSeed } from './rng.js';
+import { Rng, mixSeed } from '../nn/rng.js';
 
 export const log = childLog('data');
 

@@ -11,7 +11,7 @@
 // depends on the worker count, so a resume with a different number of workers continues at exactly
 // the next sample.
 import { UserError } from '../errors.js';
-import { Rng, mixSeed } from './rng.js';
+import { Rng, mixSeed } from '../nn/rng.js';
 
 export { Rng, mixSeed };
 

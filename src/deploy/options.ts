@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { deriveAccumulation, loadConfig, type RunConfig } from '../config.js';
+import { loadConfig, type RunConfig } from '../config/index.js';
+import { deriveAccumulation } from '../train/batch.js';
 import { PATH_KEYS, isPathLike } from '../config/overrides.js';
 import { UserError } from '../errors.js';
 

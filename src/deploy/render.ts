@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../config.js';
+import { repoRoot } from '../config/index.js';
 import { UserError } from '../errors.js';
 import { checkOptions, type CheckedOptions, type RenderOptions } from './options.js';
 import { TOKEN_FILE, overlayFiles, type OverlayFile } from './overlay.js';

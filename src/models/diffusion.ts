@@ -8,9 +8,9 @@
 //   sampling: DDPM ancestral steps or DDIM (η), over a respaced subset of the 1000 steps, with
 //   classifier-free guidance (DitModel.forwardWithCfg).
 // Schedules are float64 on the host; per-sample coefficients enter the graph as [B, 1, 1, 1] tensors.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { customOp } from '../backend/linear.js';
-import { Rng } from '../data/rng.js';
+import { Rng } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import type { DitModel } from './dit.js';
 

@@ -12,16 +12,16 @@
 //    norm_eps, so this layout loads with those (see DitConfig).
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { Rng } from '../data/rng.js';
+import { Rng } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from './diffusion.js';
 import {
   DIT_PRESETS, DitAttention, DitBlock, DitMlp, DitModel, ditLinearSpecs, posEmbedTable, tableRows,
   validateDitConfig, type DitConfig,
 } from './dit.js';
-import { LinearModule } from './modules.js';
+import { LinearModule } from '../nn/modules.js';
 
 /** Shape and data of one tensor in facebookresearch semantics (linear weights [out, in]). */
 type Getter = (name: string, shape: readonly number[]) => Float32Array;

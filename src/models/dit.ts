@@ -14,10 +14,10 @@
 // Module paths are the facebookresearch names (fused qkv); dit-load.ts also reads diffusers files.
 // The patch embedding (a stride-p convolution, held as a linear over flattened (c, py, px) patches)
 // is not in linears(): DESIGN.md §6's all-linear leaves it out, as PEFT's all-linear leaves convs.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { bmm, matmul } from '../backend/linear.js';
 import { UserError } from '../errors.js';
-import { LinearModule, type AdaptableModel, type LinearRole, type LinearSpec, type NormModule, type NormSpec } from './modules.js';
+import { LinearModule, type AdaptableModel, type LinearRole, type LinearSpec, type NormModule, type NormSpec } from '../nn/modules.js';
 
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;

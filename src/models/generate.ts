@@ -3,9 +3,14 @@
 // O(layers · D²) matmul work plus O(S) attention instead of recomputing the whole sequence.
 // Sampling: greedy (argmax), or temperature-scaled softmax with optional nucleus (top-p)
 // truncation (Holtzman et al. 2019), drawn from a seeded mulberry32 stream so runs repeat exactly.
-import { tf } from '../backend.js';
-import { Rng } from '../data/rng.js';
-import type { LayerKv } from './llama.js';
+import { tf } from '../backend/tf.js';
+import { Rng } from '../nn/rng.js';
+
+/** Keys and values of one layer for the positions seen so far: [B, Hkv, S, hd] each (after RoPE). */
+export interface LayerKv {
+  readonly k: tf.Tensor4D;
+  readonly v: tf.Tensor4D;
+}
 
 export interface GenerateOptions {
   readonly maxNewTokens: number;

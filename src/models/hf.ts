@@ -8,9 +8,9 @@
 // so a checkpoint is never held twice.
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { mixSeed } from '../data/rng.js';
+import { mixSeed } from '../nn/rng.js';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';

@@ -2,7 +2,7 @@
 // modules (the PEFT seam), the other tensors, and their Hugging Face names and shapes. Loading
 // (strict key matching), random initialisation, saving and `onelora params` all derive from it,
 // so the four cannot disagree. Also the typed reader for Hugging Face config.json values.
-import type { LinearRole, LinearSpec, NormSpec } from './modules.js';
+import type { LinearRole, LinearSpec, NormSpec } from '../nn/modules.js';
 import { UserError } from '../errors.js';
 
 /** `linear`: an HF [out, in] weight held here as [in, out]; `plain`: held exactly as stored. */

@@ -1,7 +1,7 @@
 // LLaMA configuration: the typed, frozen form of Hugging Face's LlamaConfig (config.json), its
 // inverse for export, and the parameter layout it implies (HF names, shapes, LinearModule roles).
 import { HfConfigReader, linearSpec, type ModelLayout, type ParamSpec } from './layout.js';
-import type { LinearSpec, NormSpec } from './modules.js';
+import type { LinearSpec, NormSpec } from '../nn/modules.js';
 
 export interface LlamaConfig {
   readonly family: 'llama';

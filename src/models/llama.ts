@@ -2,23 +2,17 @@
 // RMSNorm, rotary position embeddings (Hugging Face's rotate_half convention), grouped-query
 // attention and a SwiGLU MLP. Module paths are Hugging Face's, so checkpoints, adapters and
 // `targets` regexes use the same names. Read top to bottom: norm → attention → MLP → block → model.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { frozenTranspose, linear, matmul } from '../backend/linear.js';
-import { applyRope, attend, causalMask, mergeHeads, repeatKv, splitHeads } from './attention.js';
-import { generate, type GenerateOptions } from './generate.js';
+import { applyRope, attend, causalMask, mergeHeads, repeatKv, splitHeads } from '../nn/attention.js';
+import { generate, type GenerateOptions, type LayerKv } from './generate.js';
 import { llamaConfigToHf, llamaLayout, type LlamaConfig } from './llama-config.js';
 import type { ModelLayout } from './layout.js';
-import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from './modules.js';
-import { crossEntropySum, embedding, rmsNorm, swiGlu } from './ops.js';
+import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../nn/modules.js';
+import { crossEntropySum, embedding, rmsNorm, swiGlu } from '../nn/ops.js';
 
 type T2 = tf.Tensor2D;
-type T4 = tf.Tensor4D;
 
-/** Keys and values of one layer for the positions seen so far: [B, Hkv, S, hd] each (after RoPE). */
-export interface LayerKv {
-  readonly k: T4;
-  readonly v: T4;
-}
 
 /** Looks parameters up by HF name; a missing one is a bug in the loader, not a user error. */
 export type ParamTable = ReadonlyMap<string, tf.Variable>;

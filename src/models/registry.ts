@@ -10,7 +10,7 @@ import { loadHfDir, randomModel, readJsonFile, type ModelFamily } from './hf.js'
 import { countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
-import type { LinearSpec, NormSpec } from './modules.js';
+import type { LinearSpec, NormSpec } from '../nn/modules.js';
 import { PRESETS } from './presets.js';
 import { VitModel } from './vit.js';
 import { parseVitConfig, vitLayout, type VitConfig } from './vit-config.js';

@@ -3,7 +3,7 @@
 // DINOv2-style options (layer scale, register tokens) are fields of the same config.
 import { UserError } from '../errors.js';
 import { HfConfigReader, linearSpec, type ModelLayout, type ParamSpec } from './layout.js';
-import type { LinearSpec, NormSpec } from './modules.js';
+import type { LinearSpec, NormSpec } from '../nn/modules.js';
 
 export interface VitPreprocess {
   readonly height: number;

@@ -4,12 +4,12 @@
 // interpolated for other image sizes), pre-LN blocks with a GELU MLP, a final LayerNorm and a
 // linear classifier on the CLS token. DINOv2 options: layer scale and register tokens.
 // Read top to bottom: embeddings → attention → MLP → block → model.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { matmul } from '../backend/linear.js';
-import { attend, mergeHeads, splitHeads } from './attention.js';
+import { attend, mergeHeads, splitHeads } from '../nn/attention.js';
 import type { ModelLayout } from './layout.js';
-import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from './modules.js';
-import { gelu, geluTanh, layerNorm } from './ops.js';
+import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../nn/modules.js';
+import { gelu, geluTanh, layerNorm } from '../nn/ops.js';
 import { vitConfigToHf, vitLayout, type VitConfig } from './vit-config.js';
 
 type T1 = tf.Tensor1D;

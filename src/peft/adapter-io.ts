@@ -8,10 +8,10 @@
 // ignored, but those that change the maths and are not implemented are refused naming the field.
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { UserError } from '../errors.js';
-import type { AdaptableModel } from '../models/modules.js';
+import type { AdaptableModel } from '../nn/modules.js';
 import { actsOnLinears, applyMethod, type ApplyOptions, type PeftState } from './apply.js';
 import { methodDef } from './registry.js';
 import { DEFAULT_RANK, defaultAlpha, formatMethodSpec, parseMethodSpec, type MethodSpec } from './spec.js';

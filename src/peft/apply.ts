@@ -2,9 +2,9 @@
 // (delta methods, wrapped by DiffFit's γ when combined), marks selected parameters trainable, and
 // returns the state the trainer, the adapter files and `merge` work from. Every trainable tensor
 // is keyed by its adapter-file key (`base_model.model.<module path>.<name>`, DESIGN.md §4).
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { UserError } from '../errors.js';
-import type { AdaptableModel, LinearAdapter, LinearModule } from '../models/modules.js';
+import type { AdaptableModel, LinearAdapter, LinearModule } from '../nn/modules.js';
 import { methodDef } from './registry.js';
 import { DELTA_METHODS, toMethodSpec, type MethodSpec, type MethodTerm } from './spec.js';
 import { selectTargets } from './targets.js';

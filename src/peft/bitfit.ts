@@ -3,8 +3,8 @@
 // trained. Where a layer has no bias (LLaMA), a zero bias is added, so BitFit on LLaMA-2-7B trains
 // Σ d = 1.36 M parameters as in the 1LoRA paper's Table S6. A selection method: no adapter, the
 // layer's own bias becomes trainable (its gradient comes from the fast linear primitive).
-import { tf } from '../backend.js';
-import type { LinearModule } from '../models/modules.js';
+import { tf } from '../backend/tf.js';
+import type { LinearModule } from '../nn/modules.js';
 import { uniqueName } from './init.js';
 import type { MethodDef } from './types.js';
 

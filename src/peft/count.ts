@@ -3,7 +3,7 @@
 // milliseconds. The result must equal the element count of the trainable tensors of the model
 // actually built (test/peft/count.test.ts checks every method on tiny models) and reproduce the
 // 1LoRA paper's tables (test/peft/paper-counts.test.ts).
-import type { LinearSpec, NormSpec } from '../models/modules.js';
+import type { LinearSpec, NormSpec } from '../nn/modules.js';
 import { actsOnLinears } from './apply.js';
 import { methodDef } from './registry.js';
 import { toMethodSpec, type MethodSpec } from './spec.js';

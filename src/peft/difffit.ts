@@ -8,8 +8,8 @@
 // Combinations with a delta method keep the paper's order: y = γ ⊙ (W0 x + δ(x) + β), e.g.
 // `1lora+bitfit+difffit-gamma` is γ ⊙ (W0 x + b(1ᵀx) + β); merging folds δ first, then scales
 // W and β by γ (unmerge divides by γ, so an entry of γ that reached exactly 0 cannot be undone).
-import { tf } from '../backend.js';
-import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import { tf } from '../backend/tf.js';
+import type { LinearAdapter, LinearModule } from '../nn/modules.js';
 import { trainBias } from './bitfit.js';
 import { uniqueName } from './init.js';
 import type { MethodDef } from './types.js';

@@ -3,9 +3,9 @@
 // output feature) and detached from the graph (§4.3 of the paper; PEFT does the same), β not
 // scaled. m = ‖W0‖ at init, so DoRA starts as the identity. Builds on LoRA (STYLE item 1): the
 // low-rank part is LoraAdapter's, DoRA adds the magnitude.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { customOp, linear } from '../backend/linear.js';
-import type { LinearModule } from '../models/modules.js';
+import type { LinearModule } from '../nn/modules.js';
 import { uniqueName } from './init.js';
 import { LoraAdapter, lora } from './lora.js';
 import type { BuildContext, MethodDef } from './types.js';

@@ -1,7 +1,7 @@
 // "all": full fine-tuning, the paper's upper baseline ("All" in Table 1: W0 x + β, norms,
 // > k·d + d per layer). Every parameter of the model trains; linear layers set trainWeight and
 // trainBias so the fast linear primitive keeps x and computes dW = xᵀ g.
-import type { tf } from '../backend.js';
+import type { tf } from '../backend/tf.js';
 import type { MethodDef } from './types.js';
 
 export const full: MethodDef = {

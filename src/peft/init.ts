@@ -2,7 +2,7 @@
 // Every tensor draws from its own stream, keyed by (the caller's seed, the tensor's file key), so
 // the same spec and seed give byte-identical adapter files whatever order the layers are built in,
 // and on every backend (the numbers are generated here, not by the backend's RNG).
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 
 /** FNV-1a over the UTF-16 code units: a stable 32-bit per-module offset. */
 export function hash32(text: string): number {

@@ -3,9 +3,9 @@
 // arXiv 2312.03732): s = α/√r. Init as HF PEFT: A = kaiming_uniform_(a=√5) = U(±1/√k), B = 0.
 // Stored in kernel layout (A_k = Aᵀ [k, r], B_k = Bᵀ [r, d]) so the forward is x A_k B_k with the
 // project's `matmul` primitive; the file holds PEFT's lora_A.weight [r, k] and lora_B.weight [d, r].
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { matmul } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import type { LinearAdapter, LinearModule } from '../nn/modules.js';
 import { foldDelta } from './fold.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
 import { DEFAULT_RANK, defaultAlpha, type MethodTerm } from './spec.js';

@@ -2,8 +2,8 @@
 // "W_ft := W0 + ΔW", as done for LoRA). Each adapter folds its own ΔW (src/peft/*.ts); this file
 // holds what works on a whole model: merge-and-unload for `onelora merge`, and the effective
 // weight of any adapted layer measured through its forward (tests, the PCA ablation).
-import { tf } from '../backend.js';
-import type { LinearModule } from '../models/modules.js';
+import { tf } from '../backend/tf.js';
+import type { LinearModule } from '../nn/modules.js';
 import type { PeftState } from './apply.js';
 
 type T2 = tf.Tensor2D;

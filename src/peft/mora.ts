@@ -8,10 +8,10 @@
 // - type 6 "RoPE": blocks x̃_b rotated by NeoX half-split RoPE with θ_{b,j} = b·10000^{−2j/r̂},
 //   z_b = M x̃′_b, concatenated (length k + p), truncated to d or tiled with period k + p.
 // M is stored in kernel layout M_k = Mᵀ (z = c M_k); the file's `mora_M` is M [r̂, r̂].
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { linear, matmul, recomputed } from '../backend/linear.js';
-import { rotateHalfValues } from '../models/attention.js';
-import type { LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
+import { rotateHalfValues } from '../nn/attention.js';
+import type { LinearAdapter, LinearModule, LinearSpec } from '../nn/modules.js';
 import { foldDelta } from './fold.js';
 import { zerosVar } from './init.js';
 import type { MethodTerm } from './spec.js';

@@ -5,9 +5,9 @@
 //
 // Memory (why it is one custom op): the backward needs only s = 1ᵀx per row (db = sᵀ g) and b
 // (dx = g W0ᵀ + (g b) 1ᵀ); x is never saved, W0 is closed over so it gets no gradient.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { customOp, frozenTranspose, sumRows } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import type { LinearAdapter, LinearModule } from '../nn/modules.js';
 import { foldDelta } from './fold.js';
 import { normalArray, uniqueName, zerosVar } from './init.js';
 import type { BuildContext, MethodDef } from './types.js';

@@ -4,7 +4,7 @@
 // matches when its path equals the name or ends with `.name`, PEFT's rule for lists), or any other
 // text as a regex that must match the whole module path (PEFT's rule for a string).
 import { UserError } from '../errors.js';
-import type { LinearSpec } from '../models/modules.js';
+import type { LinearSpec } from '../nn/modules.js';
 
 export const DEFAULT_TARGETS = 'all-linear';
 const NAME_LIST = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(,[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*$/;

@@ -1,12 +1,12 @@
 // The PEFT library's public types. The per-layer adapter interface itself lives next to the
-// modules it plugs into (src/models/modules.ts), so models do not depend on the library.
+// modules it plugs into (src/nn/modules.ts), so models do not depend on the library.
 // A method is one `MethodDef` (STYLE item 1): what it trains per target linear (shapes, which is
 // all counting needs), and for methods that change a layer's output, an adapter factory.
-import type { tf } from '../backend.js';
-import type { AdaptableModel, LinearAdapter, LinearModule, LinearSpec } from '../models/modules.js';
+import type { tf } from '../backend/tf.js';
+import type { AdaptableModel, LinearAdapter, LinearModule, LinearSpec } from '../nn/modules.js';
 import type { MethodName, MethodTerm } from './spec.js';
 
-export type { LinearAdapter, LinearSpec, NormSpec, AdaptableModel } from '../models/modules.js';
+export type { LinearAdapter, LinearSpec, NormSpec, AdaptableModel } from '../nn/modules.js';
 
 /** Adapter-file keys are `base_model.model.<module path>.<name>` (PEFT's layout). */
 export const KEY_PREFIX = 'base_model.model.';

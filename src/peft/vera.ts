@@ -4,9 +4,9 @@
 // `_kaiming_init`: U(±√6/√fan_in)); a layer uses A[:, :k] and B[:d, :]. λ_b = 0, λ_d = 0.1 (PEFT's
 // d_initial). Files: `vera_lambda_b` [d], `vera_lambda_d` [r] per layer, `base_model.vera_A`
 // [r, k_max] and `base_model.vera_B` [d_max, r] once (save_projection: true).
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { linear } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../models/modules.js';
+import type { LinearAdapter, LinearModule } from '../nn/modules.js';
 import { foldDelta } from './fold.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
 import { DEFAULT_RANK } from './spec.js';

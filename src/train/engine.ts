@@ -2,9 +2,9 @@
 // gradients of the normalised loss over this replica's micro-batches, summed into one fused buffer
 // (which the worker all-reduces), then clipping and AdamW on every replica identically.
 import type { RecordBatch } from 'apache-arrow';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { RunError } from '../errors.js';
-import type { AdaptableModel } from '../models/modules.js';
+import type { AdaptableModel } from '../nn/modules.js';
 import { FusedParams } from './fused.js';
 import { AdamW, clipGlobalNorm } from './optimizer.js';
 import { learningRate, type ScheduleSpec } from './schedule.js';

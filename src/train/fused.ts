@@ -1,6 +1,6 @@
 // The trainable tensors as one fused Float32 buffer: the layout all-reduce, clipping, AdamW and the
 // optimizer checkpoint share. Order = sorted keys, so every rank builds the same layout.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 
 export interface Slot {
   readonly key: string;

@@ -4,7 +4,8 @@
 // a cluster's volume, data not yet prepared) are listed, not fatal: the run itself checks them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { deriveAccumulation, configHash, type RunConfig } from '../config.js';
+import { configHash, type RunConfig } from '../config/index.js';
+import { deriveAccumulation } from './batch.js';
 import { Dataset } from '../data/arrow-file.js';
 import { UserError } from '../errors.js';
 import { describeModel } from '../models/registry.js';

@@ -2,14 +2,14 @@
 // Shared by `onelora train` and the distributed worker, so both train exactly the same thing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend, type BackendInfo } from '../backend.js';
+import { initBackend, type BackendInfo } from '../backend/select.js';
 import { clearTransposeCache } from '../backend/linear.js';
-import type { RunConfig } from '../config.js';
+import type { RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
-import type { AdaptableModel } from '../models/modules.js';
+import type { AdaptableModel } from '../nn/modules.js';
 import { loadModel } from '../models/registry.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
 import { methodWithRank } from './method.js';

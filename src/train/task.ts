@@ -2,8 +2,8 @@
 // says: loss = Σ per-unit losses ÷ the global count (label tokens ≠ -100 for causal LM, samples for
 // classification and diffusion), so N workers with accumulation equal one process on the global batch.
 import type { RecordBatch } from 'apache-arrow';
-import type { tf } from '../backend.js';
-import type { AdaptableModel } from '../models/modules.js';
+import type { tf } from '../backend/tf.js';
+import type { AdaptableModel } from '../nn/modules.js';
 
 export type TaskName = 'causal-lm' | 'classification' | 'diffusion';
 

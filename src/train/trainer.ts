@@ -3,9 +3,10 @@
 // checkpoints, exact resume, and the run outputs of DESIGN.md §4.
 import fs from 'node:fs';
 import path from 'node:path';
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { checkpointsDir, latestCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
-import { configHash, deriveAccumulation, toYaml, type RunConfig } from '../config.js';
+import { configHash, toYaml, type RunConfig } from '../config/index.js';
+import { deriveAccumulation } from './batch.js';
 import type { Dataset } from '../data/arrow-file.js';
 import { dealStep } from '../data/deal.js';
 import { sampleAt, stepsPerEpoch } from '../data/sampler.js';

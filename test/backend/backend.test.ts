@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { parseBackendChoice } from '../../src/backend.js';
+import { parseBackendChoice } from '../../src/backend/select.js';
 import { UserError } from '../../src/errors.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 /** Runs a fresh process (backend choice is once per process) and returns its result. */
 function probe(args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {
-  const code = `import { initBackend } from './src/backend.ts';
+  const code = `import { initBackend } from './src/backend/select.ts';
     try { const b = await initBackend(process.argv[1]); console.log(JSON.stringify(b)); }
     catch (e) { console.log(JSON.stringify({ error: e.message, exitCode: e.exitCode })); }`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, ...args], {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { linear, matmul, bmm } from '../../src/backend/linear.js';
 
 await initBackend('wasm');

@@ -2,10 +2,10 @@
 // tidied custom gradients) give the same values and gradients as tfjs's built-in ops.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { bmm } from '../../src/backend/linear.js';
-import { applyRope } from '../../src/models/attention.js';
-import { rmsNorm, silu, swiGlu } from '../../src/models/ops.js';
+import { applyRope } from '../../src/nn/attention.js';
+import { rmsNorm, silu, swiGlu } from '../../src/nn/ops.js';
 
 await initBackend('wasm');
 

@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { initBackend } from '../../src/backend.js';
-import { toYaml } from '../../src/config.js';
+import { initBackend } from '../../src/backend/select.js';
+import { toYaml } from '../../src/config/index.js';
 import { readRun, type ScalingResult } from '../../src/bench/scaling.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
 

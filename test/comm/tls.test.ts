@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { initBackend } from '../../src/backend.js';
+import { initBackend } from '../../src/backend/select.js';
 import { CoordinatorClient } from '../../src/comm/proto.js';
 import { clientCredentials, serverCredentials } from '../../src/comm/tls.js';
 import { Coordinator } from '../../coordinator/server.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { evalBatch, evalBox, randomResizedCropBox, resampleNormalize, trainBatch, trainBox } from '../../src/data/augment.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/nn/rng.js';
 
 const ID = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] } as const; // (x/255 − 0)/(1/255) = x
 

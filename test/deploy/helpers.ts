@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { repoRoot } from '../../src/config.js';
+import { repoRoot } from '../../src/config/index.js';
 
 export const ROOT = repoRoot();
 export const IMAGE = 'ghcr.io/onelora/onelora:0.1.0';

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import YAML from 'yaml';
-import { deriveAccumulation, parseConfig } from '../../src/config.js';
+import { parseConfig } from '../../src/config/index.js';
+import { deriveAccumulation } from '../../src/train/batch.js';
 import { OVERLAYS, ROOT } from './helpers.js';
 import { k8sErrors, kustomize, type K8sObject } from './k8s.js';
 

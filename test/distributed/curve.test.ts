@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as zmq from 'zeromq';
-import { initBackend } from '../../src/backend.js';
+import { initBackend } from '../../src/backend/select.js';
 import { CoordinatorClient } from '../../src/comm/proto.js';
 import { launch } from '../../coordinator/launcher.js';
 import { Coordinator } from '../../coordinator/server.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { Field, FixedSizeList, Float32, Schema, Table, RecordBatch, Struct, makeData, tableToIPC } from 'apache-arrow';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/nn/rng.js';
 import { featureStats, fidFromFiles, frechetDistance, symmetricEigen, traceSqrtProduct } from '../../src/eval/fid.js';
 import { gaussian } from '../../src/models/diffusion.js';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { registerGenerate } from '../../src/cli/commands/generate.js';
 import { registerMerge } from '../../src/cli/commands/merge.js';

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { fixedBatch, latentSchema } from '../../src/data/arrow.js';
-import { Rng } from '../../src/data/rng.js';
+import { Rng } from '../../src/nn/rng.js';
 import { gaussian, linearSchedule, lossTerms, respace, sampleLatents } from '../../src/models/diffusion.js';
 import { loadDit } from '../../src/models/dit-load.js';
 import { DiffusionTask } from '../../src/train/tasks/diffusion.js';

@@ -3,8 +3,8 @@
 // loads back onto a fresh model, and `params` reproduces the paper's Table S8 with --num-labels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
-import { Rng } from '../../src/data/rng.js';
+import { initBackend, tf } from '../../src/backend/select.js';
+import { Rng } from '../../src/nn/rng.js';
 import type { DitModel } from '../../src/models/dit.js';
 import { DIT_CLASS_TABLE, loadDit, saveDit } from '../../src/models/dit-load.js';
 import { describeModel, loadModel } from '../../src/models/registry.js';

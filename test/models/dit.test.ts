@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { DIT_PRESETS, describeDit, type DitModel } from '../../src/models/dit.js';
 import { countDitParams, loadDit, saveDit } from '../../src/models/dit-load.js';

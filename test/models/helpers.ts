@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tf } from '../../src/backend.js';
+import { tf } from '../../src/backend/tf.js';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'models');
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { openSafetensors, readSafetensors, writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
 import { UserError } from '../../src/errors.js';
 import { saveHfModel, type HfModel } from '../../src/models/hf.js';

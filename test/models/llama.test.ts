@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { loadModel } from '../../src/models/registry.js';
 import { LlamaModel } from '../../src/models/llama.js';
 import { argmax } from '../../src/models/generate.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend, tf } from '../../src/backend.js';
-import { crossEntropySum, embedding, oneHotF32 } from '../../src/models/ops.js';
+import { initBackend, tf } from '../../src/backend/select.js';
+import { crossEntropySum, embedding, oneHotF32 } from '../../src/nn/ops.js';
 
 await initBackend('wasm');
 

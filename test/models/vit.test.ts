@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { loadModel } from '../../src/models/registry.js';
 import { VitModel } from '../../src/models/vit.js';
 import { FIXTURES, expected, maxAbsDiff, values } from './helpers.js';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/checkpoint/safetensors.js';
 import { UserError } from '../../src/errors.js';
 import { applyMethod } from '../../src/peft/apply.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { applyMethod, type PeftState } from '../../src/peft/apply.js';
 import { loadAdapter, saveAdapter } from '../../src/peft/adapter-io.js';
 import { countTrainable, trainableKeys, type CountDescription } from '../../src/peft/count.js';

@@ -1,8 +1,8 @@
 // A tiny AdaptableModel built from the real LinearModule/NormModule, for the PEFT tests: one
 // "transformer layer" (q, k, v, o, up, down, a fused-free LLaMA-like naming) and a head, with
 // small random weights from a fixed seed. Odd widths on purpose (MoRA padding, VeRA slicing).
-import { tf } from '../../src/backend.js';
-import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../../src/models/modules.js';
+import { tf } from '../../src/backend/tf.js';
+import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../../src/nn/modules.js';
 import { uniformArray } from '../../src/peft/init.js';
 
 type T2 = tf.Tensor2D;

@@ -3,8 +3,8 @@
 // transcription of github.com/kongds/MoRA and their merged ΔW against the unmerged forward.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
-import { LinearModule } from '../../src/models/modules.js';
+import { initBackend, tf } from '../../src/backend/select.js';
+import { LinearModule } from '../../src/nn/modules.js';
 import { DoraAdapter } from '../../src/peft/dora.js';
 import { uniformArray } from '../../src/peft/init.js';
 import { LoraAdapter } from '../../src/peft/lora.js';

@@ -4,9 +4,9 @@
 // records tf.memory() from its gradient), and tf.profile's peak over the whole gradient call.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { customOp } from '../../src/backend/linear.js';
-import { LinearModule } from '../../src/models/modules.js';
+import { LinearModule } from '../../src/nn/modules.js';
 import { uniformArray } from '../../src/peft/init.js';
 import { LoraAdapter } from '../../src/peft/lora.js';
 import { OneLoraAdapter } from '../../src/peft/onelora.js';

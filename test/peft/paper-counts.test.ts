@@ -4,7 +4,7 @@
 // rounded the way the table prints it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { LinearSpec, NormSpec } from '../../src/models/modules.js';
+import type { LinearSpec, NormSpec } from '../../src/nn/modules.js';
 import { countTrainable, type CountDescription } from '../../src/peft/count.js';
 
 /** LLaMA-2 from its public config.json (no biases, RMSNorm without bias, untied lm_head). */

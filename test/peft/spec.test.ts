@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UserError } from '../../src/errors.js';
-import type { LinearSpec } from '../../src/models/modules.js';
+import type { LinearSpec } from '../../src/nn/modules.js';
 import { METHOD_NAMES, parseMethodSpec } from '../../src/peft/spec.js';
 import { METHODS } from '../../src/peft/registry.js';
 import { selectTargets } from '../../src/peft/targets.js';

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConfig, type RunConfig } from '../../src/config.js';
+import { parseConfig, type RunConfig } from '../../src/config/index.js';
 import { demoMetamath } from '../../src/data/demo-data.js';
 import { prepare } from '../../src/data/prepare.js';
 import { alpacaPrompt } from '../../src/data/metamath.js';
@@ -12,7 +12,7 @@ import { randomModel, saveHfModel } from '../../src/models/hf.js';
 import { LlamaModel } from '../../src/models/llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from '../../src/models/llama-config.js';
 import { tokenizerFiles, trainBpe } from '../../scripts/demo/bpe.js';
-import type { tf } from '../../src/backend.js';
+import type { tf } from '../../src/backend/tf.js';
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `onelora-${tag}-`));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend, tf } from '../../src/backend.js';
+import { initBackend, tf } from '../../src/backend/select.js';
 import { readCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { RunError, UserError } from '../../src/errors.js';

@@ -1,7 +1,7 @@
 // `onelora bench kernels|step|methods|pca|scaling|allreduce` (DESIGN.md §5): benchmarks print figures; they
 // are never timed assertions.
 import type { Command } from 'commander';
-import { initBackend } from '../../backend.js';
+import { initBackend } from '../../backend/select.js';
 import { benchKernels } from '../../bench/kernels.js';
 import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, type BenchTask } from '../../bench/methods.js';
 import { benchPca } from '../../bench/pca.js';

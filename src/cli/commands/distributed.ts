@@ -4,11 +4,11 @@ import type { Command } from 'commander';
 import { launch } from '../../../coordinator/launcher.js';
 import { Coordinator } from '../../../coordinator/server.js';
 import { runWorker } from '../../../worker/worker.js';
-import { loadConfig, type RunConfig } from '../../config.js';
+import { loadConfig, type RunConfig } from '../../config/index.js';
 import { clientCredentials, serverCredentials, type TlsFlags } from '../../comm/tls.js';
 import { UserError } from '../../errors.js';
 import { action, intFlag, printResult } from '../run.js';
-import { benchAllreduce, formatAllreduceBench } from './bench-allreduce.js';
+import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
 import { addRunFlags, defaultOutput, formatSummary, resolveRunConfig, type RunFlags } from './train.js';
 
 interface LaunchFlags extends RunFlags {

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { initBackend } from '../../backend.js';
+import { initBackend } from '../../backend/select.js';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.js';
 import { UserError } from '../../errors.js';
 import { action, printResult } from '../run.js';

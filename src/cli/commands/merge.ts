@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { initBackend } from '../../backend.js';
+import { initBackend } from '../../backend/select.js';
 import { UserError } from '../../errors.js';
 import { saveDit } from '../../models/dit-load.js';
 import { AUX_FILES, saveHfModel } from '../../models/hf.js';

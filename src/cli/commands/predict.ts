@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import sharp from 'sharp';
-import { initBackend, tf } from '../../backend.js';
+import { initBackend, tf } from '../../backend/select.js';
 import { UserError, messageOf } from '../../errors.js';
 import type { VitPreprocess } from '../../models/vit-config.js';
 import { action, printResult } from '../run.js';

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { initBackend } from '../../backend.js';
+import { initBackend } from '../../backend/select.js';
 import { openSafetensors, writeSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { FLAG_KEYS, loadConfig, loadPreset, type RunConfig } from '../../config.js';
+import { FLAG_KEYS, loadConfig, loadPreset, type RunConfig } from '../../config/index.js';
 import { UserError } from '../../errors.js';
 import { formatPlan, planRun } from '../../train/plan.js';
 import { train, type TrainSummary } from '../../train/trainer.js';

@@ -3,10 +3,10 @@
 // the global count of label tokens by the trainer (§7). Evaluation adds answer accuracy from greedy
 // generation: the text after "The answer is:" against the reference's.
 import type { RecordBatch } from 'apache-arrow';
-import { tf } from '../../backend.js';
+import { tf } from '../../backend/tf.js';
 import { readLm } from '../../data/arrow.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
-import type { AdaptableModel } from '../../models/modules.js';
+import type { AdaptableModel } from '../../nn/modules.js';
 import type { BatchContext, Task } from '../task.js';
 
 export interface CausalLmModel extends AdaptableModel {

@@ -3,10 +3,10 @@
 // (seed, epoch, sample index) for training, resize + center crop for evaluation; metrics are
 // loss, accuracy and the expected calibration error (15 equal-width confidence bins, Guo et al. 2017).
 import type { RecordBatch } from 'apache-arrow';
-import { tf } from '../../backend.js';
+import { tf } from '../../backend/tf.js';
 import { readFixed, type SchemaInfo } from '../../data/arrow.js';
 import { evalBatch, trainBatch, VIT_NORMALIZE } from '../../data/augment.js';
-import type { AdaptableModel } from '../../models/modules.js';
+import type { AdaptableModel } from '../../nn/modules.js';
 import type { BatchContext, Task } from '../task.js';
 
 export interface ClassifierModel extends AdaptableModel {

@@ -4,9 +4,9 @@
 // and the noise of a sample are drawn from (seed, epoch, sample index) alone, so any split of a
 // batch over workers and micro-batches draws the same numbers and gives the same summed loss.
 import type { RecordBatch } from 'apache-arrow';
-import { tf } from '../../backend.js';
+import { tf } from '../../backend/tf.js';
 import { readFixed } from '../../data/arrow.js';
-import { Rng } from '../../data/rng.js';
+import { Rng } from '../../nn/rng.js';
 import { UserError } from '../../errors.js';
 import { gaussian, linearSchedule, trainingLosses, type DiffusionSchedule } from '../../models/diffusion.js';
 import type { DitModel } from '../../models/dit.js';

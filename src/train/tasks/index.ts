@@ -1,5 +1,5 @@
 // The task registry: one explicit list (STYLE item 2).
-import type { RunConfig } from '../../config.js';
+import type { RunConfig } from '../../config/index.js';
 import type { Dataset } from '../../data/arrow-file.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
 import { UserError } from '../../errors.js';

@@ -2,7 +2,7 @@
 // A model exposes its linear and norm modules; PEFT methods attach an adapter to a linear module or
 // mark parameters trainable; the trainer collects the trainable variables. Linear weights are held
 // in kernel layout [in, out] (docs/internals.md); Hugging Face files store [out, in].
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { linear } from '../backend/linear.js';
 
 type T2 = tf.Tensor2D;

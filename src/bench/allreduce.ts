@@ -1,14 +1,14 @@
 // `onelora bench allreduce`: N worker processes on loopback ZeroMQ, each running
-// src/comm/bench-worker.ts; latency and bus bandwidth per buffer size and process count, the
+// src/bench/allreduce-worker.ts; latency and bus bandwidth per buffer size and process count, the
 // direct/ring crossover that sets RING_THRESHOLD_ELEMENTS, and the LLaMA-2-7B 1LoRA gradient.
 // Bus bandwidth follows nccl-tests: 2(n-1)/n × bytes / time, the per-link rate a ring needs.
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { RING_THRESHOLD_ELEMENTS, chooseAlgorithm } from '../../comm/allreduce.js';
-import type { BenchCase, BenchCaseResult, ChildMessage, ParentMessage } from '../../comm/bench-worker.js';
-import { RunError, UserError } from '../../errors.js';
-import { childLog } from '../../log.js';
+import { RING_THRESHOLD_ELEMENTS, chooseAlgorithm } from '../comm/allreduce.js';
+import type { BenchCase, BenchCaseResult, ChildMessage, ParentMessage } from './allreduce-worker.js';
+import { RunError, UserError } from '../errors.js';
+import { childLog } from '../log.js';
 
 const log = childLog('bench-allreduce');
 
@@ -61,7 +61,7 @@ const busGBps = (n: number, bytes: number, ms: number): number => (((2 * (n - 1)
 
 /** Forks n bench workers, runs the cases on all of them, returns rank 0's timings. */
 async function runGroup(n: number, cases: BenchCase[]): Promise<BenchCaseResult[]> {
-  const entry = fileURLToPath(new URL('../../comm/bench-worker.ts', import.meta.url));
+  const entry = fileURLToPath(new URL('./allreduce-worker.ts', import.meta.url));
   const children: ChildProcess[] = [];
   const endpoints: string[] = new Array<string>(n);
   let results: BenchCaseResult[] | null = null;

@@ -1,8 +1,8 @@
-// One rank of `onelora bench allreduce`, forked by src/cli/commands/bench-allreduce.ts with an IPC
+// One rank of `onelora bench allreduce`, forked by src/bench/allreduce.ts with an IPC
 // channel: it binds a ZeroMQ transport on loopback, reports its endpoint, receives everyone's,
 // runs the cases it is given and sends back rank-local timings.
-import { allReduceSum } from './allreduce.js';
-import { ZmqTransport } from './zmq.js';
+import { allReduceSum } from '../comm/allreduce.js';
+import { ZmqTransport } from '../comm/zmq.js';
 
 export interface BenchCase {
   elements: number;

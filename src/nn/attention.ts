@@ -3,7 +3,7 @@
 // arXiv 2104.09864, in Hugging Face's rotate_half form). Heads are folded into the batch so that
 // both attention matmuls are `bmm` on [B·H, T, hd] operands (DESIGN.md §3: plain kernels only).
 // The causal mask and the RoPE tables are built once and kept (tf.keep) across calls.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { bmm, customOp } from '../backend/linear.js';
 
 type T2 = tf.Tensor2D;

@@ -4,12 +4,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fromIpc, readFixed, readLm, toIpc } from './arrow.js';
-import { Dataset } from './arrow-file.js';
-import { trainBatch, VIT_NORMALIZE } from './augment.js';
-import { demoMetamath, demoShapes } from './demo-data.js';
-import { prepare } from './prepare.js';
-import { microBatchSamples } from './sampler.js';
+import { fromIpc, readFixed, readLm, toIpc } from '../data/arrow.js';
+import { Dataset } from '../data/arrow-file.js';
+import { trainBatch, VIT_NORMALIZE } from '../data/augment.js';
+import { demoMetamath, demoShapes } from '../data/demo-data.js';
+import { prepare } from '../data/prepare.js';
+import { microBatchSamples } from '../data/sampler.js';
 
 export interface DataBench {
   prepare_metamath_rows_per_s: number;

@@ -2,16 +2,14 @@
 // backend. tfjs-node and tfjs-node-gpu are optionalDependencies (their install downloads
 // libtensorflow), so each is probed with a dynamic import and skipped with the reason when absent.
 // One GPU per worker process: CUDA_VISIBLE_DEVICES picks it, since tfjs has no device API.
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
-import { UserError, messageOf } from './errors.js';
-import { childLog } from './log.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendName } from './choices.js';
+import { tf } from './tf.js';
+import { UserError, messageOf } from '../errors.js';
+import { childLog } from '../log.js';
 
 export { tf };
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
-export type BackendName = Exclude<BackendChoice, 'auto'>;
+export { BACKEND_CHOICES, type BackendChoice, type BackendName };
 
 export interface BackendInfo {
   readonly name: BackendName;
@@ -84,8 +82,4 @@ export async function initBackend(choice?: string): Promise<BackendInfo> {
     log.debug({ backend: name, failure }, 'backend unavailable');
   }
   throw new UserError(`backend '${resolved}' is not available: ${skipped.join('; ')}`);
-}
-
-export function activeBackend(): BackendInfo | null {
-  return active;
 }

@@ -2,7 +2,7 @@
 // and the token cross-entropy. The last two are custom ops because tfjs-wasm has no
 // UnsortedSegmentSum (the built-in gather gradient) and because a one-hot [N, V] target is never
 // needed in the forward pass: the loss is logsumexp(z) - z[label], its gradient softmax(z) - onehot.
-import { tf } from '../backend.js';
+import { tf } from '../backend/tf.js';
 import { customOp, sumRows } from '../backend/linear.js';
 
 type T1 = tf.Tensor1D;

@@ -1,1 +1,0 @@
-export { customOp, linear, matmul, bmm, batchedMatMulPlain, frozenTranspose, clearTransposeCache, type LinearOptions } from './linear.js';

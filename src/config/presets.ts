@@ -1,0 +1,39 @@
+// Presets: `presets/NAME.yaml` files of the repository, in the run-config format.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, parseYaml } from './config.js';
+import type { RunConfig } from './schema.js';
+import { UserError } from '../errors.js';
+
+/** The repository (package) root: the nearest directory above this file holding package.json. */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('onelora: package.json not found above src/config/presets.ts');
+    dir = up;
+  }
+  return dir;
+}
+
+export function presetsDir(): string {
+  return path.join(repoRoot(), 'presets');
+}
+
+export function listPresets(): string[] {
+  if (!fs.existsSync(presetsDir())) return [];
+  return fs.readdirSync(presetsDir()).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
+}
+
+/** `presets/NAME.yaml`; its relative paths resolve against the repository root (presets/README.md). */
+export function loadPreset(name: string, overrides: readonly string[] = []): RunConfig {
+  const names = listPresets();
+  if (!/^[\w.-]+$/.test(name) || !names.includes(name)) {
+    throw new UserError(`--preset ${name}: no such preset (available: ${names.join(', ') || 'none'})`);
+  }
+  const file = path.join(presetsDir(), `${name}.yaml`);
+  const raw = parseYaml(fs.readFileSync(file, 'utf8'), `presets/${name}.yaml`);
+  return parseConfig(raw, { source: `presets/${name}.yaml`, baseDir: repoRoot(), overrides });
+}
+

@@ -109,6 +109,8 @@ void test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split
   assert.deepEqual(ins.rows, { train: 40, validation: 10 });
   assert.equal(ins.lengths!.histogram.reduce((a, h) => a + h.count, 0), 40);
   assert.match(String(ins.example.text), /### Response:\n.*The answer is: \d+$/s);
+  // The tokenizer is named relative to the Arrow files, so nothing of this machine is recorded.
+  assert.equal(ins.example.tokenizer, '../tok');
 });
 
 void test('metamath from JSONL with llama-2, truncation counted', async () => {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it, before, after } from 'node:test';
-import { UserError } from '../src/errors.js';
+import { throwsUser, tmpDir } from './helpers.js';
 import {
   BACKENDS, applyOverrides, configHash, listPresets, loadConfig, loadPreset, parseConfig, toYaml,
   type RunConfig,
@@ -26,7 +25,7 @@ seed: 0
 
 let dir: string;
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-cfg-'));
+  dir = tmpDir('cfg');
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -41,14 +40,6 @@ function variant(name: string, key: string, line: string | null): string {
   const lines = BASE.split('\n').filter((l) => !l.startsWith(`${key}:`));
   if (line !== null) lines.push(line);
   return write(name, lines.join('\n'));
-}
-
-function throwsUser(fn: () => unknown, ...parts: string[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof UserError, `expected UserError, got ${String(err)}`);
-    for (const p of parts) assert.ok(err.message.includes(p), `'${err.message}' should include '${p}'`);
-    return true;
-  });
 }
 
 void describe('run config: valid files', () => {

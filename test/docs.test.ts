@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { tmpDir } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'onelora.js');
@@ -85,7 +85,7 @@ test('every command in README.md and docs/ is checked', () => {
       } else if (cmd === 'npm install && npm start') {
         const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
         assert.equal(pkg.scripts.start, 'node bin/onelora.js train --preset demo');
-        const out = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-start-'));
+        const out = tmpDir('start');
         const r = onelora(['train', '--preset', 'demo', '--max-steps', '2', '--output', out, '--set', 'eval.max_batches=1', '--set', 'eval.max_new_tokens=4']);
         assert.equal(r.status, 0, r.out);
         assert.match(r.out, /trainable parameters: [\d,]+/);

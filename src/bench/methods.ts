@@ -157,7 +157,8 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
         // A config mistake stops the bench (exit 2); a failed run or a method with nothing to train here is reported.
         if (!(err instanceof RunError || err instanceof NothingToTrainError)) throw err;
         log.warn({ method, err: err.message }, `${opts.task} ${method} failed; going on with the other methods`);
-        failed.push({ method, error: err.message });
+        // Repo-relative, as the committed reports under docs/bench/ are read in other clones.
+        failed.push({ method, error: err.message.replaceAll(repoRoot() + path.sep, '') });
         continue;
       }
       const lower = cfg.eval.metric === 'loss';

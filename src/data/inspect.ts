@@ -5,7 +5,7 @@ import { UserError, messageOf } from '../errors.js';
 import { readFixed, readLm, type SchemaInfo } from './arrow.js';
 import { Dataset, datasetSplits } from './arrow-file.js';
 import { IGNORE_INDEX } from './metamath.js';
-import { loadTokenizer } from './tokenizer.js';
+import { loadTokenizer, resolveTokenizerRef } from './tokenizer.js';
 
 export interface InspectReport {
   dir: string;
@@ -46,7 +46,7 @@ function lmExample(ds: Dataset): Record<string, unknown> {
   const example: Record<string, unknown> = { tokens: ids.length, prompt_tokens: promptTokens < 0 ? ids.length : promptTokens, tokenizer: ds.info.tokenizer ?? null };
   if (ds.info.tokenizer === undefined) return { ...example, text: null, note: `no onelora.tokenizer metadata in ${ds.file}` };
   try {
-    const tok = loadTokenizer(ds.info.tokenizer);
+    const tok = loadTokenizer(resolveTokenizerRef(ds.info.tokenizer, path.dirname(ds.file)));
     return { ...example, text: tok.decode(ids), response: tok.decode(labels.filter((l) => l !== IGNORE_INDEX)) };
   } catch (err) {
     return { ...example, text: null, note: `cannot load tokenizer ${ds.info.tokenizer}: ${messageOf(err)}` };

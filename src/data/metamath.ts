@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
 import { lmSchema, type LmRow } from './arrow.js';
 import { BadRows, LmSplitWriter, validationMask, type PrepareOptions } from './prepare-common.js';
-import { loadTokenizer, type Tokenizer } from './tokenizer.js';
+import { loadTokenizer, tokenizerRef, type Tokenizer } from './tokenizer.js';
 
 export const ALPACA_PREFIX =
   'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n';
@@ -150,7 +150,8 @@ export async function prepareMetamath(opts: PrepareOptions, dir: string, bad: Ba
   }
   if (rows.length === 0) throw new UserError(`${file}: no usable rows`);
   const isVal = validationMask(rows.length, opts.valFraction, opts.seed);
-  const schema = lmSchema(tok.spec);
+  // Named relative to where the files end up (opts.out), not the staging directory beside it.
+  const schema = lmSchema(tokenizerRef(tok.spec, opts.out));
   const writers = [new LmSplitWriter(path.join(dir, 'train.arrow'), schema), new LmSplitWriter(path.join(dir, 'validation.arrow'), schema)];
   let truncated = 0;
   let tokens = 0;

@@ -17,7 +17,7 @@ export interface EncodeOptions {
 }
 
 export interface Tokenizer {
-  /** What `loadTokenizer` was given (`llama-2` or an absolute directory), stored in dataset metadata. */
+  /** What `loadTokenizer` was given (`llama-2` or an absolute directory); datasets store it as a tokenizerRef. */
   readonly spec: string;
   encode(text: string, opts?: EncodeOptions): number[];
   /** Special tokens (BOS, EOS, padding) are left out of the text. */
@@ -145,4 +145,24 @@ export function loadTokenizer(spec: string): Tokenizer {
     return llama2(path.resolve(dir));
   }
   throw new UserError(`tokenizer ${spec}: no tokenizer.json or tokenizer.model in ${dir}`);
+}
+
+/**
+ * How a prepared Arrow file names its tokenizer (schema metadata onelora.tokenizer): `llama-2` as
+ * is; a directory relative to the file's own directory, always starting with ./ or ../ so it cannot
+ * be read as a built-in name. Relative, so data prepared in one checkout (data/demo/) names the same
+ * tokenizer in every clone and records nothing of the machine it was made on.
+ */
+export function tokenizerRef(spec: string, arrowDir: string): string {
+  if (!path.isAbsolute(spec)) return spec;
+  const rel = path.relative(path.resolve(arrowDir), spec);
+  // Another drive (Windows): no relative path exists, so the absolute one is kept.
+  if (path.isAbsolute(rel)) return spec;
+  const posix = rel.split(path.sep).join('/');
+  return posix.startsWith('../') || posix === '..' ? posix : `./${posix}`;
+}
+
+/** The loadTokenizer spec for a reference read from an Arrow file in `arrowDir`. */
+export function resolveTokenizerRef(ref: string, arrowDir: string): string {
+  return ref.startsWith('./') || ref.startsWith('../') ? path.resolve(arrowDir, ref) : ref;
 }

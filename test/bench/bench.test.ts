@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ablationGrid, bestFromMetrics } from '../../src/bench/methods.js';
 import { markdownTable } from '../../src/bench/report.js';
+import { tmpDir } from '../helpers.js';
 
 const onelora = (...args: string[]): Record<string, unknown> => {
   const out = execFileSync('node', ['bin/onelora.js', ...args, '--backend', 'wasm', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -22,7 +22,7 @@ test('bench step prints step_s, tokens_per_s, peak_bytes and trainable for a tin
 });
 
 test('bench methods writes the table, the bubble plot (SVG, PNG) and the four axes per method', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const dir = tmpDir('bench');
   const r = onelora('bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--report', dir);
   const results = r.results as Record<string, unknown>[];
   assert.deepEqual(results.map((x) => x.method), ['1lora', 'bitfit']);
@@ -34,7 +34,7 @@ test('bench methods writes the table, the bubble plot (SVG, PNG) and the four ax
 });
 
 test('bench methods reports a method with nothing to train (norms on a DiT) and runs the others; exit 1', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const dir = tmpDir('bench');
   const r = spawnSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', 'norms,bitfit', '--steps', '1', '--report', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { results: { method: string }[]; failed: { method: string; error: string }[] };
@@ -50,7 +50,7 @@ test('the ablation grid is every combination of 1lora, β, γ and norms; best-of
   const grid = ablationGrid();
   assert.equal(grid.length, 15);
   assert.ok(grid.includes('1lora+norms') && grid.includes('1lora+bitfit+difffit-gamma+norms'));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-bench-'));
+  const dir = tmpDir('bench');
   const file = path.join(dir, 'metrics.jsonl');
   fs.writeFileSync(file, ['{"step":1,"wall_s":2}', '{"step":1,"eval":{"loss":3}}', '{"step":2,"wall_s":4}', '{"step":2,"eval":{"loss":2.5}}', '{"step":3,"wall_s":6}', '{"step":3,"eval":{"loss":2.7}}'].join('\n'));
   assert.deepEqual(bestFromMetrics(file, 'loss', true), { step: 2, value: 2.5, wall: 4 });

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { initBackend } from '../../src/backend/select.js';
 import { toYaml } from '../../src/config/index.js';
 import { readRun, type ScalingResult } from '../../src/bench/scaling.js';
-import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
+import { tmpDir } from '../helpers.js';
+import { tinyConfig, tinyLmRun } from '../train/helpers.js';
 
 await initBackend('wasm');
 

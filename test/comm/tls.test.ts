@@ -10,7 +10,8 @@ import { initBackend } from '../../src/backend/select.js';
 import { CoordinatorClient } from '../../src/comm/proto.js';
 import { clientCredentials, serverCredentials } from '../../src/comm/tls.js';
 import { Coordinator } from '../../coordinator/server.js';
-import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
+import { tmpDir } from '../helpers.js';
+import { tinyConfig, tinyLmRun } from '../train/helpers.js';
 
 const BIN = new URL('../../bin/onelora.js', import.meta.url).pathname;
 const openssl = spawnSync('openssl', ['version'], { encoding: 'utf8' });

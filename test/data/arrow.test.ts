@@ -7,7 +7,7 @@ import {
 } from '../../src/data/arrow.js';
 import { ArrowFileWriter, Dataset } from '../../src/data/arrow-file.js';
 import { UserError } from '../../src/errors.js';
-import { tempDir } from './helpers.js';
+import { tmpDir } from '../helpers.js';
 
 const lmRows = (n: number) => Array.from({ length: n }, (_, i) => ({
   inputIds: Int32Array.from({ length: 1 + (i % 7) }, (_, k) => 1 + i * 10 + k),
@@ -49,7 +49,7 @@ void test('IPC round trip of LM, image and latent batches keeps rows and metadat
 });
 
 void test('random access across record batches, any order, repeats allowed', async () => {
-  const file = path.join(tempDir(), 'train.arrow');
+  const file = path.join(tmpDir('data'), 'train.arrow');
   await writeLm(file, 100, 16);
   const ds = Dataset.open(file);
   assert.equal(ds.numRows, 100);
@@ -66,7 +66,7 @@ void test('random access across record batches, any order, repeats allowed', asy
 });
 
 void test('a truncated or corrupt Arrow file is a UserError naming the file', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const file = path.join(dir, 'train.arrow');
   await writeLm(file, 50, 10);
   const bytes = fs.readFileSync(file);
@@ -89,7 +89,7 @@ void test('a truncated or corrupt Arrow file is a UserError naming the file', as
 });
 
 void test('a schema that is not one of the three is refused naming the file', async () => {
-  const file = path.join(tempDir(), 'x.arrow');
+  const file = path.join(tmpDir('data'), 'x.arrow');
   const { tableFromArrays } = await import('apache-arrow');
   const w = new ArrowFileWriter(file, tableFromArrays({ foo: Int32Array.from([1]) }).schema);
   w.write(tableFromArrays({ foo: Int32Array.from([1]) }).batches[0]!);

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { demoMetamath, demoShapes } from '../../src/data/demo-data.js';
 import { prepare } from '../../src/data/prepare.js';
-import { tempDir, writeTinyTokenizer } from './helpers.js';
+import { tmpDir } from '../helpers.js';
+import { writeTinyTokenizer } from './helpers.js';
 
 const DEMO = path.resolve(import.meta.dirname, '../../data/demo');
 
@@ -28,7 +29,7 @@ void test('committed demo data matches the generator and prepares with any token
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(DEMO, 'metamath-demo.json'), 'utf8')), demoMetamath(2000, 0));
   assert.ok(Buffer.from(demoShapes(6, 1)).equals(fs.readFileSync(path.join(DEMO, 'shapes', 'test_batch.bin'))));
   for (const f of ['metamath-demo.json', 'shapes/data_batch_1.bin']) assert.ok(fs.statSync(path.join(DEMO, f)).size < 1 << 20);
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const tok = writeTinyTokenizer(path.join(dir, 'tok'));
   const lm = await prepare({ dataset: 'metamath', input: path.join(DEMO, 'metamath-demo.json'), out: path.join(dir, 'lm'), tokenizer: tok });
   assert.deepEqual(lm.rows, { train: 1600, validation: 400 });

@@ -1,12 +1,7 @@
-// Shared fixtures for the data tests: temp directories and a tiny LLaMA-style tokenizer.json
+// Shared fixtures for the data tests: a tiny LLaMA-style tokenizer.json
 // (byte fallback, SentencePiece "▁" spaces, a handful of merges), written the way HF saves one.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-
-export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-data-'));
-}
 
 export function writeTinyTokenizer(dir: string, withConfig = true): string {
   fs.mkdirSync(dir, { recursive: true });

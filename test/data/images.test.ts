@@ -9,7 +9,7 @@ import { prepare } from '../../src/data/prepare.js';
 import { inspect } from '../../src/data/inspect.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { UserError } from '../../src/errors.js';
-import { tempDir } from './helpers.js';
+import { tmpDir } from '../helpers.js';
 
 /** A CIFAR record: label byte(s), then planar R, G, B with pixel value (r, g, b) = (k, 2k, 3k) mod 256 + channel marks. */
 function cifarRecord(labels: number[], k: number): Buffer {
@@ -24,7 +24,7 @@ function readSplit(file: string): { values: Uint8Array | Float32Array; labels: n
 }
 
 void test('CIFAR-10 binary batches → 32×32 HWC rows, train + test', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const src = path.join(dir, 'cifar-10-batches-bin');
   fs.mkdirSync(src);
   for (let b = 1; b <= 5; b++) fs.writeFileSync(path.join(src, `data_batch_${b}.bin`), Buffer.concat([0, 1, 2].map((k) => cifarRecord([(b + k) % 10], b * 10 + k))));
@@ -43,7 +43,7 @@ void test('CIFAR-10 binary batches → 32×32 HWC rows, train + test', async () 
 });
 
 void test('CIFAR-100 uses the fine label; a truncated record names file and row (or is skipped and counted)', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const good = Buffer.concat([cifarRecord([1, 42], 0), cifarRecord([2, 7], 1)]);
   fs.writeFileSync(path.join(dir, 'train.bin'), Buffer.concat([good, cifarRecord([0, 5], 2).subarray(0, 100)]));
   fs.writeFileSync(path.join(dir, 'test.bin'), cifarRecord([0, 99], 3));
@@ -62,7 +62,7 @@ async function png(file: string, w: number, h: number, rgb: [number, number, num
 }
 
 void test('imagefolder of class folders: decoded, short side scaled, center-cropped, split by seed; an unreadable image names the file', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const src = path.join(dir, 'shapes');
   const colours: Record<string, [number, number, number]> = { blue: [0, 0, 255], red: [255, 0, 0] };
   for (const [c, rgb] of Object.entries(colours)) for (let i = 0; i < 5; i++) await png(path.join(src, c, `${i}.png`), 40 + i * 10, 30, rgb);
@@ -100,7 +100,7 @@ void test('imagefolder of class folders: decoded, short side scaled, center-crop
 });
 
 void test('imagefolder in the Food-101 layout uses meta/train.txt and meta/test.txt', async () => {
-  const src = tempDir();
+  const src = tmpDir('data');
   for (const [c, ids] of [['apple_pie', ['1', '2', '3']], ['pizza', ['4', '5']]] as const) {
     for (const id of ids) await png(path.join(src, 'images', c, `${id}.jpg`), 20, 20, c === 'pizza' ? [200, 10, 10] : [10, 200, 10]);
   }
@@ -108,14 +108,14 @@ void test('imagefolder in the Food-101 layout uses meta/train.txt and meta/test.
   fs.writeFileSync(path.join(src, 'meta', 'classes.txt'), 'apple_pie\npizza\n');
   fs.writeFileSync(path.join(src, 'meta', 'train.txt'), 'apple_pie/1\napple_pie/2\npizza/4\n');
   fs.writeFileSync(path.join(src, 'meta', 'test.txt'), 'apple_pie/3\npizza/5\n');
-  const out = path.join(tempDir(), 'food');
+  const out = path.join(tmpDir('data'), 'food');
   const rep = await prepare({ dataset: 'imagefolder', input: src, out, imageSize: 8 });
   assert.deepEqual(rep.rows, { train: 3, test: 2 });
   assert.deepEqual(readSplit(path.join(out, 'test.arrow')).labels, [0, 1]);
 });
 
 void test('latents from safetensors: [N, C, H, W] + labels, scaled, split; bad labels name file and row', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const src = path.join(dir, 'lat');
   fs.mkdirSync(src);
   const make = (n: number, base: number, labels: number[]) => writeSafetensors(path.join(src, `part-${base}.safetensors`), {

@@ -10,7 +10,8 @@ import { prepare } from '../../src/data/prepare.js';
 import { inspect } from '../../src/data/inspect.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { UserError } from '../../src/errors.js';
-import { tempDir, writeTinyTokenizer } from './helpers.js';
+import { tmpDir } from '../helpers.js';
+import { writeTinyTokenizer } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -47,7 +48,7 @@ void test('llama-2 tokenizer gives Hugging Face LLaMA-2 ids', () => {
 });
 
 void test('tokenizer.json directory: specials from tokenizer_config.json or the vocabulary; tokenizer.model alone means LLaMA-2', () => {
-  const dir = writeTinyTokenizer(tempDir());
+  const dir = writeTinyTokenizer(tmpDir('data'));
   const t = loadTokenizer(dir);
   assert.equal(t.bosId, 1);
   assert.equal(t.eosId, 2);
@@ -55,18 +56,18 @@ void test('tokenizer.json directory: specials from tokenizer_config.json or the 
   assert.equal(ids[0], 1);
   assert.equal(ids.at(-1), 2);
   assert.equal(t.decode(ids), 'The answer is: 5');
-  const noCfg = writeTinyTokenizer(tempDir(), false);
+  const noCfg = writeTinyTokenizer(tmpDir('data'), false);
   assert.equal(loadTokenizer(noCfg).eosId, 2);
-  const sp = tempDir();
+  const sp = tmpDir('data');
   fs.writeFileSync(path.join(sp, 'tokenizer.model'), 'x');
   assert.deepEqual(loadTokenizer(sp).encode('Hello world'), [15043, 3186]);
-  const broken = tempDir();
+  const broken = tmpDir('data');
   fs.writeFileSync(path.join(broken, 'tokenizer.json'), '{"model": ');
   assert.throws(() => loadTokenizer(broken), (e: Error) => e instanceof UserError && e.message.includes(path.join(broken, 'tokenizer.json')));
 });
 
 void test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split, deterministic by seed', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const tokDir = writeTinyTokenizer(path.join(dir, 'tok'));
   const input = path.join(dir, 'mm.json');
   const rows = rowsOf(50);
@@ -108,10 +109,12 @@ void test('metamath from a JSON array: BOS, prompt labels -100, EOS, 80/20 split
   assert.deepEqual(ins.rows, { train: 40, validation: 10 });
   assert.equal(ins.lengths!.histogram.reduce((a, h) => a + h.count, 0), 40);
   assert.match(String(ins.example.text), /### Response:\n.*The answer is: \d+$/s);
+  // The tokenizer is named relative to the Arrow files, so nothing of this machine is recorded.
+  assert.equal(ins.example.tokenizer, '../tok');
 });
 
 void test('metamath from JSONL with llama-2, truncation counted', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const input = path.join(dir, 'mm.jsonl');
   const rows = rowsOf(10);
   rows[3]!.response = 'x '.repeat(300);
@@ -138,7 +141,7 @@ const BAD_CASES: { name: string; file: string; text: string; where: RegExp; good
 
 for (const c of BAD_CASES) {
   void test(`bad input: ${c.name} names file and row; --skip-bad counts it`, async () => {
-    const dir = tempDir();
+    const dir = tmpDir('data');
     const input = path.join(dir, c.file);
     fs.writeFileSync(input, c.text);
     const out = path.join(dir, 'out');
@@ -154,7 +157,7 @@ for (const c of BAD_CASES) {
 }
 
 void test('an existing output directory is replaced whole, a foreign directory is refused', async () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const input = path.join(dir, 'mm.json');
   fs.writeFileSync(input, JSON.stringify(rowsOf(5)));
   const out = path.join(dir, 'out');
@@ -170,7 +173,7 @@ void test('an existing output directory is replaced whole, a foreign directory i
 });
 
 void test('CLI: bad input exits 2 naming file and line; --json report on the last line', () => {
-  const dir = tempDir();
+  const dir = tmpDir('data');
   const input = path.join(dir, 'x.jsonl');
   fs.writeFileSync(input, '{"query":"a","response":"b"}\nnot json\n{"query":"c","response":"d"}\n');
   const mainTs = fs.existsSync(path.join(ROOT, 'src/cli/main.ts')) ? fs.readFileSync(path.join(ROOT, 'src/cli/main.ts'), 'utf8') : '';

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Command } from 'commander';
 import { registerDeploy } from '../../src/cli/commands/deploy.js';
-import { IMAGE, ROOT, tempDir } from './helpers.js';
+import { tmpDir } from '../helpers.js';
+import { IMAGE, ROOT } from './helpers.js';
 import { k8sErrors, kustomize, type K8sObject } from './k8s.js';
 import YAML from 'yaml';
 
@@ -25,7 +26,7 @@ function shellCommands(file: string): string[] {
   return out;
 }
 
-const tmp = tempDir();
+const tmp = tmpDir('deploy');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const kubeconfig = path.join(tmp, 'kubeconfig');
 fs.writeFileSync(

@@ -1,7 +1,7 @@
 // Shared by the deploy tests: the committed overlays and a scratch copy of deploy/ to render into.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { tmpDir } from '../helpers.js';
 import { repoRoot } from '../../src/config/index.js';
 
 export const ROOT = repoRoot();
@@ -13,13 +13,9 @@ export const OVERLAYS = [
   { dir: 'deploy/overlays/64gpu', config: 'presets/llama2-13b-metamath.yaml', workers: 64, micro: 2 },
 ] as const;
 
-export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-deploy-'));
-}
-
 /** A temp dir holding deploy/base, so an overlay rendered at TMP/deploy/overlays/X finds ../../base. */
 export function scratchDeploy(): string {
-  const tmp = tempDir();
+  const tmp = tmpDir('deploy');
   fs.cpSync(path.join(ROOT, 'deploy', 'base'), path.join(tmp, 'deploy', 'base'), { recursive: true });
   return tmp;
 }

@@ -10,29 +10,21 @@ import YAML from 'yaml';
 import { registerDeploy } from '../../src/cli/commands/deploy.js';
 import { planRender, renderOverlay } from '../../src/deploy/render.js';
 import { parseImage } from '../../src/deploy/options.js';
-import { UserError } from '../../src/errors.js';
-import { IMAGE, OVERLAYS, ROOT, listFiles, scratchDeploy, tempDir } from './helpers.js';
+import { throwsUser, tmpDir } from '../helpers.js';
+import { IMAGE, OVERLAYS, ROOT, listFiles, scratchDeploy } from './helpers.js';
 import { k8sErrors, kustomize } from './k8s.js';
 
 const temps: string[] = [];
 after(() => {
   for (const t of temps) fs.rmSync(t, { recursive: true, force: true });
 });
-function temp(make: () => string = tempDir): string {
+function temp(make: () => string = () => tmpDir('deploy')): string {
   const t = make();
   temps.push(t);
   return t;
 }
 
 const PRESET_7B = path.join(ROOT, 'presets/llama2-7b-metamath.yaml');
-
-function throwsUser(fn: () => unknown, ...parts: string[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
-    for (const p of parts) assert.ok(err.message.includes(p), `'${err.message}' should mention '${p}'`);
-    return true;
-  });
-}
 
 /** A copy of the 7B preset with one line replaced, in a directory whose ../data is the volume. */
 function variantConfig(dir: string, replace: [RegExp, string][]): string {

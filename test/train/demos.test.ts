@@ -13,7 +13,7 @@ import { runSample } from '../../src/cli/commands/sample.js';
 import { DIT_CLASS_TABLE, loadDit, saveDit } from '../../src/models/dit-load.js';
 import { loadAdapter } from '../../src/peft/adapter-io.js';
 import { train } from '../../src/train/trainer.js';
-import { tmpDir } from './helpers.js';
+import { tmpDir } from '../helpers.js';
 
 await initBackend('wasm');
 

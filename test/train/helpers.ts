@@ -2,7 +2,6 @@
 // problems, a 2-layer LLaMA with random weights written as a Hugging Face directory, and the
 // problems prepared as Arrow files through the public `prepare` path.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseConfig, type RunConfig } from '../../src/config/index.js';
 import { demoMetamath } from '../../src/data/demo-data.js';
@@ -13,10 +12,10 @@ import { LlamaModel } from '../../src/models/llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from '../../src/models/llama-config.js';
 import { tokenizerFiles, trainBpe } from '../../scripts/demo/bpe.js';
 import type { tf } from '../../src/backend/tf.js';
+import { tmpDir } from '../helpers.js';
 
-export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `onelora-${tag}-`));
-}
+// Re-exported for the tests that still import it from here; new tests import ../helpers.js.
+export { tmpDir } from '../helpers.js';
 
 /** Writes model + tokenizer into DIR/model and prepared data into DIR/data; returns DIR. */
 export async function tinyLmRun(rows = 48): Promise<string> {

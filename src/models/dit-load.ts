@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { Rng } from '../nn/rng.js';
+import { Rng, nameKeys } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from './diffusion.js';
 import {
@@ -103,7 +103,7 @@ export function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'd
     init === 'dit' && (name.includes('adaLN_modulation') || name.startsWith('final_layer.'));
   return assembleDit(config, (name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    const rng = Rng.from(seed, 0xd17, ...Array.from(name, (ch) => ch.charCodeAt(0)));
+    const rng = Rng.from(seed, 0xd17, ...nameKeys(name));
     if (name.endsWith('.bias') || zero(name)) return new Float32Array(n);
     if (name.startsWith('y_embedder') || (name.startsWith('t_embedder') && init === 'dit')) return gaussian(rng, n, 0.02);
     const fanOut = shape[0]!;

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { mixSeed } from '../nn/rng.js';
+import { mixSeed, nameKeys } from '../nn/rng.js';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';
@@ -61,8 +61,7 @@ function initTensor(spec: ParamSpec, seed: number): tf.Tensor {
   const shape = spec.kind === 'linear' ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];
   if (spec.init === 'zeros') return tf.zeros(shape);
   if (spec.init === 'ones') return tf.ones(shape);
-  let h = mixSeed(seed);
-  for (let i = 0; i < spec.name.length; i++) h = mixSeed(h, spec.name.charCodeAt(i));
+  const h = nameKeys(spec.name).reduce((acc, c) => mixSeed(acc, c), mixSeed(seed));
   return tf.randomNormal(shape, 0, 0.02, 'float32', h);
 }
 

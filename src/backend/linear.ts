@@ -137,13 +137,6 @@ export function matmul(a: T2, b: T2): T2 {
   });
 }
 
-/** [G, M, K] · [G, K, N] -> [G, M, N] as G plain 2-D matMuls (see bmm in attention.ts for why). */
-export function batchedMatMulPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  const as = tf.unstack(a) as T2[];
-  const bs = tf.unstack(b) as T2[];
-  return tf.stack(as.map((ai, i) => tf.matMul(ai, bs[i] as T2))) as tf.Tensor3D;
-}
-
 /**
  * Σ over rows of g [N, d] -> [d]. tfjs-wasm's Sum over axis 0 of [1024, 256-688] measured 2.6-6.6
  * ms, 1ᵀ g as a matMul 0.8-2.1 ms (XNNPACK packs g first), and two reductions over a [N/f, f, d]

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sortedEigen } from '../nn/linalg.js';
 import type { LinearRole } from '../nn/modules.js';
 import { normalArray } from '../peft/init.js';
 import { replicaBatches } from '../train/trainer.js';
@@ -20,48 +21,6 @@ export interface PcaResult {
   steps: number;
   /** Per layer type and compression: mean over the type's layers of |cos(PC_i, c)|, i = 1.. */
   similarity: Record<LayerType, { summation: number[]; random: number[]; learned: number[] }>;
-}
-
-/** Eigenvectors of a symmetric k×k matrix (row-major), sorted by eigenvalue, descending (cyclic Jacobi). */
-export function symmetricEigen(a: Float64Array, k: number): { values: number[]; vectors: Float64Array[] } {
-  const m = Float64Array.from(a);
-  const v = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) v[i * k + i] = 1;
-  for (let sweep = 0; sweep < 30; sweep++) {
-    let off = 0;
-    for (let p = 0; p < k; p++) for (let q = p + 1; q < k; q++) off += (m[p * k + q] as number) ** 2;
-    if (off < 1e-22) break;
-    for (let p = 0; p < k; p++) {
-      for (let q = p + 1; q < k; q++) {
-        const apq = m[p * k + q] as number;
-        if (Math.abs(apq) < 1e-300) continue;
-        const theta = ((m[q * k + q] as number) - (m[p * k + p] as number)) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let r = 0; r < k; r++) {
-          const mrp = m[r * k + p] as number;
-          const mrq = m[r * k + q] as number;
-          m[r * k + p] = c * mrp - s * mrq;
-          m[r * k + q] = s * mrp + c * mrq;
-        }
-        for (let r = 0; r < k; r++) {
-          const mpr = m[p * k + r] as number;
-          const mqr = m[q * k + r] as number;
-          m[p * k + r] = c * mpr - s * mqr;
-          m[q * k + r] = s * mpr + c * mqr;
-        }
-        for (let r = 0; r < k; r++) {
-          const vrp = v[r * k + p] as number;
-          const vrq = v[r * k + q] as number;
-          v[r * k + p] = c * vrp - s * vrq;
-          v[r * k + q] = s * vrp + c * vrq;
-        }
-      }
-    }
-  }
-  const order = Array.from({ length: k }, (_, i) => i).sort((x, y) => (m[y * k + y] as number) - (m[x * k + x] as number));
-  return { values: order.map((i) => m[i * k + i] as number), vectors: order.map((j) => Float64Array.from({ length: k }, (_, r) => v[r * k + j] as number)) };
 }
 
 /** |cos(u, c)| for each PC u. */
@@ -116,7 +75,7 @@ export async function benchPca(opts: { task: BenchTask; steps?: number; backend?
         for (let o = 0; o < d; o++) acc += (delta[i * d + o] as number) * (delta[j * d + o] as number);
         cov[i * k + j] = cov[j * k + i] = acc;
       }
-      const { vectors } = symmetricEigen(cov, k);
+      const { vectors } = sortedEigen(cov, k);
       const e = sums.get(type) ?? { summation: [], random: [], learned: [] };
       e.summation.push(alignment(vectors, new Float64Array(k).fill(1)));
       e.random.push(alignment(vectors, normalArray(k, 0, `${p}.onelora_c`)));

@@ -63,14 +63,6 @@ export function f32ToF16Bits(v: number): number {
   return sign | h;
 }
 
-/** float32 value -> bfloat16 bits, round to nearest even. */
-export function f32ToBf16Bits(v: number): number {
-  scratchF32[0] = v;
-  const x = scratchU32[0]!;
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x >>> 16) | 0x40) & 0xffff;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
 let f16Table: Uint32Array | null = null;
 
 /** float32 bit patterns of all 65,536 halves (256 KiB, built on first use). */

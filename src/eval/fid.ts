@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { FixedSizeList, tableFromIPC, type Data } from 'apache-arrow';
 import { openSafetensors } from '../checkpoint/safetensors.js';
 import { UserError } from '../errors.js';
+import { symmetricEigen } from '../nn/linalg.js';
 
 export interface FeatureStats {
   readonly n: number;
@@ -43,53 +44,6 @@ export function featureStats(rows: ArrayLike<number>, n: number, dim: number): F
     }
   }
   return { n, dim, mean, cov };
-}
-
-/**
- * Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: A = V diag(λ) Vᵀ, the
- * eigenvectors in V's columns. Converges quadratically once the off-diagonal mass is small.
- */
-export function symmetricEigen(matrix: ArrayLike<number>, d: number, maxSweeps = 50): { values: Float64Array; vectors: Float64Array } {
-  const a = Float64Array.from(matrix);
-  const v = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) v[i * d + i] = 1;
-  let norm = 0;
-  for (let i = 0; i < d * d; i++) norm += a[i]! * a[i]!;
-  for (let sweep = 0; sweep < maxSweeps; sweep++) {
-    let off = 0;
-    for (let p = 0; p < d; p++) for (let q = p + 1; q < d; q++) off += a[p * d + q]! ** 2;
-    if (off <= 1e-30 * norm || off === 0) break;
-    for (let p = 0; p < d - 1; p++) {
-      for (let q = p + 1; q < d; q++) {
-        const apq = a[p * d + q]!;
-        if (Math.abs(apq) < 1e-300) continue;
-        // The rotation [[c, s], [−s, c]] in the (p, q) plane that zeroes a_pq (Numerical Recipes §11.1).
-        const theta = (a[q * d + q]! - a[p * d + p]!) / (2 * apq);
-        const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < d; k++) {
-          const akp = a[k * d + p]!;
-          const akq = a[k * d + q]!;
-          a[k * d + p] = c * akp - s * akq;
-          a[k * d + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < d; k++) {
-          const apk = a[p * d + k]!;
-          const aqk = a[q * d + k]!;
-          a[p * d + k] = c * apk - s * aqk;
-          a[q * d + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < d; k++) {
-          const vkp = v[k * d + p]!;
-          const vkq = v[k * d + q]!;
-          v[k * d + p] = c * vkp - s * vkq;
-          v[k * d + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  return { values: Float64Array.from({ length: d }, (_, i) => a[i * d + i]!), vectors: v };
 }
 
 /** V diag(f(λ)) Vᵀ for a symmetric matrix. */

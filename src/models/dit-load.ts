@@ -13,8 +13,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
+import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { Rng } from '../nn/rng.js';
+import { Rng, nameKeys } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from './diffusion.js';
 import {
@@ -103,7 +104,7 @@ export function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'd
     init === 'dit' && (name.includes('adaLN_modulation') || name.startsWith('final_layer.'));
   return assembleDit(config, (name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    const rng = Rng.from(seed, 0xd17, ...Array.from(name, (ch) => ch.charCodeAt(0)));
+    const rng = Rng.from(seed, 0xd17, ...nameKeys(name));
     if (name.endsWith('.bias') || zero(name)) return new Float32Array(n);
     if (name.startsWith('y_embedder') || (name.startsWith('t_embedder') && init === 'dit')) return gaussian(rng, n, 0.02);
     const fanOut = shape[0]!;
@@ -132,13 +133,10 @@ class StrictReader {
     return t.data;
   }
 
+  /** After assembly: every tensor read was expected; anything else in the file must be ignored (and shaped as said). */
   finish(): void {
-    for (const [name, info] of this.src.tensors) {
-      if (this.used.has(name)) continue;
-      const want = this.ignored.get(name);
-      if (!want) throw new UserError(`${this.src.file}: unexpected tensor '${name}' (not part of this DiT)`);
-      if (!sameShape(info.shape, want)) throw new UserError(`${this.src.file}: tensor '${name}' has shape [${info.shape.join(', ')}], expected [${want.join(', ')}]`);
-    }
+    const expected = new Map([...this.used].map((n) => [n, this.src.tensors.get(n)!.shape]));
+    checkTensorSet({ expected, found: this.src.tensors, source: this.src.file, ignored: (n) => this.ignored.get(n) ?? false, notes: { unexpected: 'not part of this DiT' } });
   }
 }
 

@@ -15,9 +15,11 @@
 // The patch embedding (a stride-p convolution, held as a linear over flattened (c, py, px) patches)
 // is not in linears(): DESIGN.md §6's all-linear leaves it out, as PEFT's all-linear leaves convs.
 import { tf } from '../backend/tf.js';
-import { bmm, matmul } from '../backend/linear.js';
+import { matmul } from '../backend/linear.js';
 import { UserError } from '../errors.js';
+import { attend, mergeHeads, splitHeads } from '../nn/attention.js';
 import { LinearModule, type AdaptableModel, type LinearRole, type LinearSpec, type NormModule, type NormSpec } from '../nn/modules.js';
+import { geluTanh, layerNorm, silu } from '../nn/ops.js';
 
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
@@ -149,22 +151,10 @@ export function timestepFrequencies(t: ArrayLike<number>, shift: 0 | 1): T2 {
   return tf.tensor2d(out, [t.length, FREQ_DIM]);
 }
 
-/** LayerNorm over the last axis without affine parameters. */
-function layerNorm(x: tf.Tensor, eps: number): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-}
-
 /** x·(1 + scale) + shift with x [B, T, D] and shift, scale [B, D]. */
 function modulate(x: tf.Tensor, shift: T2, scale: T2): tf.Tensor {
   const [B, D] = shift.shape;
   return tf.add(tf.mul(x, tf.add(scale.reshape([B, 1, D]), 1)), shift.reshape([B, 1, D]));
-}
-
-/** GELU, tanh approximation (DiT's `nn.GELU(approximate="tanh")`). */
-function geluTanh(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
 }
 
 export class DitAttention {
@@ -175,13 +165,9 @@ export class DitAttention {
     const [B, T, D] = x.shape;
     const H = this.heads;
     const hd = D / H;
-    const qkv = this.qkv.forward(x.reshape([B * T, D]) as T2); // [B·T, D] -> [B·T, 3D]
-    const heads = (z: tf.Tensor): T3 => z.reshape([B, T, H, hd]).transpose([0, 2, 1, 3]).reshape([B * H, T, hd]) as T3; // [B·T, D] -> [B·H, T, hd]
-    const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as [T3, T3, T3];
-    const kT = k.transpose([0, 2, 1]) as T3; // [B·H, T, hd] -> [B·H, hd, T]
-    const scores = bmm(tf.mul(q, 1 / Math.sqrt(hd)), kT); // [B·H, T, hd] · [B·H, hd, T] -> [B·H, T, T]
-    const ctx = bmm(tf.softmax(scores, -1) as T3, v); // [B·H, T, T] · [B·H, T, hd] -> [B·H, T, hd]
-    const merged = ctx.reshape([B, H, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, D]) as T2; // -> [B·T, D]
+    const qkv = this.qkv.forward(x.reshape([B * T, D]) as T2); // [B·T, D] -> [B·T, 3D], rows q, k, v
+    const [q, k, v] = tf.split(qkv, 3, 1).map((z) => splitHeads(z as T2, B, T, H, hd)); // 3 × [B, H, T, hd]
+    const merged = mergeHeads(attend(q!, k!, v!, null)); // [B, H, T, hd] -> [B·T, D]
     return this.proj.forward(merged).reshape([B, T, D]);
   }
 }
@@ -202,9 +188,9 @@ export class DitBlock {
   forward(x: T3, sc: T2): T3 {
     const [B, T, D] = x.shape;
     const [shift1, scale1, gate1, shift2, scale2, gate2] = tf.split(this.adaLN.forward(sc), 6, 1) as T2[]; // [B, 6D] -> 6 × [B, D]
-    const a = this.attn.forward(modulate(layerNorm(x, NORM_EPS), shift1!, scale1!) as T3);
+    const a = this.attn.forward(modulate(layerNorm(x, null, null, NORM_EPS), shift1!, scale1!) as T3);
     const h = tf.add(x, tf.mul(gate1!.reshape([B, 1, D]), a)) as T3;
-    const m = modulate(layerNorm(h, this.mlpNormEps), shift2!, scale2!).reshape([B * T, D]) as T2; // [B, T, D] -> [B·T, D]
+    const m = modulate(layerNorm(h, null, null, this.mlpNormEps), shift2!, scale2!).reshape([B * T, D]) as T2; // [B, T, D] -> [B·T, D]
     return tf.add(h, tf.mul(gate2!.reshape([B, 1, D]), this.mlp.forward(m).reshape([B, T, D]))) as T3;
   }
 }
@@ -285,11 +271,11 @@ export class DitModel implements AdaptableModel {
         .reshape([B * T, C * p * p]) as T2; // -> [B·T, C·p·p]
       const x0 = tf.add(this.parts.xEmbedder.forward(patches).reshape([B, T, D]), this.posEmbed) as T3; // [B, T, D]
       const cond = this.conditioning(t, y);
-      const sc = tf.mul(cond, tf.sigmoid(cond)) as T2; // SiLU(c) [B, D]
+      const sc = silu(cond) as T2; // [B, D]
       let x = x0;
       for (const block of this.parts.blocks) x = block.forward(x, sc);
       const [shift, scale] = tf.split(this.parts.finalAdaLN.forward(sc), 2, 1) as [T2, T2]; // [B, 2D] -> 2 × [B, D]
-      const h = modulate(layerNorm(x, NORM_EPS), shift, scale).reshape([B * T, D]) as T2;
+      const h = modulate(layerNorm(x, null, null, NORM_EPS), shift, scale).reshape([B * T, D]) as T2;
       const out = outChannels(c);
       return this.parts.finalLinear
         .forward(h) // [B·T, D] -> [B·T, p·p·outC]
@@ -304,7 +290,7 @@ export class DitModel implements AdaptableModel {
     return tf.tidy(() => {
       const [l1, l2] = this.parts.tMlp;
       const h = l1.forward(timestepFrequencies(t, this.config.timestepShift)); // [B, 256] -> [B, D]
-      const temb = l2.forward(tf.mul(h, tf.sigmoid(h)) as T2); // [B, D]
+      const temb = l2.forward(silu(h) as T2); // [B, D]
       const ids = tf.tensor1d(Array.from(y), 'int32');
       const table = this.parts.yTable;
       // A trainable table (full fine-tuning, DiffFit) takes its gradient through a one-hot matmul.

@@ -9,8 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
+import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
-import { mixSeed } from '../nn/rng.js';
+import { mixSeed, nameKeys } from '../nn/rng.js';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';
@@ -61,8 +62,7 @@ function initTensor(spec: ParamSpec, seed: number): tf.Tensor {
   const shape = spec.kind === 'linear' ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];
   if (spec.init === 'zeros') return tf.zeros(shape);
   if (spec.init === 'ones') return tf.ones(shape);
-  let h = mixSeed(seed);
-  for (let i = 0; i < spec.name.length; i++) h = mixSeed(h, spec.name.charCodeAt(i));
+  const h = nameKeys(spec.name).reduce((acc, c) => mixSeed(acc, c), mixSeed(seed));
   return tf.randomNormal(shape, 0, 0.02, 'float32', h);
 }
 
@@ -76,11 +76,6 @@ export function randomModel<C, M>(family: ModelFamily<C, M>, config: C, seed: nu
   const params = new Map<string, tf.Variable>();
   for (const spec of paramSpecs(family.layout(config))) params.set(spec.name, tf.tidy(() => frozen(initTensor(spec, seed))));
   return family.build(config, params, hfConfig);
-}
-
-function listNames(names: string[]): string {
-  const shown = names.slice(0, 5).map((n) => `'${n}'`).join(', ');
-  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 /** File key -> model key: a headless checkpoint (ViTModel, LlamaModel) lacks the base prefix. */
@@ -108,32 +103,22 @@ export function loadHfDir<C, M>(
   try {
     const toModel = keyMapper(src, family.basePrefix, layout.headPaths);
     const fromFile = new Map<string, string>(); // model name -> file name
-    const unexpected: string[] = [];
-    for (const fileName of src.tensors.keys()) {
-      const name = toModel(fileName);
-      if (family.ignored(name, config)) continue;
-      fromFile.set(name, fileName);
-    }
-    const expected = new Map(specs.map((s) => [s.name, s]));
-    for (const name of fromFile.keys()) if (!expected.has(name)) unexpected.push(fromFile.get(name)!);
-    if (unexpected.length > 0) throw new UserError(`${src.file}: unexpected tensor${unexpected.length > 1 ? 's' : ''} ${listNames(unexpected)} (not part of this ${family.name} config)`);
-
-    const created: string[] = [];
-    const missing: string[] = [];
+    for (const fileName of src.tensors.keys()) fromFile.set(toModel(fileName), fileName);
+    // Keyed by the file's names, so errors name the tensor as the file has it.
+    const modelOf = new Map(specs.map((s) => [fromFile.get(s.name) ?? s.name, s.name]));
+    const { absent } = checkTensorSet({
+      expected: new Map(specs.map((s) => [fromFile.get(s.name) ?? s.name, s.shape])),
+      found: src.tensors,
+      source: src.file,
+      ignored: (fileName) => family.ignored(toModel(fileName), config),
+      optional: (key) => family.creatable(modelOf.get(key)!, config),
+      notes: { unexpected: `not part of this ${family.name} config`, shape: 'the config needs' },
+    });
+    const created = absent.map((key) => modelOf.get(key)!);
     for (const spec of specs) {
-      const fileName = fromFile.get(spec.name);
-      const info = fileName === undefined ? undefined : src.tensors.get(fileName);
-      const sameShape = info !== undefined && info.shape.length === spec.shape.length && info.shape.every((d, i) => d === spec.shape[i]);
-      if (info && !sameShape && !family.creatable(spec.name, config)) {
-        throw new UserError(`${src.file}: tensor '${fileName}' has shape [${info.shape.join(', ')}], the config needs [${spec.shape.join(', ')}]`);
-      }
-      if (info && !FLOAT_DTYPES.has(info.dtype)) throw new UserError(`${src.file}: tensor '${fileName}' is ${info.dtype}; model weights must be F32, F16 or BF16`);
-      if (!info || !sameShape) {
-        if (family.creatable(spec.name, config)) created.push(spec.name);
-        else missing.push(spec.name);
-      }
+      const info = src.tensors.get(fromFile.get(spec.name) ?? spec.name);
+      if (info && !created.includes(spec.name) && !FLOAT_DTYPES.has(info.dtype)) throw new UserError(`${src.file}: tensor '${fromFile.get(spec.name)}' is ${info.dtype}; model weights must be F32, F16 or BF16`);
     }
-    if (missing.length > 0) throw new UserError(`${src.file}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)}`);
 
     for (const spec of specs) {
       if (created.includes(spec.name)) {

@@ -1,6 +1,8 @@
 // The model families, in one explicit list (STYLE item 2), and the two entry points the rest of
-// onelora uses: `loadModel` (a Hugging Face directory, or a preset with seeded random weights) and
+// onelora uses: `loadModel` (a checkpoint directory, or a preset with seeded random weights) and
 // `describeModel` (modules, heads and parameter count from the config alone, for `onelora params`).
+// Each family registers how to recognise its directories (`detect`), its presets, and how to load
+// and describe them; both entry points only loop over FAMILY_LIST, so a new family is one entry.
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
@@ -56,10 +58,6 @@ export const vitFamily: ModelFamily<VitConfig, VitModel> = {
   build: (c, params, hf) => new VitModel(c, params, hf),
 };
 
-/** Every family onelora loads from Hugging Face files. DiT has its own loader (dit-load.ts: two key layouts). */
-const FAMILIES = [llamaFamily, vitFamily] as const;
-type AnyFamily = (typeof FAMILIES)[number];
-
 export interface ModelDescription {
   readonly family: 'llama' | 'vit' | 'dit';
   readonly name: string;
@@ -78,34 +76,22 @@ export interface LoadOptions {
   readonly seed?: number;
 }
 
-export function presetNames(): string[] {
-  return [...Object.keys(PRESETS), ...Object.keys(DIT_PRESETS)];
+/** A model reference after resolution: a directory this family detected, or one of its preset names. */
+type Ref = { readonly dir: string } | { readonly preset: string };
+
+/** One model family as the registry sees it. */
+interface RegisteredFamily {
+  readonly name: ModelDescription['family'];
+  /** config.json `model_type` values it reads (for the "not supported" message). */
+  readonly modelTypes: readonly string[];
+  readonly presets: readonly string[];
+  /** Whether `dir` holds a checkpoint of this family. */
+  detect(dir: string): boolean;
+  load(ref: Ref, opts: LoadOptions): LoadedModel;
+  describe(ref: Ref, opts: Pick<LoadOptions, 'numLabels'>): ModelDescription;
 }
 
-function familyFor(raw: Record<string, unknown>, source: string): AnyFamily {
-  const type = raw.model_type;
-  const family = FAMILIES.find((f) => f.modelTypes.includes(String(type)));
-  if (!family) {
-    throw new UserError(`${source}: model_type ${JSON.stringify(type)} is not supported (supported: ${FAMILIES.flatMap((f) => f.modelTypes).join(', ')})`);
-  }
-  return family;
-}
-
-function isDir(ref: string): boolean {
-  return fs.existsSync(ref) && fs.statSync(ref).isDirectory();
-}
-
-function unknownRef(ref: string): UserError {
-  return new UserError(`model '${ref}': neither a directory with config.json nor a preset (presets: ${presetNames().join(', ')})`);
-}
-
-/** DiT checkpoints: onelora's `model_type: dit`, or a diffusers pipeline / transformer directory. */
-function isDitDir(dir: string): boolean {
-  if (fs.existsSync(path.join(dir, 'transformer')) || fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) return true;
-  if (fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'))) return true;
-  const file = path.join(dir, 'config.json');
-  return fs.existsSync(file) && readJsonFile(file).model_type === 'dit';
-}
+const baseName = (dir: string): string => path.basename(path.resolve(dir));
 
 function readDirConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
@@ -113,44 +99,45 @@ function readDirConfig(dir: string): Record<string, unknown> {
   return readJsonFile(file);
 }
 
-/** A directory (Hugging Face layout) or a preset name (seeded random weights). */
-export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const seed = opts.seed ?? 0;
-  if (isDir(ref) && isDitDir(ref)) {
-    const model = loadDit(ref, { seed, numClasses: opts.numLabels });
-    return { family: 'dit', model, created: [...model.created], dir: ref, name: path.basename(path.resolve(ref)) };
-  }
-  if (isDir(ref)) {
-    const raw = readDirConfig(ref);
-    const family = familyFor(raw, path.join(ref, 'config.json'));
-    const name = path.basename(path.resolve(ref));
-    // Each branch is typed by its own family, so the loader's generics line up.
-    if (family.name === 'llama') {
-      const { model, created } = loadHfDir(llamaFamily, ref, raw, opts);
-      return { family: 'llama', model, created, dir: ref, name };
+/** A Hugging Face family (hf.ts's generic loader): detected by config.json's model_type. */
+function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: LoadedCommon) => LoadedModel): RegisteredFamily {
+  const presets = Object.keys(PRESETS).filter((k) => PRESETS[k]!.family === family.name);
+  const config = (ref: Ref, numLabels: number | undefined): { raw: Record<string, unknown>; cfg: C } => {
+    if ('dir' in ref) {
+      const raw = readDirConfig(ref.dir);
+      return { raw, cfg: family.parseConfig(raw, path.join(ref.dir, 'config.json'), { dir: ref.dir, numLabels }) };
     }
-    const { model, created } = loadHfDir(vitFamily, ref, raw, opts);
-    return { family: 'vit', model, created, dir: ref, name };
-  }
-  const preset = PRESETS[ref];
-  if (preset) {
-    const raw = { ...preset.hf };
-    if (preset.family === 'llama') {
-      const model = randomModel(llamaFamily, parseLlamaConfig(raw, `preset ${ref}`), seed, raw);
-      return { family: 'llama', model, created: [], dir: null, name: ref };
-    }
-    const cfg = parseVitConfig(raw, `preset ${ref}`, { numLabels: opts.numLabels });
-    const model = randomModel(vitFamily, cfg, seed, raw);
-    return { family: 'vit', model, created: [], dir: null, name: ref };
-  }
-  if (DIT_PRESETS[ref]) {
-    // A preset is random anyway; a class count other than the preset's stands for the table a
-    // checkpoint would get for the task (Food-101 on dit-xl-2-256), so it is reported as created.
-    const model = loadDit(ref, { seed, numClasses: opts.numLabels });
-    const resized = opts.numLabels !== undefined && opts.numLabels !== DIT_PRESETS[ref].numClasses;
-    return { family: 'dit', model, created: resized ? [DIT_CLASS_TABLE] : [], dir: null, name: ref };
-  }
-  throw unknownRef(ref);
+    const raw = { ...PRESETS[ref.preset]!.hf };
+    return { raw, cfg: family.parseConfig(raw, `preset ${ref.preset}`, { numLabels }) };
+  };
+  return {
+    name: family.name,
+    modelTypes: family.modelTypes,
+    presets,
+    detect: (dir) => {
+      const file = path.join(dir, 'config.json');
+      return fs.existsSync(file) && family.modelTypes.includes(String(readJsonFile(file).model_type));
+    },
+    load: (ref, opts) => {
+      if ('dir' in ref) {
+        const { model, created } = loadHfDir(family, ref.dir, readDirConfig(ref.dir), opts);
+        return wrap(model, { created, dir: ref.dir, name: baseName(ref.dir) });
+      }
+      const { raw, cfg } = config(ref, opts.numLabels);
+      return wrap(randomModel(family, cfg, opts.seed ?? 0, raw), { created: [], dir: null, name: ref.preset });
+    },
+    describe: (ref, opts) => {
+      const layout = family.layout(config(ref, opts.numLabels).cfg);
+      return {
+        family: family.name,
+        name: 'dir' in ref ? baseName(ref.dir) : ref.preset,
+        linears: [...layout.linears],
+        norms: [...layout.norms],
+        headPaths: [...layout.headPaths],
+        totalParams: countParams(layout),
+      };
+    },
+  };
 }
 
 /** A DiT's modules; another class count means a new class table (numLabels + null rows), counted as `headParams`. */
@@ -162,42 +149,75 @@ function describeDitFor(config: DitConfig, numLabels: number | undefined): Model
   return { family: 'dit', name: d.name, linears: d.linears, norms: d.norms, headPaths: d.headPaths, totalParams: d.totalParams, ...(head ? { headParams: head } : {}) };
 }
 
-/** Modules and counts from the config alone: no weights are allocated (7B/13B describe instantly). */
-export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLabels'> = {}): Promise<ModelDescription> {
-  let raw: Record<string, unknown>;
-  let name: string;
-  let dir: string | undefined;
-  if (isDir(ref) && isDitDir(ref)) {
-    const model = loadDit(ref);
+/** DiT (dit-load.ts, two key layouts): onelora's `model_type: dit`, or a diffusers pipeline / transformer directory. */
+const ditFamily: RegisteredFamily = {
+  name: 'dit',
+  modelTypes: ['dit'],
+  presets: Object.keys(DIT_PRESETS),
+  detect: (dir) => {
+    if (fs.existsSync(path.join(dir, 'transformer')) || fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) return true;
+    if (fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'))) return true;
+    const file = path.join(dir, 'config.json');
+    return fs.existsSync(file) && readJsonFile(file).model_type === 'dit';
+  },
+  load: (ref, opts) => {
+    const model = loadDit('dir' in ref ? ref.dir : ref.preset, { seed: opts.seed ?? 0, numClasses: opts.numLabels });
+    if ('dir' in ref) return { family: 'dit', model, created: [...model.created], dir: ref.dir, name: baseName(ref.dir) };
+    // A preset is random anyway; a class count other than the preset's stands for the table a
+    // checkpoint would get for the task (Food-101 on dit-xl-2-256), so it is reported as created.
+    const resized = opts.numLabels !== undefined && opts.numLabels !== DIT_PRESETS[ref.preset]!.numClasses;
+    return { family: 'dit', model, created: resized ? [DIT_CLASS_TABLE] : [], dir: null, name: ref.preset };
+  },
+  describe: (ref, opts) => {
+    if ('preset' in ref) return describeDitFor(DIT_PRESETS[ref.preset]!, opts.numLabels);
+    const model = loadDit(ref.dir);
     try {
       return describeDitFor(model.config, opts.numLabels);
     } finally {
       model.dispose();
     }
-  } else if (isDir(ref)) {
-    raw = readDirConfig(ref);
-    name = path.basename(path.resolve(ref));
-    dir = ref;
-  } else if (PRESETS[ref]) {
-    raw = { ...PRESETS[ref].hf };
-    name = ref;
-  } else if (DIT_PRESETS[ref]) {
-    return describeDitFor(DIT_PRESETS[ref], opts.numLabels);
-  } else {
-    throw unknownRef(ref);
+  },
+};
+
+/**
+ * Every family, in detection order: DiT first, as a diffusers directory has no model_type to go by.
+ * Depth Anything and the VAE are each one more entry here.
+ */
+const FAMILY_LIST: readonly RegisteredFamily[] = [
+  ditFamily,
+  hfFamily(llamaFamily, (model, c) => ({ ...c, family: 'llama', model })),
+  hfFamily(vitFamily, (model, c) => ({ ...c, family: 'vit', model })),
+];
+
+export function presetNames(): string[] {
+  return FAMILY_LIST.flatMap((f) => f.presets);
+}
+
+function isDir(ref: string): boolean {
+  return fs.existsSync(ref) && fs.statSync(ref).isDirectory();
+}
+
+/** The family of a directory or preset name, or the UserError saying why there is none. */
+function resolve(ref: string): { family: RegisteredFamily; ref: Ref } {
+  if (isDir(ref)) {
+    const family = FAMILY_LIST.find((f) => f.detect(ref));
+    if (family) return { family, ref: { dir: ref } };
+    const type = readDirConfig(ref).model_type;
+    throw new UserError(`${path.join(ref, 'config.json')}: model_type ${JSON.stringify(type)} is not supported (supported: ${FAMILY_LIST.flatMap((f) => f.modelTypes).join(', ')})`);
   }
-  const source = dir ? path.join(dir, 'config.json') : `preset ${ref}`;
-  const family = familyFor(raw, source);
-  const layout =
-    family.name === 'llama'
-      ? llamaLayout(llamaFamily.parseConfig(raw, source, { dir }))
-      : vitLayout(vitFamily.parseConfig(raw, source, { dir, numLabels: opts.numLabels }));
-  return {
-    family: family.name,
-    name,
-    linears: [...layout.linears],
-    norms: [...layout.norms],
-    headPaths: [...layout.headPaths],
-    totalParams: countParams(layout),
-  };
+  const family = FAMILY_LIST.find((f) => f.presets.includes(ref));
+  if (family) return { family, ref: { preset: ref } };
+  throw new UserError(`model '${ref}': neither a directory with config.json nor a preset (presets: ${presetNames().join(', ')})`);
+}
+
+/** A directory (Hugging Face or diffusers layout) or a preset name (seeded random weights). */
+export async function loadModel(ref: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const r = resolve(ref);
+  return r.family.load(r.ref, opts);
+}
+
+/** Modules and counts from the config alone: no weights are allocated (7B/13B describe instantly). */
+export async function describeModel(ref: string, opts: Pick<LoadOptions, 'numLabels'> = {}): Promise<ModelDescription> {
+  const r = resolve(ref);
+  return r.family.describe(r.ref, opts);
 }

@@ -4,6 +4,7 @@
 // in kernel layout [in, out] (docs/internals.md); Hugging Face files store [out, in].
 import { tf } from '../backend/tf.js';
 import { linear } from '../backend/linear.js';
+import { conv2d, groupNorm, type Conv2dOptions } from './conv.js';
 
 type T2 = tf.Tensor2D;
 
@@ -96,6 +97,43 @@ export class NormModule implements NormSpec {
   }
   get hasBias(): boolean {
     return this.bias !== null;
+  }
+}
+
+/**
+ * torch.nn.Conv2d in NHWC (src/nn/conv.ts): weight HWIO [kh, kw, in/groups, out]. Not a PEFT
+ * target (as in PEFT's all-linear); `weight.trainable` decides whether it gets a gradient.
+ */
+export class Conv2dModule {
+  constructor(
+    readonly path: string,
+    public weight: tf.Variable<tf.Rank.R4>,
+    public bias: tf.Variable<tf.Rank.R1> | null,
+    readonly opts: Omit<Conv2dOptions, 'bias'> = {},
+  ) {}
+
+  get inChannels(): number {
+    return this.weight.shape[2] * (this.opts.groups ?? 1);
+  }
+  get outChannels(): number {
+    return this.weight.shape[3];
+  }
+
+  /** x [N, H, W, in] -> [N, Ho, Wo, out] */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return conv2d(x, this.weight, { ...this.opts, bias: this.bias });
+  }
+}
+
+/** torch.nn.GroupNorm in NHWC: a NormModule (so `norms` can train it) with its group count and eps. */
+export class GroupNormModule extends NormModule {
+  constructor(path: string, weight: tf.Variable<tf.Rank.R1>, bias: tf.Variable<tf.Rank.R1> | null, readonly groups: number, readonly eps: number) {
+    super(path, weight, bias);
+  }
+
+  /** x [N, H, W, C] -> [N, H, W, C] */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return groupNorm(x, this.groups, this.weight, this.bias, this.eps);
   }
 }
 

@@ -33,11 +33,15 @@ export function rmsNorm(x: T2, w: T1, eps: number): T2 {
   });
 }
 
-/** LayerNorm (Ba et al. 2016): (x - μ) / sqrt(σ² + eps) · w + b over the last axis. x [N, D] */
-export function layerNorm(x: T2, w: T1, b: T1 | null, eps: number): T2 {
-  const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
-  const y = tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w);
-  return (b ? tf.add(y, b) : y) as T2;
+/**
+ * LayerNorm (Ba et al. 2016): (x - μ) / sqrt(σ² + eps) · w + b over the last axis, x [..., D];
+ * w null is LayerNorm without affine parameters (DiT's elementwise_affine=False).
+ */
+export function layerNorm<T extends tf.Tensor>(x: T, w: T1 | null, b: T1 | null, eps: number): T {
+  const { mean, variance } = tf.moments(x, -1, true); // [..., 1] each
+  const n = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  const y = w ? tf.mul(n, w) : n;
+  return (b ? tf.add(y, b) : y) as T;
 }
 
 /** SiLU / swish: x · σ(x). */

@@ -1,8 +1,14 @@
-// Deterministic pseudo-random numbers shared by data order, augmentation and anything else that must
-// give the same stream on every worker: mulberry32 (32-bit state, passes gjrand/PractRand to 2^32
-// outputs, plenty for permutations and crops) seeded through a murmur3-style mix of integer keys,
-// so (seed, epoch) or (seed, epoch, sample index) name independent streams without shared state.
-
+// Deterministic pseudo-random numbers: the one generator (mulberry32: 32-bit state, passes
+// gjrand/PractRand to 2^32 outputs, plenty for permutations, crops and weight init) behind data
+// order, augmentation, sampling, diffusion noise and every seeded initialisation, and the two ways
+// to name a stream without shared state:
+//  - integer keys: `mixSeed(seed, epoch, index, …)`, a murmur3-style mix, so (seed, epoch) or
+//    (seed, epoch, sample index) are independent streams;
+//  - a name: `nameSeed(seed, name)`, FNV-1a of "seed:name", for adapter tensors keyed by their
+//    file key (src/peft/init.ts).
+// Model inits that key streams by a tensor name's code units go through mixSeed with `nameKeys`;
+// their folds differ (DiT: one flat key list, LLaMA/ViT: one mix per character) and are kept as
+// they are, because the demo models and test goldens are made from them bit for bit.
 /** murmur3's 32-bit finalizer: a bijective avalanche of one word. */
 function fmix32(h: number): number {
   h ^= h >>> 16;
@@ -24,6 +30,26 @@ export function mixSeed(...keys: number[]): number {
   return h;
 }
 
+/** FNV-1a over the UTF-16 code units. */
+export function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The seed of the stream named `name` under `seed` (golden-tested adapter inits depend on its exact bits). */
+export function nameSeed(seed: number, name: string): number {
+  return (hash32(`${seed}:${name}`) ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;
+}
+
+/** A name as mixSeed keys: its UTF-16 code units. */
+export function nameKeys(name: string): number[] {
+  return Array.from(name, (ch) => ch.charCodeAt(0));
+}
+
 /** mulberry32: the generator behind every seeded stream here. */
 export class Rng {
   private state: number;
@@ -34,6 +60,11 @@ export class Rng {
 
   static from(...keys: number[]): Rng {
     return new Rng(mixSeed(...keys));
+  }
+
+  /** The stream named `name` under `seed` (see nameSeed). */
+  static named(seed: number, name: string): Rng {
+    return new Rng(nameSeed(seed, name));
   }
 
   /** Uniform 32-bit unsigned integer. */

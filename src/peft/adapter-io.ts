@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { UserError } from '../errors.js';
 import type { AdaptableModel } from '../nn/modules.js';
 import { actsOnLinears, applyMethod, type ApplyOptions, type PeftState } from './apply.js';
@@ -181,10 +182,6 @@ export function readAdapterConfig(dir: string): { spec: MethodSpec; options: App
   return { spec, options: { seed, exclude, trainHead }, config: cfg };
 }
 
-function shapeText(s: readonly number[]): string {
-  return `[${s.join(', ')}]`;
-}
-
 /** Whole parameters saved as modules_to_save that are not head linears (a DiT's class table). */
 export function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSave: unknown): string[] {
   if (!Array.isArray(modulesToSave) || modulesToSave.length === 0) return [];
@@ -208,19 +205,17 @@ export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
   const state = applyMethod(model, spec, headParams.length ? { ...options, headParams } : options);
   try {
     const expected = new Map<string, tf.Variable>([...state.trainable, ...state.buffers]);
-    for (const key of expected.keys()) {
-      if (!src.tensors.has(key)) throw new UserError(`${file}: missing tensor '${key}' (method ${spec.text})`);
-    }
-    for (const key of src.tensors.keys()) {
-      if (!expected.has(key)) throw new UserError(`${file}: unexpected tensor '${key}' (not created by method ${spec.text} on this model)`);
-    }
+    // File shapes: kernel-layout tensors are stored transposed.
+    const fileShape = (key: string, v: tf.Variable): readonly number[] => (state.kernelLayout.has(key) ? [...v.shape].reverse() : v.shape);
+    checkTensorSet({
+      expected: new Map([...expected].map(([key, v]) => [key, fileShape(key, v)])),
+      found: src.tensors,
+      source: file,
+      notes: { missing: `method ${spec.text}`, unexpected: `not created by method ${spec.text} on this model`, shape: 'the model needs' },
+    });
     for (const [key, v] of expected) {
       const kernel = state.kernelLayout.has(key);
-      const want = kernel ? [...v.shape].reverse() : v.shape;
       const info = src.tensors.get(key)!;
-      if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
-        throw new UserError(`${file}: tensor '${key}' has shape ${shapeText(info.shape)}, the model needs ${shapeText(want)}`);
-      }
       const loaded = src.read(key);
       if (!(loaded.data instanceof Float32Array)) throw new UserError(`${file}: tensor '${key}' has dtype ${loaded.dtype}, expected a float type`);
       const data = loaded.data;

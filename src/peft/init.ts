@@ -3,44 +3,23 @@
 // the same spec and seed give byte-identical adapter files whatever order the layers are built in,
 // and on every backend (the numbers are generated here, not by the backend's RNG).
 import { tf } from '../backend/tf.js';
-
-/** FNV-1a over the UTF-16 code units: a stable 32-bit per-module offset. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: small, fast and good enough for weight init; uniform in [0, 1). */
-export function rngFor(seed: number, key: string): () => number {
-  let a = (hash32(`${seed}:${key}`) ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rng } from '../nn/rng.js';
 
 /** U(−bound, bound) of `shape`, drawn in row-major order of `shape`. */
 export function uniformArray(n: number, bound: number, seed: number, key: string): Float32Array {
-  const next = rngFor(seed, key);
+  const rng = Rng.named(seed, key);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (2 * next() - 1) * bound;
+  for (let i = 0; i < n; i++) out[i] = (2 * rng.float() - 1) * bound;
   return out;
 }
 
 /** Standard normal draws (Box–Muller). */
 export function normalArray(n: number, seed: number, key: string): Float32Array {
-  const next = rngFor(seed, key);
+  const rng = Rng.named(seed, key);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
-    const u = 1 - next();
-    const v = next();
+    const u = 1 - rng.float();
+    const v = rng.float();
     const rad = Math.sqrt(-2 * Math.log(u));
     out[i] = rad * Math.cos(2 * Math.PI * v);
     if (i + 1 < n) out[i + 1] = rad * Math.sin(2 * Math.PI * v);

@@ -60,7 +60,7 @@ test('the ablation grid is every combination of 1lora, β, γ and norms; best-of
 });
 
 test('bench pca: the Jacobi eigensolver returns orthonormal eigenvectors sorted by eigenvalue', async () => {
-  const { symmetricEigen } = await import('../../src/bench/pca.js');
+  const { sortedEigen: symmetricEigen } = await import('../../src/nn/linalg.js');
   const a = Float64Array.from([4, 1, 0, 1, 3, 0, 0, 0, 1]);
   const { values, vectors } = symmetricEigen(a, 3);
   assert.ok(values[0]! >= values[1]! && values[1]! >= values[2]!);

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { Field, FixedSizeList, Float32, Schema, Table, RecordBatch, Struct, makeData, tableToIPC } from 'apache-arrow';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { Rng } from '../../src/nn/rng.js';
-import { featureStats, fidFromFiles, frechetDistance, symmetricEigen, traceSqrtProduct } from '../../src/eval/fid.js';
+import { featureStats, fidFromFiles, frechetDistance, traceSqrtProduct } from '../../src/eval/fid.js';
+import { symmetricEigen } from '../../src/nn/linalg.js';
 import { gaussian } from '../../src/models/diffusion.js';
 
 function features(n: number, d: number, seed: number): Float64Array {

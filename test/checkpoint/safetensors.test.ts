@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, it, before, after } from 'node:test';
-import { UserError } from '../../src/errors.js';
+import { throwsUser, tmpDir } from '../helpers.js';
 import {
   bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, f32ToF16Bits, openSafetensors, openSafetensorsDir, readSafetensors,
   writeSafetensors, MAX_HEADER_BYTES, type TensorToWrite,
@@ -12,7 +11,7 @@ import {
 
 let dir: string;
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-st-'));
+  dir = tmpDir('st');
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -24,17 +23,6 @@ function rawFile(name: string, header: string, data: Uint8Array | number, length
   len.writeBigUInt64LE(lengthOverride ?? BigInt(h.length));
   fs.writeFileSync(file, Buffer.concat([len, h, typeof data === 'number' ? Buffer.alloc(data) : Buffer.from(data)]));
   return file;
-}
-
-function throwsUser(fn: () => unknown, ...parts: (string | RegExp)[]): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof UserError, `expected UserError, got ${String(err)}`);
-    for (const p of parts) {
-      if (typeof p === 'string') assert.ok(err.message.includes(p), `'${err.message}' should include '${p}'`);
-      else assert.match(err.message, p);
-    }
-    return true;
-  });
 }
 
 function roundTrip(name: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>) {

@@ -1,7 +1,6 @@
 // FID plumbing: the Jacobi eigensolver, closed forms of the Fréchet distance, and the feature files.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Field, FixedSizeList, Float32, Schema, Table, RecordBatch, Struct, makeData, tableToIPC } from 'apache-arrow';
@@ -10,6 +9,7 @@ import { Rng } from '../../src/nn/rng.js';
 import { featureStats, fidFromFiles, frechetDistance, traceSqrtProduct } from '../../src/eval/fid.js';
 import { symmetricEigen } from '../../src/nn/linalg.js';
 import { gaussian } from '../../src/models/diffusion.js';
+import { tmpDir } from '../helpers.js';
 
 function features(n: number, d: number, seed: number): Float64Array {
   // Correlated features: x = z L with a random mixing matrix.
@@ -62,7 +62,7 @@ void test('FID of identical sets is ~0; of shifted and scaled sets, the closed f
 });
 
 void test('feature files: safetensors and Arrow give the same FID; errors name the problem', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-fid-'));
+  const dir = tmpDir('fid');
   const n = 50;
   const d = 6;
   const real = Float32Array.from(features(n, d, 3));
@@ -88,7 +88,7 @@ void test('feature files: safetensors and Arrow give the same FID; errors name t
 void test('onelora eval fid --json prints the result on the last line', async () => {
   const { Command } = await import('commander');
   const { registerEval } = await import('../../src/cli/commands/eval.js');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-fid-'));
+  const dir = tmpDir('fid');
   const x = Float32Array.from(features(20, 3, 5));
   writeSafetensors(path.join(dir, 'r.safetensors'), { features: { dtype: 'F32', shape: [20, 3], data: x } });
   const program = new Command('onelora').exitOverride();

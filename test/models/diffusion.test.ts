@@ -10,6 +10,7 @@ import { Rng } from '../../src/nn/rng.js';
 import { gaussian, linearSchedule, lossTerms, respace, sampleLatents } from '../../src/models/diffusion.js';
 import { loadDit } from '../../src/models/dit-load.js';
 import { DiffusionTask } from '../../src/train/tasks/diffusion.js';
+import { tmpDir } from '../helpers.js';
 
 await initBackend('wasm');
 const golden = readSafetensors(path.join(import.meta.dirname, '..', 'fixtures', 'dit', 'golden.safetensors')).tensors;
@@ -133,9 +134,8 @@ void test('diffusion task: finite loss, equal for any split of the batch, flat t
 void test('onelora sample writes seeded latents as safetensors; --vae and bad flags exit 2', async () => {
   const { Command } = await import('commander');
   const fs = await import('node:fs');
-  const os = await import('node:os');
   const { registerSample } = await import('../../src/cli/commands/sample.js');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-sample-'));
+  const dir = tmpDir('sample');
   const run = async (...args: string[]): Promise<number> => {
     const program = new Command('onelora').exitOverride();
     registerSample(program);

@@ -3,7 +3,6 @@
 // counts, save/load round trip and tensor lifetimes.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
@@ -11,15 +10,14 @@ import { initBackend, tf } from '../../src/backend/select.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { DIT_PRESETS, describeDit, type DitModel } from '../../src/models/dit.js';
 import { countDitParams, loadDit, saveDit } from '../../src/models/dit-load.js';
+import { tmpDir as sharedTmpDir } from '../helpers.js';
+
+const tmpDir = (): string => sharedTmpDir('dit');
 
 await initBackend('wasm');
 const FIX = path.join(import.meta.dirname, '..', 'fixtures', 'dit');
 const golden = readSafetensors(path.join(FIX, 'golden.safetensors')).tensors;
 const g = (name: string): Float32Array | Int32Array => golden.get(name)!.data as Float32Array | Int32Array;
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-dit-'));
-}
 
 /**
  * The committed checkpoints are gzipped; unpack them where the loader expects them. A facebookresearch

@@ -1,6 +1,5 @@
 // Shared by the model tests: fixture paths, the torch reference outputs, comparisons.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../../src/backend/tf.js';
 
@@ -36,9 +35,9 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-export function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-models-'));
-}
+import { tmpDir as sharedTmpDir } from '../helpers.js';
+
+export const tmpDir = (): string => sharedTmpDir('models');
 
 /** Copies a fixture directory so a test can break it. */
 export function copyFixture(name: string): string {

@@ -1,6 +1,7 @@
 // Method SPEC grammar (DESIGN.md §6): `term(+term)*`, each term a method name optionally followed
 // by `:key=value,…`. The names and the keys each takes are the registry's (src/peft/registry.ts,
-// each method's `keys`); the keys and their ranges are r, alpha, rslora, seed, targets.
+// each method's `keys`); the keys themselves (SPEC_KEYS, src/peft/types.ts) are r, alpha, rslora,
+// seed, targets, with the ranges parseTerm checks.
 // A `targets` value may itself hold commas (`lora:r=1,targets=q_proj,v_proj`): a piece without
 // `=` continues the previous value. A `+` inside a regex target stays in the value unless it is
 // followed by a method name.
@@ -8,7 +9,7 @@ import { UserError } from '../errors.js';
 import { DELTA_METHODS, isMethodName, METHOD_NAMES, methodDef, STACKABLE_METHODS, type MethodName } from './registry.js';
 import { SPEC_KEYS, type SpecKey, type TermOptions } from './types.js';
 
-export { DELTA_METHODS, isMethodName, METHOD_NAMES, type MethodName } from './registry.js';
+export { METHOD_NAMES, type MethodName } from './registry.js';
 export { DEFAULT_RANK, defaultAlpha, SPEC_KEYS, type SpecKey } from './types.js';
 
 export interface MethodTerm extends TermOptions {

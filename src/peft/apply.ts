@@ -5,8 +5,8 @@
 import { tf } from '../backend/tf.js';
 import { UserError } from '../errors.js';
 import type { AdaptableModel, LinearAdapter, LinearModule } from '../nn/modules.js';
-import { methodDef } from './registry.js';
-import { DELTA_METHODS, toMethodSpec, type MethodSpec, type MethodTerm } from './spec.js';
+import { DELTA_METHODS, methodDef } from './registry.js';
+import { toMethodSpec, type MethodSpec, type MethodTerm } from './spec.js';
 import { selectTargets } from './targets.js';
 import { KEY_PREFIX, type BuildContext, type MethodDef } from './types.js';
 

@@ -6,7 +6,7 @@
 import { tf } from '../backend/tf.js';
 import type { LinearModule } from '../nn/modules.js';
 import { uniqueName } from './init.js';
-import type { MethodDef } from './types.js';
+import { defineMethod } from './types.js';
 
 /** Makes the layer's bias trainable, creating a zero bias when `addMissing` and it has none. */
 export function trainBias(layer: LinearModule, addMissing: boolean): ReadonlyMap<string, tf.Variable> {
@@ -18,12 +18,13 @@ export function trainBias(layer: LinearModule, addMissing: boolean): ReadonlyMap
   return new Map([['bias', layer.bias]]);
 }
 
-export const bitfit: MethodDef = {
+export const bitfit = defineMethod({
   name: 'bitfit',
   kind: 'bias',
+  keys: ['targets'],
   summary: 'BitFit (Ben Zaken et al. 2022): only the biases β train; a zero bias is added where none',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l) => ({ bias: [l.outFeatures] }),
   selectLinear: (layer) => trainBias(layer, true),
-};
+});

@@ -12,7 +12,7 @@ import { tf } from '../backend/tf.js';
 import type { LinearAdapter, LinearModule } from '../nn/modules.js';
 import { trainBias } from './bitfit.js';
 import { uniqueName } from './init.js';
-import type { MethodDef } from './types.js';
+import { defineMethod } from './types.js';
 
 type T2 = tf.Tensor2D;
 
@@ -65,19 +65,21 @@ export class GammaAdapter implements LinearAdapter {
   }
 }
 
-export const difffitGamma: MethodDef = {
+export const difffitGamma = defineMethod({
   name: 'difffit-gamma',
   kind: 'gamma',
+  keys: ['targets'],
   summary: 'DiffFit’s γ alone: γ ⊙ (W0 x + β), γ = 1 at init',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l) => ({ difffit_gamma: [l.outFeatures] }),
   createAdapter: (layer, _ctx, inner) => new GammaAdapter(layer, inner),
-};
+});
 
-export const difffit: MethodDef = {
+export const difffit = defineMethod({
   name: 'difffit',
   kind: 'difffit',
+  keys: ['targets'],
   summary: 'DiffFit (Xie et al. 2023): γ ⊙ (W0 x + β) with γ, the existing β and the norms trained',
   mergeable: true,
   identityAtInit: true,
@@ -89,4 +91,4 @@ export const difffit: MethodDef = {
   createAdapter: (layer, _ctx, inner) => new GammaAdapter(layer, inner),
   selectLinear: (layer) => trainBias(layer, false),
   trainsNorms: true,
-};
+});

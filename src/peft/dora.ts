@@ -8,7 +8,7 @@ import { customOp, linear } from '../backend/linear.js';
 import type { LinearModule } from '../nn/modules.js';
 import { uniqueName } from './init.js';
 import { LoraAdapter, lora } from './lora.js';
-import type { BuildContext, MethodDef } from './types.js';
+import { defineMethod, type BuildContext } from './types.js';
 
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
@@ -37,7 +37,7 @@ export class DoraAdapter extends LoraAdapter {
 
   constructor(layer: LinearModule, ctx: BuildContext) {
     super(layer, ctx);
-    this.m = tf.tidy(() => tf.variable(tf.tidy(() => tf.sqrt(colSquares(layer.weight))), true, uniqueName(`${layer.path}.lora_magnitude_vector`)));
+    this.m = this.trained('lora_magnitude_vector', tf.tidy(() => tf.variable(tf.tidy(() => tf.sqrt(colSquares(layer.weight))), true, uniqueName(`${layer.path}.lora_magnitude_vector`))));
   }
 
   /** ‖W0‖² is fixed while W0 is: cached, keyed by the weight's dataId (assign swaps it). */
@@ -83,15 +83,12 @@ export class DoraAdapter extends LoraAdapter {
     return layer.trainBias ? tf.add(y, layer.bias) : addFrozen(y, layer.bias);
   }
 
-  override trainable(): ReadonlyMap<string, tf.Variable> {
-    return new Map<string, tf.Variable>([...super.trainable(), ['lora_magnitude_vector', this.m]]);
-  }
-
+  /** Not additive (g rescales W0 as well): W0 ← g ⊙ (W0 + ΔW), undone from the g it used. */
   override merge(layer: LinearModule): void {
     const g = tf.keep(tf.tidy(() => this.magnitudeScale(layer)));
     if (tf.tidy(() => tf.min(tf.abs(g)).dataSync()[0]!) === 0) this.mergedW0 = tf.keep(tf.clone(layer.weight));
     tf.tidy(() => {
-      layer.weight.assign(tf.mul(tf.add(layer.weight, this.deltaWeight()), g));
+      layer.weight.assign(tf.mul(tf.add(layer.weight, this.delta()), g));
     });
     this.mergedScale = g;
   }
@@ -100,7 +97,7 @@ export class DoraAdapter extends LoraAdapter {
     const g = this.mergedScale;
     if (!g) return;
     tf.tidy(() => {
-      layer.weight.assign(this.mergedW0 ?? tf.sub(tf.div(layer.weight, g), this.deltaWeight()));
+      layer.weight.assign(this.mergedW0 ?? tf.sub(tf.div(layer.weight, g), this.delta()));
     });
     g.dispose();
     this.mergedW0?.dispose();
@@ -110,19 +107,19 @@ export class DoraAdapter extends LoraAdapter {
 
   override dispose(): void {
     super.dispose();
-    this.m.dispose();
     this.mergedScale?.dispose();
     this.mergedW0?.dispose();
     this.w0sq?.sq.dispose();
   }
 }
 
-export const dora: MethodDef = {
+export const dora = defineMethod({
   name: 'dora',
   kind: 'delta',
+  keys: lora.keys,
   summary: 'DoRA (Liu et al. 2024): m/‖W0 + sBA‖ ⊙ (W0 + sBA)x + β, norm per output row, detached',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l, term) => ({ ...lora.linearParams(l, term), lora_magnitude_vector: [l.outFeatures] }),
   createAdapter: (layer, ctx) => new DoraAdapter(layer, ctx),
-};
+});

@@ -2,11 +2,12 @@
 // > k·d + d per layer). Every parameter of the model trains; linear layers set trainWeight and
 // trainBias so the fast linear primitive keeps x and computes dW = xᵀ g.
 import type { tf } from '../backend/tf.js';
-import type { MethodDef } from './types.js';
+import { defineMethod } from './types.js';
 
-export const full: MethodDef = {
+export const full = defineMethod({
   name: 'all',
   kind: 'all',
+  keys: [],
   summary: 'full fine-tuning: every parameter trains',
   // Nothing to fold: the trained parameters are the model's own.
   mergeable: false,
@@ -27,4 +28,4 @@ export const full: MethodDef = {
   },
   selectModel: (model) => model.parameters(),
   trainsNorms: true,
-};
+});

@@ -5,21 +5,20 @@
 // project's `matmul` primitive; the file holds PEFT's lora_A.weight [r, k] and lora_B.weight [d, r].
 import { tf } from '../backend/tf.js';
 import { matmul } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../nn/modules.js';
-import { foldDelta } from './fold.js';
+import type { LinearModule } from '../nn/modules.js';
+import { AdditiveAdapter } from './additive.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
-import { DEFAULT_RANK, defaultAlpha, type MethodTerm } from './spec.js';
-import type { BuildContext, MethodDef } from './types.js';
+import { DEFAULT_RANK, defaultAlpha, defineMethod, type BuildContext, type TermOptions } from './types.js';
 
 type T2 = tf.Tensor2D;
 
-export function loraScale(term: MethodTerm): number {
+export function loraScale(term: TermOptions): number {
   const r = term.r ?? DEFAULT_RANK;
   const alpha = term.alpha ?? defaultAlpha(r);
   return term.rslora ? alpha / Math.sqrt(r) : alpha / r;
 }
 
-export class LoraAdapter implements LinearAdapter {
+export class LoraAdapter extends AdditiveAdapter {
   readonly method: string = 'lora';
   readonly r: number;
   readonly scale: number;
@@ -29,13 +28,14 @@ export class LoraAdapter implements LinearAdapter {
   readonly B: tf.Variable<tf.Rank.R2>;
 
   constructor(layer: LinearModule, ctx: BuildContext) {
+    super();
     this.r = ctx.term.r ?? DEFAULT_RANK;
     this.scale = loraScale(ctx.term);
     const k = layer.inFeatures;
     const a = seededMatrix([this.r, k], 1 / Math.sqrt(k), ctx.seed, `${layer.path}.lora_A.weight`, true);
-    this.A = tf.variable(a, true, uniqueName(`${layer.path}.lora_A`));
+    this.A = this.trained('lora_A.weight', tf.variable(a, true, uniqueName(`${layer.path}.lora_A`)));
     a.dispose(); // the variable holds its own reference to the data
-    this.B = zerosVar([this.r, layer.outFeatures], `${layer.path}.lora_B`) as tf.Variable<tf.Rank.R2>;
+    this.B = this.trained('lora_B.weight', zerosVar([this.r, layer.outFeatures], `${layer.path}.lora_B`) as tf.Variable<tf.Rank.R2>);
   }
 
   /** s·(x A_k) B_k: [N, k]·[k, r] -> [N, r], scaled while it is small, ·[r, d] -> [N, d]. */
@@ -48,35 +48,15 @@ export class LoraAdapter implements LinearAdapter {
   }
 
   /** s·A_k B_k: ΔW in kernel layout [k, d]. */
-  deltaWeight(): T2 {
+  delta(): T2 {
     return tf.mul(tf.matMul(this.A, this.B), this.scale);
-  }
-
-  trainable(): ReadonlyMap<string, tf.Variable> {
-    return new Map<string, tf.Variable>([['lora_A.weight', this.A], ['lora_B.weight', this.B]]);
-  }
-
-  buffers(): ReadonlyMap<string, tf.Tensor> {
-    return new Map();
-  }
-
-  merge(layer: LinearModule): void {
-    foldDelta(layer, 1, () => this.deltaWeight());
-  }
-
-  unmerge(layer: LinearModule): void {
-    foldDelta(layer, -1, () => this.deltaWeight());
-  }
-
-  dispose(): void {
-    this.A.dispose();
-    this.B.dispose();
   }
 }
 
-export const lora: MethodDef = {
+export const lora = defineMethod({
   name: 'lora',
   kind: 'delta',
+  keys: ['r', 'alpha', 'rslora', 'seed', 'targets'],
   summary: 'LoRA (Hu et al. 2022): W0 x + s·BAx, s = α/r (rsLoRA α/√r); A U(±1/√k), B = 0',
   mergeable: true,
   identityAtInit: true,
@@ -85,4 +65,4 @@ export const lora: MethodDef = {
     return { 'lora_A.weight': [r, l.inFeatures], 'lora_B.weight': [l.outFeatures, r] };
   },
   createAdapter: (layer, ctx) => new LoraAdapter(layer, ctx),
-};
+});

@@ -11,10 +11,9 @@ type T2 = tf.Tensor2D;
 /**
  * Folds every adapter into W0 and β for good and detaches the adapters, leaving a plain model
  * (`onelora merge`). Returns the paths of layers that gained a bias (BitFit on a bias-free layer):
- * an exporter must write those biases although the original checkpoint had none. (`_linears`:
- * accepted for the first version's signature; the state knows its layers.)
+ * an exporter must write those biases although the original checkpoint had none.
  */
-export function mergeAndUnload(state: PeftState, _linears?: readonly LinearModule[]): { addedBiases: string[] } {
+export function mergeAndUnload(state: PeftState): { addedBiases: string[] } {
   const addedBiases = [...state.addedBiases];
   state.unload();
   return { addedBiases };

@@ -11,17 +11,17 @@
 import { tf } from '../backend/tf.js';
 import { linear, matmul, recomputed } from '../backend/linear.js';
 import { rotateHalfValues } from '../nn/attention.js';
-import type { LinearAdapter, LinearModule, LinearSpec } from '../nn/modules.js';
-import { foldDelta } from './fold.js';
+import { UserError } from '../errors.js';
+import type { LinearModule, LinearSpec } from '../nn/modules.js';
+import { AdditiveAdapter } from './additive.js';
 import { zerosVar } from './init.js';
-import type { MethodTerm } from './spec.js';
-import type { MethodDef } from './types.js';
+import { defineMethod, type MethodDef, type TermOptions } from './types.js';
 
 type T2 = tf.Tensor2D;
 export type MoraType = 1 | 6;
 
 /** r̂ for a layer: the term's r, else round(√d) (type 6: rounded down to even). */
-export function moraRank(l: LinearSpec, term: MethodTerm, type: MoraType): number {
+export function moraRank(l: LinearSpec, term: TermOptions, type: MoraType): number {
   if (term.r !== undefined) return term.r;
   const r = Math.round(Math.sqrt(l.outFeatures));
   return type === 6 ? Math.max(2, r - (r % 2)) : r;
@@ -103,7 +103,7 @@ export function ropeTables(nb: number, r: number): { cos: Float32Array; sin: Flo
   return { cos, sin };
 }
 
-export class MoraAdapter implements LinearAdapter {
+export class MoraAdapter extends AdditiveAdapter {
   readonly method: string;
   readonly r: number;
   /** [r̂, r̂] kernel layout (Mᵀ). */
@@ -114,19 +114,20 @@ export class MoraAdapter implements LinearAdapter {
   private readonly fixed: string[];
   private readonly mats: T2[];
 
-  constructor(layer: LinearModule, term: MethodTerm, readonly type: MoraType) {
+  constructor(layer: LinearModule, term: TermOptions, readonly type: MoraType) {
+    super();
     this.method = `mora${type}`;
     this.r = moraRank(layer, term, type);
     const k = layer.inFeatures;
     this.padded = Math.ceil(k / this.r) * this.r;
-    this.M = zerosVar([this.r, this.r], `${layer.path}.mora_M`) as tf.Variable<tf.Rank.R2>;
+    this.M = this.trained('mora_M', zerosVar([this.r, this.r], `${layer.path}.mora_M`) as tf.Variable<tf.Rank.R2>);
     const specs = type === 1 ? [compressionKey(k, this.r, this.padded), decompressionKey(this.r, layer.outFeatures)] : [rotateHalfKey(this.r)];
     this.fixed = specs.map((x) => x[0]);
     this.mats = specs.map((x) => acquireFixed(...x));
     if (type === 6) {
       const nb = this.padded / this.r;
       const t = ropeTables(nb, this.r);
-      this.rope = { cos: tf.keep(tf.tensor3d(t.cos, [1, nb, this.r])), sin: tf.keep(tf.tensor3d(t.sin, [1, nb, this.r])) };
+      this.rope = { cos: this.owns(tf.keep(tf.tensor3d(t.cos, [1, nb, this.r]))), sin: this.owns(tf.keep(tf.tensor3d(t.sin, [1, nb, this.r]))) };
     }
   }
 
@@ -199,36 +200,21 @@ export class MoraAdapter implements LinearAdapter {
     return out;
   }
 
-  trainable(): ReadonlyMap<string, tf.Variable> {
-    return new Map([['mora_M', this.M]]);
+  delta(layer: LinearModule): T2 {
+    return tf.tensor2d(this.deltaWeight(layer), [layer.inFeatures, layer.outFeatures]);
   }
 
-  buffers(): ReadonlyMap<string, tf.Tensor> {
-    return new Map();
-  }
-
-  merge(layer: LinearModule): void {
-    const dw = this.deltaWeight(layer);
-    foldDelta(layer, 1, () => tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]));
-  }
-
-  unmerge(layer: LinearModule): void {
-    const dw = this.deltaWeight(layer);
-    foldDelta(layer, -1, () => tf.tensor2d(dw, [layer.inFeatures, layer.outFeatures]));
-  }
-
-  dispose(): void {
-    this.M.dispose();
+  override dispose(): void {
+    super.dispose();
     for (const key of this.fixed) releaseFixed(key);
-    this.rope?.cos.dispose();
-    this.rope?.sin.dispose();
   }
 }
 
-function moraDef(type: MoraType): MethodDef {
-  return {
-    name: type === 1 ? 'mora1' : 'mora6',
+function moraDef<N extends 'mora1' | 'mora6'>(name: N, type: MoraType): MethodDef<N> {
+  return defineMethod({
+    name,
     kind: 'delta',
+    keys: ['r', 'targets'],
     summary: `MoRA type ${type} (Jiang et al. 2024): W0 x + f_d(M f_c(x)), M ∈ R^{r̂×r̂}, r̂ = round(√d)${type === 6 ? ' (even), RoPE compression' : ', sharing compression'}`,
     mergeable: true,
     identityAtInit: true,
@@ -237,8 +223,15 @@ function moraDef(type: MoraType): MethodDef {
       return { mora_M: [r, r] };
     },
     createAdapter: (layer, ctx) => new MoraAdapter(layer, ctx.term, type),
-  };
+    ...(type === 6 ? { validate: evenRank } : {}),
+  });
 }
 
-export const mora1 = moraDef(1);
-export const mora6 = moraDef(6);
+function evenRank(term: TermOptions): void {
+  if (term.r !== undefined && term.r % 2 !== 0) {
+    throw new UserError(`method 'mora6': key 'r' must be even (RoPE rotates feature pairs), got ${term.r}`);
+  }
+}
+
+export const mora1 = moraDef('mora1', 1);
+export const mora6 = moraDef('mora6', 6);

@@ -7,10 +7,10 @@
 // (dx = g W0ᵀ + (g b) 1ᵀ); x is never saved, W0 is closed over so it gets no gradient.
 import { tf } from '../backend/tf.js';
 import { customOp, frozenTranspose, sumRows } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../nn/modules.js';
-import { foldDelta } from './fold.js';
+import type { LinearModule } from '../nn/modules.js';
+import { AdditiveAdapter } from './additive.js';
 import { normalArray, uniqueName, zerosVar } from './init.js';
-import type { BuildContext, MethodDef } from './types.js';
+import { defineMethod, type BuildContext } from './types.js';
 
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
@@ -55,64 +55,46 @@ export function oneLoraLinear(x: T2, w: T2, b: tf.Variable | T1, opts: OneLoraOp
   });
 }
 
-export class OneLoraAdapter implements LinearAdapter {
+export class OneLoraAdapter extends AdditiveAdapter {
   readonly method: string;
   readonly b: tf.Variable<tf.Rank.R1>;
   /** The random compression vector (ablation), frozen; null for summation. */
   readonly c: tf.Variable<tf.Rank.R1> | null;
 
   constructor(layer: LinearModule, c: tf.Variable<tf.Rank.R1> | null) {
+    super();
     this.method = c ? '1lora-random' : '1lora';
-    this.b = zerosVar([layer.outFeatures], `${layer.path}.onelora_b`) as tf.Variable<tf.Rank.R1>;
-    this.c = c;
+    this.b = this.trained('onelora_b', zerosVar([layer.outFeatures], `${layer.path}.onelora_b`) as tf.Variable<tf.Rank.R1>);
+    this.c = c && this.saved('onelora_c', c);
   }
 
   forward(layer: LinearModule, x: T2): T2 {
     return oneLoraLinear(x, layer.weight, this.b, { bias: layer.bias, trainBias: layer.trainBias, c: this.c });
   }
 
-  trainable(): ReadonlyMap<string, tf.Variable> {
-    return new Map([['onelora_b', this.b]]);
-  }
-
-  buffers(): ReadonlyMap<string, tf.Tensor> {
-    return this.c ? new Map([['onelora_c', this.c]]) : new Map();
-  }
-
   /** ΔW in kernel layout [k, d]: 1 bᵀ (or c bᵀ). */
-  private delta(layer: LinearModule): T2 {
+  delta(layer: LinearModule): T2 {
     const k = layer.inFeatures;
     const col = this.c ? tf.reshape(this.c, [k, 1]) : tf.ones([k, 1]);
     return tf.mul(col, this.b) as T2; // [k, 1] ⊙ [d] -> [k, d]
   }
-
-  merge(layer: LinearModule): void {
-    foldDelta(layer, 1, () => this.delta(layer));
-  }
-
-  unmerge(layer: LinearModule): void {
-    foldDelta(layer, -1, () => this.delta(layer));
-  }
-
-  dispose(): void {
-    this.b.dispose();
-    this.c?.dispose();
-  }
 }
 
-export const oneLora: MethodDef = {
+export const oneLora = defineMethod({
   name: '1lora',
   kind: 'delta',
+  keys: ['targets'],
   summary: '1LoRA (Quercia et al. 2025): W0 x + b·(1ᵀx), b ∈ R^d zero-initialised',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l) => ({ onelora_b: [l.outFeatures] }),
   createAdapter: (layer) => new OneLoraAdapter(layer, null),
-};
+});
 
-export const oneLoraRandom: MethodDef = {
+export const oneLoraRandom = defineMethod({
   name: '1lora-random',
   kind: 'delta',
+  keys: ['targets', 'seed'],
   summary: '1LoRA ablation B.2: W0 x + b·(cᵀx), c fixed, seeded N(0, 1)',
   mergeable: true,
   identityAtInit: true,
@@ -121,4 +103,4 @@ export const oneLoraRandom: MethodDef = {
     const c = tf.tidy(() => tf.variable(tf.tensor1d(normalArray(layer.inFeatures, ctx.seed, `${layer.path}.onelora_c`)), false, uniqueName(`${layer.path}.onelora_c`)));
     return new OneLoraAdapter(layer, c);
   },
-};
+});

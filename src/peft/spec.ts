@@ -1,66 +1,25 @@
 // Method SPEC grammar (DESIGN.md §6): `term(+term)*`, each term a method name optionally followed
-// by `:key=value,…`. Names: 1lora, 1lora-random, lora, dora, vera, mora1, mora6, bitfit, difffit,
-// difffit-gamma, norms, all; keys: r, alpha, rslora, seed, targets.
+// by `:key=value,…`. The names and the keys each takes are the registry's (src/peft/registry.ts,
+// each method's `keys`); the keys themselves (SPEC_KEYS, src/peft/types.ts) are r, alpha, rslora,
+// seed, targets, with the ranges parseTerm checks.
 // A `targets` value may itself hold commas (`lora:r=1,targets=q_proj,v_proj`): a piece without
 // `=` continues the previous value. A `+` inside a regex target stays in the value unless it is
 // followed by a method name.
 import { UserError } from '../errors.js';
+import { DELTA_METHODS, isMethodName, METHOD_NAMES, methodDef, STACKABLE_METHODS, type MethodName } from './registry.js';
+import { SPEC_KEYS, type SpecKey, type TermOptions } from './types.js';
 
-export const METHOD_NAMES = [
-  '1lora', '1lora-random', 'lora', 'dora', 'vera', 'mora1', 'mora6', 'bitfit', 'difffit', 'difffit-gamma', 'norms', 'all',
-] as const;
-export type MethodName = (typeof METHOD_NAMES)[number];
-export const SPEC_KEYS = ['r', 'alpha', 'rslora', 'seed', 'targets'] as const;
-export type SpecKey = (typeof SPEC_KEYS)[number];
+export { METHOD_NAMES, type MethodName } from './registry.js';
+export { DEFAULT_RANK, defaultAlpha, SPEC_KEYS, type SpecKey } from './types.js';
 
-/** Methods that add a delta to a linear layer's output: at most one per layer. */
-export const DELTA_METHODS: readonly MethodName[] = ['1lora', '1lora-random', 'lora', 'dora', 'vera', 'mora1', 'mora6'];
-
-/** Which keys each method accepts. */
-const KEYS: Record<MethodName, readonly SpecKey[]> = {
-  '1lora': ['targets'],
-  '1lora-random': ['targets', 'seed'],
-  lora: ['r', 'alpha', 'rslora', 'seed', 'targets'],
-  dora: ['r', 'alpha', 'rslora', 'seed', 'targets'],
-  vera: ['r', 'seed', 'targets'],
-  mora1: ['r', 'targets'],
-  mora6: ['r', 'targets'],
-  bitfit: ['targets'],
-  difffit: ['targets'],
-  'difffit-gamma': ['targets'],
-  norms: [],
-  all: [],
-};
-
-export interface MethodTerm {
+export interface MethodTerm extends TermOptions {
   readonly name: MethodName;
-  /** Rank; for MoRA r̂ itself. Absent: the paper's default (1, or round(√d) per layer for MoRA). */
-  readonly r?: number;
-  readonly alpha?: number;
-  readonly rslora?: boolean;
-  readonly seed?: number;
-  readonly targets?: string;
 }
 
 export interface MethodSpec {
   readonly terms: readonly MethodTerm[];
   /** Canonical text (`formatMethodSpec`): what adapter_config.json's `method` holds. */
   readonly text: string;
-}
-
-/** Default rank: the paper's very-low-rank regime (r = 1 for LoRA, DoRA, VeRA). */
-export const DEFAULT_RANK = 1;
-
-/**
- * LoRA's α when not given: 2·r, so the scale s = α/r = 2 whatever the rank (the convention of
- * the LoRA/MoRA fine-tuning scripts the paper follows); PEFT's α = 8 would mean s = 8 at r = 1.
- */
-export function defaultAlpha(r: number): number {
-  return 2 * r;
-}
-
-export function isMethodName(s: string): s is MethodName {
-  return (METHOD_NAMES as readonly string[]).includes(s);
 }
 
 function splitTerms(spec: string): string[] {
@@ -88,6 +47,8 @@ function parseTerm(text: string): MethodTerm {
   if (!isMethodName(name)) {
     throw new UserError(`unknown method '${name}' (known: ${METHOD_NAMES.join(', ')})`);
   }
+  const def = methodDef(name);
+  const keys = def.keys.join(', ');
   const pairs: [string, string][] = [];
   if (colon >= 0) {
     for (const piece of text.slice(colon + 1).split(',')) {
@@ -95,7 +56,7 @@ function parseTerm(text: string): MethodTerm {
       if (eq < 0 && pairs.length > 0 && pairs[pairs.length - 1]![0] === 'targets') {
         pairs[pairs.length - 1]![1] += `,${piece}`;
       } else if (eq < 0) {
-        throw new UserError(`method '${name}': '${piece}' is not key=value (keys: ${KEYS[name].join(', ') || 'none'})`);
+        throw new UserError(`method '${name}': '${piece}' is not key=value (keys: ${keys || 'none'})`);
       } else {
         pairs.push([piece.slice(0, eq).trim(), piece.slice(eq + 1).trim()]);
       }
@@ -106,8 +67,8 @@ function parseTerm(text: string): MethodTerm {
     if (!(SPEC_KEYS as readonly string[]).includes(key)) {
       throw new UserError(`method '${name}': unknown key '${key}' (keys: ${SPEC_KEYS.join(', ')})`);
     }
-    if (!KEYS[name].includes(key as SpecKey)) {
-      throw new UserError(`method '${name}': key '${key}' does not apply (it takes: ${KEYS[name].join(', ') || 'no keys'})`);
+    if (!def.keys.includes(key as SpecKey)) {
+      throw new UserError(`method '${name}': key '${key}' does not apply (it takes: ${keys || 'no keys'})`);
     }
     if (key in term) throw new UserError(`method '${name}': key '${key}' given twice`);
     if (key === 'r') term.r = parseNumber(name, key, v, true, 1);
@@ -121,9 +82,7 @@ function parseTerm(text: string): MethodTerm {
       term.targets = v;
     }
   }
-  if (name === 'mora6' && term.r !== undefined && term.r % 2 !== 0) {
-    throw new UserError(`method 'mora6': key 'r' must be even (RoPE rotates feature pairs), got ${term.r}`);
-  }
+  def.validate?.(term);
   return term;
 }
 
@@ -152,7 +111,7 @@ export function parseMethodSpec(spec: string): MethodSpec {
   }
   const deltas = terms.filter((t) => DELTA_METHODS.includes(t.name));
   if (deltas.length > 1) {
-    throw new UserError(`method spec '${spec}': ${deltas.map((t) => t.name).join(' and ')} both change the same layers; combine at most one of ${DELTA_METHODS.join(', ')} with bitfit, difffit-gamma, norms`);
+    throw new UserError(`method spec '${spec}': ${deltas.map((t) => t.name).join(' and ')} both change the same layers; combine at most one of ${DELTA_METHODS.join(', ')} with ${STACKABLE_METHODS.join(', ')}`);
   }
   if (seen.has('all') && terms.length > 1) throw new UserError(`method spec '${spec}': 'all' trains everything and combines with nothing`);
   if (seen.has('difffit') && (seen.has('difffit-gamma') || seen.has('norms'))) {

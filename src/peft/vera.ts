@@ -6,11 +6,10 @@
 // [r, k_max] and `base_model.vera_B` [d_max, r] once (save_projection: true).
 import { tf } from '../backend/tf.js';
 import { linear } from '../backend/linear.js';
-import type { LinearAdapter, LinearModule } from '../nn/modules.js';
-import { foldDelta } from './fold.js';
+import type { LinearModule } from '../nn/modules.js';
+import { AdditiveAdapter } from './additive.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
-import { DEFAULT_RANK } from './spec.js';
-import type { BuildContext, MethodDef } from './types.js';
+import { DEFAULT_RANK, defineMethod, type BuildContext } from './types.js';
 
 type T2 = tf.Tensor2D;
 
@@ -34,7 +33,7 @@ export function veraShared(ctx: BuildContext): { A: tf.Variable<tf.Rank.R2>; B: 
   return { A: ctx.shared.get(VERA_A_KEY) as tf.Variable<tf.Rank.R2>, B: ctx.shared.get(VERA_B_KEY) as tf.Variable<tf.Rank.R2> };
 }
 
-export class VeraAdapter implements LinearAdapter {
+export class VeraAdapter extends AdditiveAdapter {
   readonly method = 'vera';
   readonly lambdaB: tf.Variable<tf.Rank.R1>;
   readonly lambdaD: tf.Variable<tf.Rank.R1>;
@@ -44,12 +43,13 @@ export class VeraAdapter implements LinearAdapter {
   private slices: { ids: [object, object]; a: T2; b: T2 } | null = null;
 
   constructor(layer: LinearModule, ctx: BuildContext) {
+    super();
     const shared = veraShared(ctx);
     this.A = shared.A;
     this.B = shared.B;
     const r = this.A.shape[1];
-    this.lambdaB = zerosVar([layer.outFeatures], `${layer.path}.vera_lambda_b`) as tf.Variable<tf.Rank.R1>;
-    this.lambdaD = tf.tidy(() => tf.variable(tf.fill([r], VERA_D_INITIAL), true, uniqueName(`${layer.path}.vera_lambda_d`))) as tf.Variable<tf.Rank.R1>;
+    this.lambdaB = this.trained('vera_lambda_b', zerosVar([layer.outFeatures], `${layer.path}.vera_lambda_b`) as tf.Variable<tf.Rank.R1>);
+    this.lambdaD = this.trained('vera_lambda_d', tf.tidy(() => tf.variable(tf.fill([r], VERA_D_INITIAL), true, uniqueName(`${layer.path}.vera_lambda_d`))) as tf.Variable<tf.Rank.R1>);
   }
 
   /** A[:, :k] and B[:d, :] in kernel layout: A_k[:k] [k, r], B_k[:, :d] [r, d]. */
@@ -74,42 +74,26 @@ export class VeraAdapter implements LinearAdapter {
   }
 
   /** diag(λ_b) B diag(λ_d) A in kernel layout: (A_k ⊙ λ_d) (B_k ⊙ λ_b) [k, d]. */
-  private delta(layer: LinearModule): T2 {
+  delta(layer: LinearModule): T2 {
     const { a, b } = this.sliced(layer);
     return tf.matMul(tf.mul(a, this.lambdaD), tf.mul(b, this.lambdaB));
   }
 
-  trainable(): ReadonlyMap<string, tf.Variable> {
-    return new Map<string, tf.Variable>([['vera_lambda_b', this.lambdaB], ['vera_lambda_d', this.lambdaD]]);
-  }
-
-  /** The shared A and B are saved once by the state, not per layer. */
-  buffers(): ReadonlyMap<string, tf.Tensor> {
-    return new Map();
-  }
-
-  merge(layer: LinearModule): void {
-    foldDelta(layer, 1, () => this.delta(layer));
-  }
-
-  unmerge(layer: LinearModule): void {
-    foldDelta(layer, -1, () => this.delta(layer));
-  }
-
-  dispose(): void {
-    this.lambdaB.dispose();
-    this.lambdaD.dispose();
+  // The shared A and B are not the adapter's: the state saves them once and frees them.
+  override dispose(): void {
+    super.dispose();
     this.slices?.a.dispose();
     this.slices?.b.dispose();
   }
 }
 
-export const vera: MethodDef = {
+export const vera = defineMethod({
   name: 'vera',
   kind: 'delta',
+  keys: ['r', 'seed', 'targets'],
   summary: 'VeRA (Kopiczko et al. 2024): W0 x + λ_b ⊙ B(λ_d ⊙ Ax), A, B shared, frozen, seeded',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l, term) => ({ vera_lambda_b: [l.outFeatures], vera_lambda_d: [term.r ?? DEFAULT_RANK] }),
   createAdapter: (layer, ctx) => new VeraAdapter(layer, ctx),
-};
+});

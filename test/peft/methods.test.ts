@@ -101,7 +101,7 @@ void test('DoRA: m is the norm of W0 per output feature (over the input axis); g
   const x = rand([5, 6]) as T2;
   const gy = rand([5, 4]);
   // Reference: PEFT's formula with ‖W0 + sBA‖ computed outside the tape (a constant).
-  const norm = tf.tidy(() => tf.norm(tf.add(l.weight, ad.deltaWeight()), 'euclidean', 0));
+  const norm = tf.tidy(() => tf.norm(tf.add(l.weight, ad.delta()), 'euclidean', 0));
   assert.ok(maxRelErr(ad.weightNorm(l), norm) < 1e-5, 'norm without forming W0 + sBA');
   const ref = (): tf.Scalar => tf.sum(tf.mul(tf.add(tf.mul(tf.add(tf.matMul(x, l.weight), tf.mul(tf.matMul(tf.matMul(x, ad.A), ad.B), ad.scale)), tf.div(ad.m, norm)), l.bias!), gy));
   const ours = (): tf.Scalar => tf.sum(tf.mul(ad.forward(l, x), gy));

@@ -5,7 +5,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { describeModel } from '../../models/registry.js';
 import { countTrainable, type CountResult } from '../../peft/count.js';
-import { formatMethodSpec, parseMethodSpec, type MethodName, type MethodSpec } from '../../peft/spec.js';
+import type { MethodSpec } from '../../peft/spec.js';
+import { methodWithRank } from '../../train/method.js';
 import { action, printResult } from '../run.js';
 
 interface ParamsFlags {
@@ -18,8 +19,6 @@ interface ParamsFlags {
   json?: boolean;
 }
 
-const RANKED: readonly MethodName[] = ['lora', 'dora', 'vera', 'mora1', 'mora6'];
-
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
@@ -30,9 +29,7 @@ function positiveInt(name: string): (v: string) => number {
 
 /** `--rank R` sets r on every rank-based term that does not set its own. */
 export function withRank(spec: string, rank: number | undefined): MethodSpec {
-  const parsed = parseMethodSpec(spec);
-  if (rank === undefined) return parsed;
-  return parseMethodSpec(formatMethodSpec(parsed.terms.map((t) => (RANKED.includes(t.name) && t.r === undefined ? { ...t, r: rank } : t))));
+  return methodWithRank(spec, rank);
 }
 
 function human(r: CountResult, model: string, total: number): string {

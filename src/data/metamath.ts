@@ -2,9 +2,9 @@
 // response and EOS, tokenized as one text; the first len(tokenize(BOS + prompt)) labels are -100
 // (the prompt is masked by its own token count, exactly like MetaMath's `source_len`), labels are
 // unshifted (the trainer shifts), and rows longer than --max-len are cut to it and counted.
-import fs from 'node:fs';
 import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
+import { readTextFile } from '../json-file.js';
 import { lmSchema, type LmRow } from './arrow.js';
 import { BadRows, LmSplitWriter, validationMask, type PrepareOptions } from './prepare-common.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
@@ -55,12 +55,7 @@ function* arrayElements(text: string, open: number): Generator<{ start: number; 
 
 /** The records of a JSON array or JSONL file, each parsed on its own. */
 export function* readJsonRecords(file: string): Generator<JsonRecord> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read: ${messageOf(err)}`, { cause: err });
-  }
+  const text = readTextFile(file);
   const first = text.search(/\S/);
   if (first >= 0 && text[first] === '[') {
     let row = 0;

@@ -78,7 +78,7 @@ async function llamaData(work: string): Promise<string[]> {
 }
 
 /** Test images per class of tiny-vit's bench test set (the preset's own test split has 6). */
-export const VIT_BENCH_TEST_PER_CLASS = 60;
+const VIT_BENCH_TEST_PER_CLASS = 60;
 
 /**
  * A 600-image held-out split for tiny-vit, drawn with its own seed (the demo split is seeds 0 and 1,

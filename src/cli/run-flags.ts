@@ -21,7 +21,7 @@ export interface RunFlags {
 }
 
 /** The flags that become `--set key=value` overrides, in a fixed order. */
-export function flagOverrides(f: RunFlags & { workers?: number; minWorkers?: number; maxFailures?: number }): string[] {
+function flagOverrides(f: RunFlags & { workers?: number; minWorkers?: number; maxFailures?: number }): string[] {
   const out: string[] = [];
   for (const [flag, key] of Object.entries(FLAG_KEYS) as [keyof typeof FLAG_KEYS, string][]) {
     const v = f[flag];

@@ -11,8 +11,7 @@ import { PATH_KEYS, applyParsedOverrides, isPathLike, parseOverride } from './ov
 import { runSchema, type RunConfig, type RunConfigData } from './schema.js';
 import { configHash } from './hash.js';
 
-export { BACKENDS, METRICS, TASKS } from './schema.js';
-export { knownKeys } from './keys.js';
+export { BACKENDS } from './schema.js';
 
 export type { RunConfig } from './schema.js';
 

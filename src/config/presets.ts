@@ -18,7 +18,7 @@ export function repoRoot(): string {
   return dir;
 }
 
-export function presetsDir(): string {
+function presetsDir(): string {
   return path.join(repoRoot(), 'presets');
 }
 

@@ -54,7 +54,7 @@ function* arrayElements(text: string, open: number): Generator<{ start: number; 
 }
 
 /** The records of a JSON array or JSONL file, each parsed on its own. */
-export function* readJsonRecords(file: string): Generator<JsonRecord> {
+function* readJsonRecords(file: string): Generator<JsonRecord> {
   const text = readTextFile(file);
   const first = text.search(/\S/);
   if (first >= 0 && text[first] === '[') {
@@ -100,7 +100,7 @@ export interface MetaMathRow {
 }
 
 /** A problem with a record's fields, or undefined when it is a usable MetaMath row. */
-export function checkRow(value: unknown): string | MetaMathRow {
+function checkRow(value: unknown): string | MetaMathRow {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
   const v = value as Record<string, unknown>;
   for (const k of ['query', 'response']) {
@@ -111,7 +111,7 @@ export function checkRow(value: unknown): string | MetaMathRow {
 }
 
 /** One training row; `truncated` when BOS + prompt + response + EOS exceeded `maxLen`. */
-export function buildLmRow(tok: Tokenizer, row: MetaMathRow, maxLen: number): { row: LmRow; truncated: boolean } {
+function buildLmRow(tok: Tokenizer, row: MetaMathRow, maxLen: number): { row: LmRow; truncated: boolean } {
   const prompt = alpacaPrompt(row.query);
   const promptLen = tok.encode(prompt, { bos: true }).length;
   let ids = tok.encode(prompt + row.response, { bos: true, eos: true });

@@ -9,8 +9,8 @@ import { UserError } from '../errors.js';
 import { readTextFile } from '../json-file.js';
 
 /** Where the pods see things (deploy/base): the run config's directory and the data volume. */
-export const POD_CONFIG_DIR = '/config';
-export const POD_DATA_DIR = '/data';
+const POD_CONFIG_DIR = '/config';
+const POD_DATA_DIR = '/data';
 
 export interface RenderOptions {
   readonly config: string;
@@ -83,7 +83,7 @@ function readRaw(file: string, text: string): Record<string, unknown> {
  * /config: `../data/x` is /data/x, on the data volume. A path that lands anywhere else would be
  * missing in the pod.
  */
-export function checkPodPaths(file: string, raw: Record<string, unknown>): void {
+function checkPodPaths(file: string, raw: Record<string, unknown>): void {
   for (const key of PATH_KEYS) {
     if (key === 'output') continue; // the coordinator's --output replaces it
     const [section, leaf] = key.split('.') as [string, string];

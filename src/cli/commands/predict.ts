@@ -21,7 +21,7 @@ interface PredictFlags {
 }
 
 /** The image as a normalised [1, H, W, 3] float tensor. */
-export async function preprocessImage(file: string, p: VitPreprocess): Promise<tf.Tensor4D> {
+async function preprocessImage(file: string, p: VitPreprocess): Promise<tf.Tensor4D> {
   if (!fs.existsSync(file)) throw new UserError(`--image ${file}: no such file`);
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {

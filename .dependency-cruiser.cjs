@@ -1,5 +1,6 @@
 // The layer rules of docs/architecture.md, checked by `npm run lint` instead of hoped for.
 // Type-only imports count: a type shared across a boundary is still a dependency on it.
+/* global module */
 const LOW = '^src/(nn|backend|checkpoint|config)/|^src/(errors|log|json-file)\\.ts$';
 const ABOVE = '^src/(models|peft|train|data|cli|bench|comm|eval|deploy)/|^coordinator/|^worker/';
 

@@ -2,7 +2,7 @@
 // results.json of several runs, so that methods benchmarked by separate invocations (one process
 // per method, each with its own --report DIR) share one table and one plot:
 //   npx tsx scripts/bench-merge.ts OUT_DIR [--name bubbles|grid] DIR/results.json...
-import fs from 'node:fs';
+import { readJsonFile } from '../src/json-file.js';
 import { writeReport } from '../src/bench/report.js';
 import type { MethodResult } from '../src/bench/methods.js';
 
@@ -14,7 +14,7 @@ if (!out || args.length === 0) throw new Error('usage: bench-merge.ts OUT_DIR [-
 let task = '';
 const rows: MethodResult[] = [];
 for (const f of args) {
-  const j = JSON.parse(fs.readFileSync(f, 'utf8')) as { task: string; results: MethodResult[] };
+  const j = readJsonFile(f) as { task: string; results: MethodResult[] };
   if (task && j.task !== task) throw new Error(`${f}: task ${j.task}, expected ${task}`);
   task = j.task;
   rows.push(...j.results);

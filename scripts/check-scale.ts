@@ -2,10 +2,10 @@
 // tiny LLaMA of test/train/helpers.ts — 16 workers × micro 4 × accumulation 2 = 128 and
 // 64 workers × micro 2 × accumulation 1 = 128 — each for a few steps through `onelora launch`'s
 // code (coordinator here, real worker processes, real gRPC and ZeroMQ). Prints wall time and samples/s.
-import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/backend/select.js';
 import { launch } from '../coordinator/launcher.js';
+import { readJsonLines } from '../src/json-file.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../test/train/helpers.js';
 
 await initBackend('wasm');
@@ -22,7 +22,7 @@ for (const s of setups) {
   const t0 = performance.now();
   const { summary, restarts } = await launch({ cfg, workers: s.workers, output, quiet: true, maxFailures: 3, backend: 'wasm', env: { ONELORA_LOG: 'warn' }, heartbeatTimeoutMs: 120_000, formTimeoutMs: 900_000 });
   const wall = (performance.now() - t0) / 1000;
-  const metrics = fs.readFileSync(path.join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((m) => !('eval' in m));
+  const metrics = (readJsonLines(path.join(output, 'metrics.jsonl')) as Record<string, number>[]).filter((m) => !('eval' in m));
   const trainS = metrics.at(-1)!.wall_s - (metrics[0]!.wall_s - 0);
   const row = {
     workers: s.workers, micro: s.micro, accumulation: 128 / (s.workers * s.micro), steps: summary.steps, restarts,

@@ -6,7 +6,7 @@
 // Hand-written because the npm tokenizers packages only encode; none trains.
 
 const SPACE = '\u2581';
-export const SPECIALS = ['<unk>', '<s>', '</s>'] as const;
+const SPECIALS = ['<unk>', '<s>', '</s>'] as const;
 
 const hasDigit = (s: string) => /\d/.test(s);
 

@@ -13,7 +13,7 @@ import { childLog } from '../log.js';
 const log = childLog('bench-allreduce');
 
 /** Σ out features over q,k,v,o,gate,up,down × 32 layers of LLaMA-2-7B: 1LoRA's trainable floats. */
-export const LLAMA2_7B_1LORA_FLOATS = 32 * (4 * 4096 + 2 * 11008 + 4096);
+const LLAMA2_7B_1LORA_FLOATS = 32 * (4 * 4096 + 2 * 11008 + 4096);
 
 export interface BenchAllreduceOptions {
   /** Buffer sizes in bytes (default 4 KiB, 64 KiB, 1 MiB, 16 MiB, 64 MiB). */
@@ -48,8 +48,8 @@ export interface BenchAllreduceResult {
   wallS: number;
 }
 
-export const DEFAULT_SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20];
-export const DEFAULT_PROCS = [2, 4, 8, 16];
+const DEFAULT_SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20];
+const DEFAULT_PROCS = [2, 4, 8, 16];
 const CROSSOVER_BYTES = [16 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20];
 
 /** Enough repetitions to average out timer noise, few enough that 64 MB × 16 processes stays short. */

@@ -25,7 +25,7 @@ export function median(xs: readonly number[]): number {
 }
 
 /** Median seconds of `fn` (which must read back its result so the work really happens). */
-export function medianSeconds(fn: () => void, reps = 7, warmup = 2): number {
+function medianSeconds(fn: () => void, reps = 7, warmup = 2): number {
   for (let i = 0; i < warmup; i++) fn();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {

@@ -9,6 +9,7 @@ import { loadPreset, repoRoot, type RunConfig } from '../config/index.js';
 import { DEMO_SHAPES, demoShapes } from '../data/demo-data.js';
 import { prepare } from '../data/prepare.js';
 import { NothingToTrainError, RunError, UserError } from '../errors.js';
+import { readJsonLines } from '../json-file.js';
 import { childLog } from '../log.js';
 import { train } from '../train/trainer.js';
 
@@ -77,7 +78,7 @@ async function llamaData(work: string): Promise<string[]> {
 }
 
 /** Test images per class of tiny-vit's bench test set (the preset's own test split has 6). */
-export const VIT_BENCH_TEST_PER_CLASS = 60;
+const VIT_BENCH_TEST_PER_CLASS = 60;
 
 /**
  * A 600-image held-out split for tiny-vit, drawn with its own seed (the demo split is seeds 0 and 1,
@@ -117,7 +118,7 @@ interface MetricsLine {
 
 /** Best evaluation and the wall time at the end of its step, from a run's metrics.jsonl. */
 export function bestFromMetrics(file: string, metric: string, lowerIsBetter: boolean): { step: number; value: number; wall: number } {
-  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsLine);
+  const lines = readJsonLines(file) as MetricsLine[];
   const wallAt = new Map(lines.filter((l) => l.wall_s !== undefined).map((l) => [l.step, l.wall_s as number]));
   let best: { step: number; value: number; wall: number } | null = null;
   for (const l of lines) {

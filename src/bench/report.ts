@@ -24,7 +24,7 @@ export function markdownTable(task: string, rows: readonly MethodResult[]): stri
 }
 
 /** The vega-lite spec: bubbles above, memory bars below, one colour per method. */
-export function bubbleSpec(task: string, rows: readonly MethodResult[]): vegaLite.TopLevelSpec {
+function bubbleSpec(task: string, rows: readonly MethodResult[]): vegaLite.TopLevelSpec {
   const metric = rows[0]?.metric ?? 'metric';
   const better = rows[0]?.lower_is_better ? 'bottom left' : 'top left';
   const values = rows.map((r) => ({ method: r.method, time: r.time_to_best_s, value: r.value, params: r.trainable, memory: mb(r.peak_bytes) }));
@@ -51,7 +51,7 @@ export function bubbleSpec(task: string, rows: readonly MethodResult[]): vegaLit
 }
 
 /** Renders a vega-lite spec to SVG text. */
-export async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
+async function renderSvg(spec: vegaLite.TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { RunError, UserError } from '../errors.js';
+import { readJsonLines, readTextFile } from '../json-file.js';
 import { childLog } from '../log.js';
 import type { CeilingReply } from './ceiling-worker.js';
 import { median } from './kernels.js';
@@ -101,9 +102,9 @@ interface StepRow { step: number; wall_s: number; loss: number; compute_s?: numb
 /** samples/s and phase means over steps skip+1 … last, from a run directory's metrics.jsonl and config.yaml. */
 export function readRun(dir: string, skip: number): RunFigures {
   const metrics = path.join(dir, 'metrics.jsonl');
-  const rows = fs.readFileSync(metrics, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Partial<StepRow>)
+  const rows = (readJsonLines(metrics) as Partial<StepRow>[])
     .filter((r): r is StepRow => typeof r.step === 'number' && typeof r.wall_s === 'number');
-  const global = (parseYaml(fs.readFileSync(path.join(dir, 'config.yaml'), 'utf8')) as { batch: { global: number } }).batch.global;
+  const global = (parseYaml(readTextFile(path.join(dir, 'config.yaml'))) as { batch: { global: number } }).batch.global;
   const from = rows.find((r) => r.step === skip);
   const last = rows[rows.length - 1];
   if (!from || !last || last.step <= from.step) throw new RunError(`${metrics}: needs step ${skip} and later ones to measure (has ${rows.map((r) => r.step).join(', ') || 'none'})`);

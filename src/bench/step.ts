@@ -41,7 +41,7 @@ export interface StepBench {
 export const DEFAULT_STEP_SHAPE: StepShape = Object.freeze({ vocab: 512, dim: 256, layers: 4, heads: 4, ffn: 688, seq: 128, batch: 8 });
 
 /** A LLaMA with seeded random weights at `shape` (no tokenizer, untied head). */
-export function benchLlama(shape: StepShape, seed = 0): LlamaModel {
+function benchLlama(shape: StepShape, seed = 0): LlamaModel {
   const hf = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', vocab_size: shape.vocab, hidden_size: shape.dim,
     intermediate_size: shape.ffn, num_attention_heads: shape.heads, num_key_value_heads: shape.heads, num_hidden_layers: shape.layers,

@@ -1,6 +1,6 @@
 // The `onelora` command line (DESIGN.md §5). Each subcommand lives in src/cli/commands/ and is
 // registered from this explicit list (STYLE item 2: no side-effect imports).
-import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerData } from './commands/data.js';
@@ -13,10 +13,10 @@ import { registerParams } from './commands/params.js';
 import { registerPredict } from './commands/predict.js';
 import { registerSample } from './commands/sample.js';
 import { registerTrain } from './commands/train.js';
+import { readJsonObject } from '../json-file.js';
 import { loadAdapter } from '../peft/adapter-io.js';
 
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = readJsonObject(fileURLToPath(new URL('../../package.json', import.meta.url))) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('onelora')

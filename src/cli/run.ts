@@ -1,6 +1,5 @@
 // The one place where commands turn errors into exit codes (DESIGN.md §5): 2 for anything the user
 // supplied, 1 for a failure while running. Results go to stdout; logs to stderr.
-import { InvalidArgumentError } from 'commander';
 import { exitCodeOf, messageOf, UserError } from '../errors.js';
 import { log } from '../log.js';
 
@@ -22,29 +21,4 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
       process.exitCode = code;
     }
   };
-}
-
-/**
- * Parses an integer flag. Commander names the flag in its message and main.ts maps its
- * InvalidArgumentError to exit 2, like every other usage error.
- */
-export function intFlag(_name: string, min = 0): (value: string) => number {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-export function floatFlag(_name: string): (value: string) => number {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
-    return n;
-  };
-}
-
-/** Collects a repeatable flag (`--set a=1 --set b=2`). */
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }

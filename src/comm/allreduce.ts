@@ -32,7 +32,7 @@ export interface AllReduceOptions {
   algorithm?: AllReduceAlgorithm;
 }
 
-export const DEFAULT_ALLREDUCE_TIMEOUT_MS = 60_000;
+const DEFAULT_ALLREDUCE_TIMEOUT_MS = 60_000;
 
 /** The algorithm `auto` picks for a buffer of `length` elements on `size` ranks. */
 export function chooseAlgorithm(length: number, size: number): 'ring' | 'direct' {

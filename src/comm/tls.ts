@@ -30,7 +30,7 @@ function pick(flag: string, value: string | undefined, envName: string, env: Nod
 }
 
 /** Flags win over the environment, file by file. */
-export function tlsFiles(f: TlsFlags, env: NodeJS.ProcessEnv = process.env): TlsFiles {
+function tlsFiles(f: TlsFlags, env: NodeJS.ProcessEnv = process.env): TlsFiles {
   return {
     cert: pick('--tls-cert', f.tlsCert, 'ONELORA_TLS_CERT', env),
     key: pick('--tls-key', f.tlsKey, 'ONELORA_TLS_KEY', env),

@@ -41,7 +41,7 @@ export function newStats(): TransportStats {
   return { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, rejected: 0 };
 }
 
-export function formatSeconds(ms: number): string {
+function formatSeconds(ms: number): string {
   const s = ms / 1000;
   return `${Number.isInteger(s) ? s : s.toFixed(s < 1 ? 3 : 1).replace(/0+$/, '')} s`;
 }

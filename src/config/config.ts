@@ -2,17 +2,16 @@
 // files, presets and CLI flags (`--set key=value`, which every flag becomes) all go through
 // parseConfig, so a value means the same wherever it comes from and every mistake is a UserError
 // naming its source and dotted key. The schema and its defaults live in config/schema.ts.
-import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { UserError } from '../errors.js';
+import { readTextFile } from '../json-file.js';
 import { toUserError } from './issues.js';
 import { PATH_KEYS, applyParsedOverrides, isPathLike, parseOverride } from './overrides.js';
 import { runSchema, type RunConfig, type RunConfigData } from './schema.js';
 import { configHash } from './hash.js';
 
-export { BACKENDS, METRICS, TASKS } from './schema.js';
-export { knownKeys } from './keys.js';
+export { BACKENDS } from './schema.js';
 
 export type { RunConfig } from './schema.js';
 
@@ -78,13 +77,7 @@ export function parseYaml(text: string, source: string): unknown {
 }
 
 export function loadConfig(file: string, overrides: readonly string[] = []): RunConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
-  }
-  return parseConfig(parseYaml(text, file), { source: file, baseDir: path.dirname(path.resolve(file)), overrides });
+  return parseConfig(parseYaml(readTextFile(file), file), { source: file, baseDir: path.dirname(path.resolve(file)), overrides });
 }
 
 /** The resolved config as YAML (the run's `config.yaml`); loadConfig reads it back to an equal config. */

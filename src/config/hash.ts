@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto';
 import type { RunConfig } from './schema.js';
 
 /** Keys left out of the config hash: where to stop, where to write, what runs it and how wide (DESIGN §5–6). */
-export const UNHASHED_KEYS = ['description', 'max_steps', 'output', 'backend', 'distributed'] as const;
+const UNHASHED_KEYS = ['description', 'max_steps', 'output', 'backend', 'distributed'] as const;
 
 /** JSON with object keys sorted at every level and undefined members dropped. */
-export function canonicalJson(v: unknown): string {
+function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
   if (typeof v === 'object' && v !== null) {
     const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort();

@@ -14,7 +14,7 @@ function unwrap(s: z.ZodTypeAny): z.ZodTypeAny {
 }
 
 /** The object schema at a dotted path (`[]` is the top level), or null when it is not a section. */
-export function sectionAt(path: readonly (string | number)[]): z.AnyZodObject | null {
+function sectionAt(path: readonly (string | number)[]): z.AnyZodObject | null {
   let s: z.ZodTypeAny = runObject;
   for (const seg of path) {
     const u = unwrap(s);

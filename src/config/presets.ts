@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, parseYaml } from './config.js';
 import type { RunConfig } from './schema.js';
 import { UserError } from '../errors.js';
+import { readTextFile } from '../json-file.js';
 
 /** The repository (package) root: the nearest directory above this file holding package.json. */
 export function repoRoot(): string {
@@ -17,7 +18,7 @@ export function repoRoot(): string {
   return dir;
 }
 
-export function presetsDir(): string {
+function presetsDir(): string {
   return path.join(repoRoot(), 'presets');
 }
 
@@ -33,7 +34,7 @@ export function loadPreset(name: string, overrides: readonly string[] = []): Run
     throw new UserError(`--preset ${name}: no such preset (available: ${names.join(', ') || 'none'})`);
   }
   const file = path.join(presetsDir(), `${name}.yaml`);
-  const raw = parseYaml(fs.readFileSync(file, 'utf8'), `presets/${name}.yaml`);
+  const raw = parseYaml(readTextFile(file), `presets/${name}.yaml`);
   return parseConfig(raw, { source: `presets/${name}.yaml`, baseDir: repoRoot(), overrides });
 }
 

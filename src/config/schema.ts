@@ -6,8 +6,8 @@ import { BACKEND_CHOICES } from '../backend/choices.js';
 
 /** The backends (src/backend/choices.ts, which loads no tfjs). */
 export const BACKENDS = BACKEND_CHOICES;
-export const TASKS = ['causal-lm', 'classification', 'diffusion'] as const;
-export const METRICS = ['loss', 'accuracy'] as const;
+const TASKS = ['causal-lm', 'classification', 'diffusion'] as const;
+const METRICS = ['loss', 'accuracy'] as const;
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();

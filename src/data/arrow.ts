@@ -8,7 +8,7 @@ import {
   tableFromIPC, tableToIPC, Table, type Data, type DataType,
 } from 'apache-arrow';
 
-export const META = {
+const META = {
   tokenizer: 'onelora.tokenizer',
   height: 'onelora.height',
   width: 'onelora.width',

@@ -12,11 +12,11 @@ import { UserError, messageOf } from '../errors.js';
 import { imageSchema } from './arrow.js';
 import { BadRows, FixedSplitWriter, log, validationMask, type PrepareOptions } from './prepare-common.js';
 
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const CIFAR_PIXELS = 32 * 32;
 
 /** Planar RGB (CIFAR's record layout) → interleaved HWC. */
-export function planarToHwc(src: Uint8Array, pixels: number, out = new Uint8Array(pixels * 3)): Uint8Array {
+function planarToHwc(src: Uint8Array, pixels: number, out = new Uint8Array(pixels * 3)): Uint8Array {
   for (let p = 0; p < pixels; p++) {
     out[3 * p] = src[p]!;
     out[3 * p + 1] = src[pixels + p]!;
@@ -108,7 +108,7 @@ function listFolder(root: string, classes: string[]): ImageItem[] {
 }
 
 /** The imagefolder layouts, resolved to lists of files per split and the class names. */
-export function imagefolderSplits(input: string, valFraction: number, seed: number): { classes: string[]; splits: Record<string, ImageItem[]> } {
+function imagefolderSplits(input: string, valFraction: number, seed: number): { classes: string[]; splits: Record<string, ImageItem[]> } {
   if (!fs.existsSync(input) || !fs.statSync(input).isDirectory()) throw new UserError(`${input}: not a directory`);
   const meta = path.join(input, 'meta');
   const train = readLines(path.join(meta, 'train.txt'));
@@ -139,7 +139,7 @@ export function imagefolderSplits(input: string, valFraction: number, seed: numb
 }
 
 /** Decodes, scales the short side to `size` and center-crops to size × size; sRGB, alpha dropped. */
-export async function loadImage(file: string, size: number): Promise<Uint8Array> {
+async function loadImage(file: string, size: number): Promise<Uint8Array> {
   const { data, info } = await sharp(file)
     .rotate()
     .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'lanczos3' })

@@ -2,9 +2,9 @@
 // response and EOS, tokenized as one text; the first len(tokenize(BOS + prompt)) labels are -100
 // (the prompt is masked by its own token count, exactly like MetaMath's `source_len`), labels are
 // unshifted (the trainer shifts), and rows longer than --max-len are cut to it and counted.
-import fs from 'node:fs';
 import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
+import { readTextFile } from '../json-file.js';
 import { lmSchema, type LmRow } from './arrow.js';
 import { BadRows, LmSplitWriter, validationMask, type PrepareOptions } from './prepare-common.js';
 import { loadTokenizer, tokenizerRef, type Tokenizer } from './tokenizer.js';
@@ -54,13 +54,8 @@ function* arrayElements(text: string, open: number): Generator<{ start: number; 
 }
 
 /** The records of a JSON array or JSONL file, each parsed on its own. */
-export function* readJsonRecords(file: string): Generator<JsonRecord> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read: ${messageOf(err)}`, { cause: err });
-  }
+function* readJsonRecords(file: string): Generator<JsonRecord> {
+  const text = readTextFile(file);
   const first = text.search(/\S/);
   if (first >= 0 && text[first] === '[') {
     let row = 0;
@@ -105,7 +100,7 @@ export interface MetaMathRow {
 }
 
 /** A problem with a record's fields, or undefined when it is a usable MetaMath row. */
-export function checkRow(value: unknown): string | MetaMathRow {
+function checkRow(value: unknown): string | MetaMathRow {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
   const v = value as Record<string, unknown>;
   for (const k of ['query', 'response']) {
@@ -116,7 +111,7 @@ export function checkRow(value: unknown): string | MetaMathRow {
 }
 
 /** One training row; `truncated` when BOS + prompt + response + EOS exceeded `maxLen`. */
-export function buildLmRow(tok: Tokenizer, row: MetaMathRow, maxLen: number): { row: LmRow; truncated: boolean } {
+function buildLmRow(tok: Tokenizer, row: MetaMathRow, maxLen: number): { row: LmRow; truncated: boolean } {
   const prompt = alpacaPrompt(row.query);
   const promptLen = tok.encode(prompt, { bos: true }).length;
   let ids = tok.encode(prompt + row.response, { bos: true, eos: true });

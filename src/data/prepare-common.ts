@@ -64,7 +64,7 @@ export function validationMask(n: number, fraction: number, seed: number): Uint8
 const TARGET_BATCH_BYTES = 1 << 20;
 
 /** Rows per record batch for rows of `rowBytes` bytes. */
-export function batchRowsFor(rowBytes: number): number {
+function batchRowsFor(rowBytes: number): number {
   return Math.max(1, Math.min(1024, Math.floor(TARGET_BATCH_BYTES / Math.max(1, rowBytes))));
 }
 

@@ -49,7 +49,7 @@ function swapIn(tmp: string, out: string): void {
   }
 }
 
-export function resolveOptions(partial: Partial<PrepareOptions> & Pick<PrepareOptions, 'dataset' | 'input' | 'out'>): PrepareOptions {
+function resolveOptions(partial: Partial<PrepareOptions> & Pick<PrepareOptions, 'dataset' | 'input' | 'out'>): PrepareOptions {
   const o: PrepareOptions = { ...DEFAULTS, ...partial };
   if (!DATASETS.includes(o.dataset)) throw new UserError(`--dataset ${String(o.dataset)}: expected one of ${DATASETS.join(', ')}`);
   if (!fs.existsSync(o.input)) throw new UserError(`--input ${o.input}: no such file or directory`);

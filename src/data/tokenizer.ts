@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import llamaTokenizer from 'llama-tokenizer-js';
 import { UserError, messageOf } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 import { childLog } from '../log.js';
 
 const log = childLog('tokenizer');
@@ -66,27 +67,13 @@ const BOS_NAMES = ['<s>', '<bos>', '<|begin_of_text|>', '<|startoftext|>', '<|im
 const EOS_NAMES = ['</s>', '<eos>', '<|end_of_text|>', '<|endoftext|>', '<|eot_id|>', '<|im_end|>', '[SEP]'];
 const PAD_NAMES = ['<pad>', '[PAD]', '<|pad|>'];
 
-function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read: ${messageOf(err)}`, { cause: err });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new UserError(`${file}: not valid JSON: ${messageOf(err)}`, { cause: err });
-  }
-}
-
 /** A directory with tokenizer.json (+ optional tokenizer_config.json for the special tokens). */
 function hfTokenizer(dir: string): Tokenizer {
   const file = path.join(dir, 'tokenizer.json');
-  const json = readJson(file);
+  const json = readJsonFile(file);
   if (!json || typeof json !== 'object' || !('model' in json)) throw new UserError(`${file}: not a tokenizer.json (no "model")`);
   const cfgFile = path.join(dir, 'tokenizer_config.json');
-  const cfg = (fs.existsSync(cfgFile) ? readJson(cfgFile) : {}) as Record<string, TokenSpec>;
+  const cfg = (fs.existsSync(cfgFile) ? readJsonFile(cfgFile) : {}) as Record<string, TokenSpec>;
   let hf: HfTokenizer;
   try {
     hf = new HfTokenizer(json, cfg);

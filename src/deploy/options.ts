@@ -1,16 +1,16 @@
 // What `onelora deploy render` is asked for, checked once at the boundary (STYLE item 5): every
 // mistake is a UserError naming the flag or the config key and file (exit 2, DESIGN.md §5).
-import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { loadConfig, type RunConfig } from '../config/index.js';
 import { deriveAccumulation } from '../train/batch.js';
 import { PATH_KEYS, isPathLike } from '../config/overrides.js';
 import { UserError } from '../errors.js';
+import { readTextFile } from '../json-file.js';
 
 /** Where the pods see things (deploy/base): the run config's directory and the data volume. */
-export const POD_CONFIG_DIR = '/config';
-export const POD_DATA_DIR = '/data';
+const POD_CONFIG_DIR = '/config';
+const POD_DATA_DIR = '/data';
 
 export interface RenderOptions {
   readonly config: string;
@@ -83,7 +83,7 @@ function readRaw(file: string, text: string): Record<string, unknown> {
  * /config: `../data/x` is /data/x, on the data volume. A path that lands anywhere else would be
  * missing in the pod.
  */
-export function checkPodPaths(file: string, raw: Record<string, unknown>): void {
+function checkPodPaths(file: string, raw: Record<string, unknown>): void {
   for (const key of PATH_KEYS) {
     if (key === 'output') continue; // the coordinator's --output replaces it
     const [section, leaf] = key.split('.') as [string, string];
@@ -102,12 +102,7 @@ export function checkPodPaths(file: string, raw: Record<string, unknown>): void 
 
 export function checkOptions(opts: RenderOptions): CheckedOptions {
   const configFile = opts.config;
-  let configText: string;
-  try {
-    configText = fs.readFileSync(configFile, 'utf8');
-  } catch (err) {
-    throw new UserError(`--config ${configFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
-  }
+  const configText = readTextFile(configFile, { label: `--config ${configFile}` });
   if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new UserError(`--workers: expected an integer ≥ 1, got ${opts.workers}`);
   // The coordinator is started with --workers N, which sets distributed.workers: validate the same way.
   const cfg = loadConfig(configFile, [`distributed.workers=${opts.workers}`]);

@@ -47,7 +47,7 @@ function kustomization(o: CheckedOptions, baseRef: string, withToken: boolean): 
 }
 
 /** Where the pods mount --tls-secret; the ONELORA_TLS_* variables point into it (src/comm/tls.ts). */
-export const POD_TLS_DIR = '/etc/onelora/tls';
+const POD_TLS_DIR = '/etc/onelora/tls';
 
 /** The env, mounts and volumes that --tls-secret and --zmq-curve add to a pod (merged by name). */
 function security(o: CheckedOptions): { env: unknown[]; volumeMounts?: unknown[]; volumes?: unknown[] } {

@@ -20,7 +20,7 @@ export interface RenderPlan {
   readonly files: readonly OverlayFile[];
 }
 
-export function baseDir(): string {
+function baseDir(): string {
   return path.join(repoRoot(), 'deploy', 'base');
 }
 
@@ -53,7 +53,7 @@ export function planRender(opts: RenderOptions): RenderPlan {
   return { checked, outDir, baseRef, copiedBase, files };
 }
 
-export function writeRender(plan: RenderPlan): void {
+function writeRender(plan: RenderPlan): void {
   for (const f of plan.files) {
     const target = path.join(plan.outDir, ...f.path.split('/'));
     fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -62,7 +62,7 @@ export function writeRender(plan: RenderPlan): void {
 }
 
 /** What a render wrote (or, with dryRun, would write), for stdout. */
-export function describeRender(plan: RenderPlan, dryRun: boolean, outArg: string): string {
+function describeRender(plan: RenderPlan, dryRun: boolean, outArg: string): string {
   const c = plan.checked;
   const lines = [
     `${dryRun ? 'would write' : 'wrote'} a kustomize overlay in ${outArg}: run '${c.name}', ${c.workers} workers × ${c.gpusPerWorker} GPU, ` +

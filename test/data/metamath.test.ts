@@ -176,9 +176,7 @@ void test('CLI: bad input exits 2 naming file and line; --json report on the las
   const dir = tmpDir('data');
   const input = path.join(dir, 'x.jsonl');
   fs.writeFileSync(input, '{"query":"a","response":"b"}\nnot json\n{"query":"c","response":"d"}\n');
-  const mainTs = fs.existsSync(path.join(ROOT, 'src/cli/main.ts')) ? fs.readFileSync(path.join(ROOT, 'src/cli/main.ts'), 'utf8') : '';
-  const entry = mainTs.includes('registerData') ? [path.join(ROOT, 'bin/onelora.js')] : ['--import', 'tsx', path.join(ROOT, 'test/data/cli-entry.ts')];
-  const run = (...args: string[]) => spawnSync(process.execPath, [...entry, 'data', 'prepare', '--dataset', 'metamath', '--input', input, '--out', path.join(dir, 'o'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/onelora.js'), 'data', 'prepare', '--dataset', 'metamath', '--input', input, '--out', path.join(dir, 'o'), ...args], { cwd: ROOT, encoding: 'utf8' });
   const bad = run();
   assert.equal(bad.status, 2, bad.stderr + bad.stdout);
   assert.match(bad.stderr, new RegExp(`${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 2: malformed JSON`));

@@ -9,16 +9,17 @@ import { writePcaPlot, writeReport } from '../../bench/report.js';
 import { benchScaling, formatScaling } from '../../bench/scaling.js';
 import { benchStep, benchStepPair, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
 import { UserError } from '../../errors.js';
-import { resolveRunConfig } from './train.js';
-import { action, collect, floatFlag, intFlag, printResult } from '../run.js';
+import { backendOption, collect, floatFlag, intFlag } from '../flags.js';
+import { resolveRunConfig } from '../run-flags.js';
+import { action, printResult } from '../run.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks that print their figures (never timed tests)');
   bench
     .command('kernels')
     .description('GFLOP/s of the plain matmul, the project\'s linear forward+backward, and attention matmuls')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
-    .option('--reps <n>', 'timed repetitions (median reported)', intFlag('--reps', 1), 7)
+    .addOption(backendOption())
+    .option('--reps <n>', 'timed repetitions (median reported)', intFlag(1), 7)
     .option('--json', 'one JSON object on the last line')
     .action(action(async (opts: { backend?: string; reps: number; json?: boolean }) => {
       await initBackend(opts.backend);
@@ -29,16 +30,16 @@ export function registerBench(program: Command): void {
   bench
     .command('step')
     .description('one training step (forward, backward, AdamW) of a LLaMA-shaped model with random weights: step_s, tokens_per_s, peak_bytes, trainable')
-    .option('--vocab <n>', 'vocabulary size', intFlag('--vocab', 2), d.vocab)
-    .option('--dim <n>', 'hidden size', intFlag('--dim', 2), d.dim)
-    .option('--layers <n>', 'decoder layers', intFlag('--layers', 1), d.layers)
-    .option('--heads <n>', 'attention heads', intFlag('--heads', 1), d.heads)
-    .option('--ffn <n>', 'SwiGLU width', intFlag('--ffn', 1), d.ffn)
-    .option('--seq <n>', 'tokens per sequence', intFlag('--seq', 2), d.seq)
-    .option('--batch <n>', 'sequences per step', intFlag('--batch', 1), d.batch)
+    .option('--vocab <n>', 'vocabulary size', intFlag(2), d.vocab)
+    .option('--dim <n>', 'hidden size', intFlag(2), d.dim)
+    .option('--layers <n>', 'decoder layers', intFlag(1), d.layers)
+    .option('--heads <n>', 'attention heads', intFlag(1), d.heads)
+    .option('--ffn <n>', 'SwiGLU width', intFlag(1), d.ffn)
+    .option('--seq <n>', 'tokens per sequence', intFlag(2), d.seq)
+    .option('--batch <n>', 'sequences per step', intFlag(1), d.batch)
     .option('--method <spec>', 'method SPEC', '1lora')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
-    .option('--reps <n>', 'timed steps after one warm-up step (median reported)', intFlag('--reps', 1), 5)
+    .addOption(backendOption())
+    .option('--reps <n>', 'timed steps after one warm-up step (median reported)', intFlag(1), 5)
     .option('--profile', 'add the milliseconds per kernel of one step')
     .option('--vs <spec>', 'A/B against this method in the same process, steps taken by turns: both results and the median step ratio')
     .option('--json', 'one JSON object on the last line')
@@ -55,13 +56,13 @@ export function registerBench(program: Command): void {
     .option('--preset <name>', 'preset to train (default demo)')
     .option('--config <file>', 'run config YAML to train instead of a preset')
     .option('--workers <list>', 'comma list of worker counts (1, the baseline, is always measured)', '2')
-    .option('--rounds <n>', 'rounds (medians reported)', intFlag('--rounds', 1), 1)
-    .option('--max-steps <n>', 'optimizer steps of each launch', intFlag('--max-steps', 3), 12)
-    .option('--skip <n>', 'steps left out of samples/s at the start', intFlag('--skip', 0), 2)
-    .option('--ceiling-seconds <s>', 'seconds of each matmul ceiling measurement', floatFlag('--ceiling-seconds'), 6)
+    .option('--rounds <n>', 'rounds (medians reported)', intFlag(1), 1)
+    .option('--max-steps <n>', 'optimizer steps of each launch', intFlag(3), 12)
+    .option('--skip <n>', 'steps left out of samples/s at the start', intFlag(0), 2)
+    .option('--ceiling-seconds <s>', 'seconds of each matmul ceiling measurement', floatFlag(), 6)
     .option('--set <key=value>', 'config override for every launch (repeatable)', collect, [] as string[])
     .option('--output <dir>', 'where the launches write their runs', 'bench-out/scaling')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: { preset?: string; config?: string; workers: string; rounds: number; maxSteps: number; skip: number; ceilingSeconds: number; set: string[]; output: string; backend?: string; json?: boolean }) => {
       if (!(o.ceilingSeconds > 0)) throw new UserError(`--ceiling-seconds: expected a positive number, got ${o.ceilingSeconds}`);
@@ -78,11 +79,11 @@ export function registerBench(program: Command): void {
     .requiredOption('--task <name>', Object.keys(BENCH_TASKS).join('|'))
     .option('--methods <list>', 'comma list of method SPECs (1lora-random for the compression ablation)', DEFAULT_METHODS.join(','))
     .option('--grid', "the paper's ablation grid: every combination of 1lora, bitfit (β), difffit-gamma (γ), norms")
-    .option('--steps <n>', 'optimizer steps per method (default: the task\'s)', intFlag('--steps', 1))
+    .option('--steps <n>', 'optimizer steps per method (default: the task\'s)', intFlag(1))
     .option('--report <dir>', 'write report.md, bubbles.svg, bubbles.png and results.json here')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
-    .option('--seed <n>', 'seed of every run', intFlag('--seed', 0), 0)
-    .option('--warmup-steps <n>', 'untimed BitFit steps before the first method (wasm tier-up, JIT)', intFlag('--warmup-steps', 0), 10)
+    .addOption(backendOption())
+    .option('--seed <n>', 'seed of every run', intFlag(0), 0)
+    .option('--warmup-steps <n>', 'untimed BitFit steps before the first method (wasm tier-up, JIT)', intFlag(0), 10)
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; warmupSteps: number; json?: boolean }) => {
       const methods = o.grid ? ablationGrid() : o.methods.split(',').map((m) => m.trim()).filter(Boolean);
@@ -96,9 +97,9 @@ export function registerBench(program: Command): void {
     .command('pca')
     .description("the paper's Figure 9: |cos| between the principal components of a full fine-tuning update and the summation, random and learned (LoRA r=1) compression vectors, per layer type")
     .option('--task <name>', Object.keys(BENCH_TASKS).join('|'), 'tiny-llama-math')
-    .option('--steps <n>', 'optimizer steps of the full and the LoRA run', intFlag('--steps', 1), 30)
+    .option('--steps <n>', 'optimizer steps of the full and the LoRA run', intFlag(1), 30)
     .option('--report <dir>', 'write pca.svg, pca.png and pca.json here')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: { task: string; steps: number; report?: string; backend?: string; json?: boolean }) => {
       if (!(o.task in BENCH_TASKS)) throw new UserError(`--task ${o.task}: expected one of ${Object.keys(BENCH_TASKS).join(', ')}`);

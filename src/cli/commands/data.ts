@@ -1,28 +1,11 @@
 // `onelora data prepare` and `onelora data inspect` (DESIGN.md §4, §5): turn a source into Arrow
 // IPC datasets, and look at one.
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { formatInspectReport, inspect } from '../../data/inspect.js';
 import { DATASETS, DEFAULTS, formatPrepareReport, prepare, type DatasetName } from '../../data/prepare.js';
+import { floatFlag, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
-
-// Parse errors go through commander's InvalidArgumentError, which main.ts turns into exit code 2
-// (an error thrown from inside commander's parsing would escape as exit 1).
-function intFlag(name: string, min = 0): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name}: expected an integer ≥ ${min}, got '${v}'`);
-    return n;
-  };
-}
-
-function floatFlag(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name}: expected a number, got '${v}'`);
-    return n;
-  };
-}
 
 interface PrepareFlags {
   dataset: string;
@@ -47,12 +30,12 @@ export function registerData(program: Command): void {
     .requiredOption('--input <path>', 'input file or directory')
     .requiredOption('--out <dir>', 'output directory (replaced whole when it already holds a dataset)')
     .option('--tokenizer <spec>', 'metamath: llama-2 or a directory with tokenizer.json / tokenizer.model', DEFAULTS.tokenizer)
-    .option('--val-fraction <f>', 'held-out share when the input has no split of its own', floatFlag('--val-fraction'), DEFAULTS.valFraction)
-    .option('--seed <n>', 'seed of the train/validation split', intFlag('--seed'), DEFAULTS.seed)
-    .option('--max-len <n>', 'metamath: tokens per row; longer rows are cut and counted', intFlag('--max-len', 2), DEFAULTS.maxLen)
+    .option('--val-fraction <f>', 'held-out share when the input has no split of its own', floatFlag(), DEFAULTS.valFraction)
+    .option('--seed <n>', 'seed of the train/validation split', intFlag(), DEFAULTS.seed)
+    .option('--max-len <n>', 'metamath: tokens per row; longer rows are cut and counted', intFlag(2), DEFAULTS.maxLen)
     .option('--skip-bad', 'skip bad input rows and count them instead of stopping at the first')
-    .option('--image-size <n>', 'imagefolder: stored square side (short side scaled, then center-cropped)', intFlag('--image-size', 8), DEFAULTS.imageSize)
-    .option('--latent-scale <f>', 'latents: factor applied to the input latents', floatFlag('--latent-scale'), DEFAULTS.latentScale)
+    .option('--image-size <n>', 'imagefolder: stored square side (short side scaled, then center-cropped)', intFlag(8), DEFAULTS.imageSize)
+    .option('--latent-scale <f>', 'latents: factor applied to the input latents', floatFlag(), DEFAULTS.latentScale)
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: PrepareFlags) => {
       if (!(DATASETS as readonly string[]).includes(o.dataset)) throw new UserError(`--dataset ${o.dataset}: expected one of ${DATASETS.join(', ')}`);

@@ -2,7 +2,8 @@
 // kustomize overlay for a run config on Kubernetes (docs/deploy.md).
 import type { Command } from 'commander';
 import { renderOverlay } from '../../deploy/render.js';
-import { action, intFlag } from '../run.js';
+import { intFlag } from '../flags.js';
+import { action } from '../run.js';
 
 interface RenderFlags {
   config: string;
@@ -26,12 +27,12 @@ export function registerDeploy(program: Command): void {
     .command('render')
     .description('write a kustomize overlay (deploy/base + worker count, image, run config) for a run config')
     .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6); relative paths in it must lead to ../data/… (the data volume)')
-    .requiredOption('--workers <n>', 'worker pods, one GPU process each', intFlag('--workers', 1))
+    .requiredOption('--workers <n>', 'worker pods, one GPU process each', intFlag(1))
     .requiredOption('--image <image>', 'the onelora image, with a tag or digest (deploy/Dockerfile)')
     .requiredOption('--out <dir>', 'overlay directory to write')
     .option('--name <name>', 'run name: /data/runs/NAME and the onelora.io/run label (default: the config file name)')
     .option('--namespace <ns>', 'namespace for every object (default: kubectl\'s current one)')
-    .option('--gpus-per-worker <n>', 'nvidia.com/gpu limit of each worker pod', intFlag('--gpus-per-worker', 1), 1)
+    .option('--gpus-per-worker <n>', 'nvidia.com/gpu limit of each worker pod', intFlag(1), 1)
     .option('--worker-memory <size>', 'memory request = limit of each worker pod (default: by model preset, else the base\'s 32Gi)')
     .option('--base <path>', 'kustomize base to reference, relative to --out (default: deploy/base inside the checkout, else a copy in OUT/base)')
     .option('--generate-token', 'also write a random job token (job-token.env, git-ignored) and a Secret generator for it')

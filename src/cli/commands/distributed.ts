@@ -7,9 +7,11 @@ import { runWorker } from '../../../worker/worker.js';
 import { loadConfig, type RunConfig } from '../../config/index.js';
 import { clientCredentials, serverCredentials, type TlsFlags } from '../../comm/tls.js';
 import { UserError } from '../../errors.js';
-import { action, intFlag, printResult } from '../run.js';
+import { backendOption, intFlag } from '../flags.js';
+import { action, printResult } from '../run.js';
 import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
-import { addRunFlags, defaultOutput, formatSummary, resolveRunConfig, type RunFlags } from './train.js';
+import { addRunFlags, defaultOutput, resolveRunConfig, type RunFlags } from '../run-flags.js';
+import { formatSummary } from '../summary.js';
 
 interface LaunchFlags extends RunFlags {
   workers: number;
@@ -35,10 +37,10 @@ function checkWorkers(cfg: RunConfig, workers: number): void {
 
 export function registerLaunch(program: Command): void {
   addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
-    .requiredOption('--workers <n>', 'worker processes', intFlag('--workers', 1))
-    .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag('--max-failures', 0))
-    .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag('--min-workers', 1))
-    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .requiredOption('--workers <n>', 'worker processes', intFlag(1))
+    .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag(0))
+    .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag(1))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
     .option('--zmq-curve', CURVE_HELP)
     .action(action(async (f: LaunchFlags) => {
@@ -58,12 +60,12 @@ export function registerCoordinator(program: Command): void {
     .command('coordinator')
     .description('the job\'s gRPC coordinator: data, state machine, checkpoints, failures (workers connect to it)')
     .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6)')
-    .requiredOption('--workers <n>', 'world size', intFlag('--workers', 1))
+    .requiredOption('--workers <n>', 'world size', intFlag(1))
     .requiredOption('--output <dir>', 'run output directory')
     .option('--bind <host:port>', 'gRPC address (127.0.0.1 unless told otherwise)', '127.0.0.1:29400')
     .option('--resume', 'continue from the latest checkpoint in --output')
-    .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag('--max-steps', 1))
-    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag('--metrics-port', 0))
+    .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag(1))
+    .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--zmq-curve', `require every worker to use CURVE: ${CURVE_HELP}`)
     .option('--tls-cert <file>', 'serve gRPC over TLS with this PEM certificate (env ONELORA_TLS_CERT)')
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
@@ -87,10 +89,10 @@ export function registerWorker(program: Command): void {
     .command('worker')
     .description('one training process of a job: registers with the coordinator, trains its share, all-reduces over ZeroMQ')
     .requiredOption('--coordinator <host:port>', 'the coordinator\'s gRPC address')
-    .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag('--rank', 0))
+    .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag(0))
     .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
-    .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag('--zmq-port', 0), 29500)
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag(0), 29500)
+    .addOption(backendOption())
     .option('--zmq-curve', CURVE_HELP)
     .option('--tls-ca <file>', 'connect over TLS, trusting this PEM CA (env ONELORA_TLS_CA)')
     .option('--tls-cert <file>', 'TLS client certificate, PEM (env ONELORA_TLS_CERT)')

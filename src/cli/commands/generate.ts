@@ -6,8 +6,9 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.js';
 import { UserError } from '../../errors.js';
+import { backendOption, parseIntFlag, parseNumFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
-import { loadWithAdapter, parseIntFlag, parseNumFlag } from './model-common.js';
+import { loadWithAdapter } from './model-common.js';
 
 interface GenerateFlags {
   model?: string;
@@ -51,7 +52,7 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling threshold in (0, 1] (default 1)')
     .option('--seed <s>', 'sampling seed (default 0)')
     .option('--tokenizer <spec>', 'llama-2 or a directory (default: the model directory)')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: GenerateFlags) => {
       if ((f.prompt === undefined) === (f.promptIds === undefined)) throw new UserError('give exactly one of --prompt and --prompt-ids');

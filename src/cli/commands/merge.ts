@@ -9,6 +9,7 @@ import { UserError } from '../../errors.js';
 import { saveDit } from '../../models/dit-load.js';
 import { AUX_FILES, saveHfModel } from '../../models/hf.js';
 import { mergeAndUnload } from '../../peft/merge.js';
+import { backendOption } from '../flags.js';
 import { action, printResult } from '../run.js';
 import { loadWithAdapter, requireDir } from './model-common.js';
 
@@ -27,7 +28,7 @@ export function registerMerge(program: Command): void {
     .option('--model <dir>', 'base model directory')
     .option('--adapter <dir>', 'adapter directory')
     .option('--out <dir>', 'output directory (created)')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: MergeFlags) => {
       requireDir('--adapter', f.adapter);

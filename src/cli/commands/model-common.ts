@@ -1,6 +1,5 @@
 // What generate, merge and predict share: loading --model (a directory or a preset) and
-// --adapter with errors that name the flag, and the flag parsers run inside the action so a bad
-// value is a UserError (exit 2) like every other input.
+// --adapter with errors that name the flag.
 import fs from 'node:fs';
 import path from 'node:path';
 import { openSafetensors } from '../../checkpoint/safetensors.js';
@@ -13,20 +12,6 @@ export function requireDir(flag: string, dir: string | undefined): string {
   if (!dir) throw new UserError(`${flag} is required`);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`${flag} ${dir}: not a directory`);
   return dir;
-}
-
-export function parseIntFlag(flag: string, value: string | undefined, def: number, min = 0): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer ≥ ${min}, got '${value}'`);
-  return n;
-}
-
-export function parseNumFlag(flag: string, value: string | undefined, def: number, ok: (n: number) => boolean, want: string): number {
-  if (value === undefined) return def;
-  const n = Number(value);
-  if (!Number.isFinite(n) || !ok(n)) throw new UserError(`${flag}: expected ${want}, got '${value}'`);
-  return n;
 }
 
 /** A task head saved with the adapter (modules_to_save) fixes the number of classes. */

@@ -2,11 +2,12 @@
 // §5): trainable parameters of a method on a model, counted from the config alone (no weights
 // are allocated, so 7B and 13B answer instantly). A newly created task head is reported as
 // `head`, not in `trainable`.
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { describeModel } from '../../models/registry.js';
 import { countTrainable, type CountResult } from '../../peft/count.js';
 import type { MethodSpec } from '../../peft/spec.js';
 import { methodWithRank } from '../../train/method.js';
+import { intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 
 interface ParamsFlags {
@@ -17,14 +18,6 @@ interface ParamsFlags {
   exclude?: string;
   numLabels?: number;
   json?: boolean;
-}
-
-function positiveInt(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name}: expected an integer ≥ 1, got '${v}'`);
-    return n;
-  };
 }
 
 /** `--rank R` sets r on every rank-based term that does not set its own. */
@@ -50,10 +43,10 @@ export function registerParams(program: Command): void {
     .description('count the trainable parameters of a method on a model, from its config alone')
     .requiredOption('--model <preset|dir>', 'a preset name or a Hugging Face model directory')
     .requiredOption('--method <spec>', 'method SPEC, e.g. 1lora, lora:r=1, 1lora+norms')
-    .option('--rank <r>', 'rank for rank-based methods that do not set r', positiveInt('--rank'))
+    .option('--rank <r>', 'rank for rank-based methods that do not set r', intFlag(1))
     .option('--targets <t>', 'all-linear | qkv | q_proj,v_proj | a regex over module paths')
     .option('--exclude <t>', 'modules to leave out (same grammar as --targets)')
-    .option('--num-labels <n>', 'classes of a classification task (sizes the new ViT head)', positiveInt('--num-labels'))
+    .option('--num-labels <n>', 'classes of a classification task (sizes the new ViT head)', intFlag(1))
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: ParamsFlags) => {
       const spec = withRank(f.method, f.rank);

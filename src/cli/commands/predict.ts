@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { initBackend, tf } from '../../backend/select.js';
 import { UserError, messageOf } from '../../errors.js';
 import type { VitPreprocess } from '../../models/vit-config.js';
+import { backendOption } from '../flags.js';
 import { action, printResult } from '../run.js';
 import { loadWithAdapter } from './model-common.js';
 
@@ -20,7 +21,7 @@ interface PredictFlags {
 }
 
 /** The image as a normalised [1, H, W, 3] float tensor. */
-export async function preprocessImage(file: string, p: VitPreprocess): Promise<tf.Tensor4D> {
+async function preprocessImage(file: string, p: VitPreprocess): Promise<tf.Tensor4D> {
   if (!fs.existsSync(file)) throw new UserError(`--image ${file}: no such file`);
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
@@ -50,7 +51,7 @@ export function registerPredict(program: Command): void {
     .option('--model <dir>', 'ViT model directory')
     .option('--adapter <dir>', 'adapter directory applied on top (may carry the task head)')
     .option('--image <file>', 'image file (JPEG, PNG, WebP, …)')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: PredictFlags) => {
       if (!f.image) throw new UserError('--image is required');

@@ -13,7 +13,8 @@ import { childLog } from '../../log.js';
 import { sampleLatents, type SamplerName } from '../../models/diffusion.js';
 import type { DitModel } from '../../models/dit.js';
 import { DIT_CLASS_TABLE, loadDit } from '../../models/dit-load.js';
-import { action, floatFlag, intFlag, printResult } from '../run.js';
+import { backendOption, floatFlag, intFlag } from '../flags.js';
+import { action, printResult } from '../run.js';
 
 const log = childLog('sample');
 
@@ -116,16 +117,16 @@ export function registerSample(program: Command, hooks: SampleHooks = {}): void 
     .description('class-conditional DiT latents (classifier-free guidance), written as safetensors')
     .requiredOption('--model <dir|preset>', 'a DiT directory (diffusers or facebookresearch layout) or preset')
     .option('--adapter <dir>', 'an adapter directory to apply first')
-    .requiredOption('--class <n>', 'class label', intFlag('--class', 0))
-    .option('--steps <n>', 'sampling steps (respaced from 1000)', intFlag('--steps', 1), 250)
-    .option('--cfg <g>', 'classifier-free guidance scale (1 = off)', floatFlag('--cfg'), 4)
+    .requiredOption('--class <n>', 'class label', intFlag(0))
+    .option('--steps <n>', 'sampling steps (respaced from 1000)', intFlag(1), 250)
+    .option('--cfg <g>', 'classifier-free guidance scale (1 = off)', floatFlag(), 4)
     .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
-    .option('--eta <e>', 'DDIM η (0 = deterministic)', floatFlag('--eta'), 0)
-    .option('--num <n>', 'how many latents', intFlag('--num', 1), 1)
+    .option('--eta <e>', 'DDIM η (0 = deterministic)', floatFlag(), 0)
+    .option('--num <n>', 'how many latents', intFlag(1), 1)
     .option('--vae <dir>', 'diffusers AutoencoderKL to decode to PNG (not implemented yet)')
-    .option('--seed <s>', 'seed of the noise (and of a preset\'s random weights)', intFlag('--seed', 0), 0)
+    .option('--seed <s>', 'seed of the noise (and of a preset\'s random weights)', intFlag(0), 0)
     .requiredOption('--out <file>', 'output .safetensors')
-    .option('--backend <name>', 'auto|tensorflow-gpu|tensorflow|wasm|cpu')
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (opts: SampleFlags) => {
       const r = await runSample(opts, hooks);

@@ -1,0 +1,28 @@
+// The human summary of a training run, printed by `train`, `launch` and `coordinator` alike.
+import type { TrainSummary } from '../train/trainer.js';
+
+function pct(before: number | undefined, after: number | undefined): string {
+  if (before === undefined || after === undefined) return '';
+  return ` (${after >= before ? '+' : ''}${((after - before) * 100).toFixed(1)} points)`;
+}
+
+/** The human summary of a run: what the default job prints. */
+export function formatSummary(s: TrainSummary): string {
+  const lines = [`onelora: ${s.method} trained ${s.steps}/${s.total_steps} steps on ${s.backend} in ${s.wall_s.toFixed(1)} s`];
+  lines.push(`  trainable parameters: ${s.trainable.toLocaleString('en-US')}${s.head ? ` (+ ${s.head.toLocaleString('en-US')} in the new task head)` : ''}`);
+  lines.push(`  peak tensor memory:   ${(s.peak_bytes / 2 ** 20).toFixed(1)} MiB`);
+  const b = s.eval_before;
+  const a = s.eval_after;
+  if (b || a) {
+    lines.push(`  validation loss:      ${b?.loss?.toFixed(4) ?? '-'} before → ${a?.loss?.toFixed(4) ?? '-'} after`);
+    if (b?.accuracy !== undefined || a?.accuracy !== undefined) {
+      const label = s.task === 'causal-lm' ? 'answer accuracy:' : 'accuracy:       ';
+      lines.push(`  ${label}      ${((b?.accuracy ?? NaN) * 100).toFixed(1)}% before → ${((a?.accuracy ?? NaN) * 100).toFixed(1)}% after${pct(b?.accuracy, a?.accuracy)}`);
+    }
+  }
+  for (const ex of s.examples ?? []) {
+    lines.push('', `  question: ${ex.question}`, `  before:   ${ex.before}`, `  after:    ${ex.after}`, `  expected: ${ex.expected}`);
+  }
+  lines.push('', `  outputs in ${s.output} (adapter/, metrics.jsonl, checkpoints/, summary.json)`);
+  return lines.join('\n');
+}

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.js';
 import { fsyncDir } from './safetensors-write.js';
+import { readJsonObject } from '../json-file.js';
 
 export interface TrainerState {
   step: number;
@@ -138,12 +139,7 @@ export function latestCheckpoint(output: string): string | null {
 export function readCheckpoint(dir: string, expectConfigHash?: string): LoadedCheckpoint {
   const stateFile = path.join(dir, 'trainer_state.json');
   if (!fs.existsSync(stateFile)) throw new UserError(`${dir}: no trainer_state.json (not a checkpoint directory?)`);
-  let state: TrainerState;
-  try {
-    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as TrainerState;
-  } catch (err) {
-    throw new UserError(`${stateFile}: not valid JSON (${(err as Error).message})`);
-  }
+  const state = readJsonObject(stateFile) as unknown as TrainerState;
   for (const [rel, sum] of Object.entries(state.checksums ?? {})) {
     const file = path.join(dir, rel);
     if (!fs.existsSync(file)) throw new UserError(`${dir}: checkpoint file '${rel}' is missing`);

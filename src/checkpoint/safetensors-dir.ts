@@ -7,16 +7,12 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { openSafetensors, type LoadedTensor, type SafetensorsSource, type TensorInfo } from './safetensors-read.js';
+import { readJsonFile } from '../json-file.js';
 
 const log = childLog('safetensors');
 
 function readIndex(indexFile: string): Map<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
-  } catch (err) {
-    throw new UserError(`${indexFile}: cannot read the shard index (${(err as Error).message})`, { cause: err });
-  }
+  const parsed = readJsonFile(indexFile, { label: `${indexFile} (the shard index)` });
   const map = (parsed as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     throw new UserError(`${indexFile}: 'weight_map' is missing or not an object of tensor name → shard file`);

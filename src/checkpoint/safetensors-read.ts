@@ -45,7 +45,7 @@ export interface SafetensorsSource {
   close(): void;
 }
 
-export function numelOf(shape: readonly number[]): number {
+function numelOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 

@@ -2,5 +2,5 @@
 // (safetensors-write.ts), sharded directories (safetensors-dir.ts) and the dtypes.
 export * from './dtypes.js';
 export * from './safetensors-read.js';
-export { writeSafetensors, fsyncDir, type TensorToWrite } from './safetensors-write.js';
+export { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
 export { openSafetensorsDir } from './safetensors-dir.js';

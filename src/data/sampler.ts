@@ -13,7 +13,7 @@
 import { UserError } from '../errors.js';
 import { Rng, mixSeed } from '../nn/rng.js';
 
-export { Rng, mixSeed };
+export { Rng };
 
 export interface StreamSpec {
   /** Rows in the training split. */
@@ -50,7 +50,7 @@ export function accumulationSteps(globalBatch: number, micro: number, workers: n
 const permCache = new Map<string, Uint32Array>();
 
 /** Epoch `epoch`'s permutation of 0..epochSize-1, seeded by (seed, epoch). */
-export function epochPermutation(seed: number, epoch: number, epochSize: number): Uint32Array {
+function epochPermutation(seed: number, epoch: number, epochSize: number): Uint32Array {
   const key = `${seed}/${epoch}/${epochSize}`;
   let p = permCache.get(key);
   if (!p) {

@@ -121,7 +121,7 @@ function readArrowFeatures(file: string): Features {
 }
 
 /** Features from `.safetensors` (tensor `features` [N, D]) or Arrow IPC (`.arrow`, column `features`). */
-export function readFeatures(file: string): Features {
+function readFeatures(file: string): Features {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such feature file`);
   if (file.endsWith('.safetensors')) {
     const src = openSafetensors(file);

@@ -113,12 +113,12 @@ function coef(table: Float64Array, t: ArrayLike<number>, f: (v: number) => numbe
 }
 
 /** x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε */
-export function qSample(x0: T4, noise: T4, t: ArrayLike<number>, s: DiffusionSchedule): T4 {
+function qSample(x0: T4, noise: T4, t: ArrayLike<number>, s: DiffusionSchedule): T4 {
   return tf.tidy(() => tf.add(tf.mul(coef(s.alphasCumprod, t, Math.sqrt), x0), tf.mul(coef(s.alphasCumprod, t, (a) => Math.sqrt(1 - a)), noise)) as T4);
 }
 
 /** Identity forward, zero gradient (torch's .detach()). */
-export function stopGradient<R extends tf.Tensor>(x: R): R {
+function stopGradient<R extends tf.Tensor>(x: R): R {
   return customOp<R>([x], ([xi]) => ({ value: tf.clone(xi as R), gradFunc: (dy) => tf.zerosLike(dy) }));
 }
 

@@ -23,6 +23,7 @@ import {
   validateDitConfig, type DitConfig,
 } from './dit.js';
 import { LinearModule } from '../nn/modules.js';
+import { readJsonObject } from '../json-file.js';
 
 /** Shape and data of one tensor in facebookresearch semantics (linear weights [out, in]). */
 type Getter = (name: string, shape: readonly number[]) => Float32Array;
@@ -63,7 +64,7 @@ function linearFrom(get: Getter, pathName: string, inF: number, outF: number, ro
 }
 
 /** Builds the model from tensors named and shaped as in facebookresearch/DiT. */
-export function assembleDit(config: DitConfig, get: Getter, created: readonly string[] = []): DitModel {
+function assembleDit(config: DitConfig, get: Getter, created: readonly string[] = []): DitModel {
   const c = validateDitConfig(config, config.name);
   const specs = new Map(ditLinearSpecs(c).map((s) => [s.path, s]));
   const lin = (p: string): LinearModule => {
@@ -99,7 +100,7 @@ function classTable(config: DitConfig, opts: LoadDitOptions, fileTables: readonl
 }
 
 /** DiT's initialize_weights (or xavier everywhere with init 'random'), seeded. */
-export function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'dit'): DitModel {
+function initDit(config: DitConfig, seed = 0, init: 'dit' | 'random' = 'dit'): DitModel {
   const zero = (name: string): boolean =>
     init === 'dit' && (name.includes('adaLN_modulation') || name.startsWith('final_layer.'));
   return assembleDit(config, (name, shape) => {
@@ -149,16 +150,6 @@ const ONELORA_KEYS: Record<string, keyof DitConfig> = {
   learn_sigma: 'learnSigma', timestep_shift: 'timestepShift', mlp_norm_eps: 'mlpNormEps',
 };
 
-function readJson(file: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (err) {
-    throw new UserError(`${file}: cannot read (${(err as Error).message})`, { cause: err });
-  }
-}
-
 /** facebookresearch layout: sizes from the tensors, the rest from onelora's config.json when present. */
 function origConfig(src: SafetensorsSource, configFile: string | null, name: string): DitConfig {
   const shape = (n: string): readonly number[] => {
@@ -173,7 +164,7 @@ function origConfig(src: SafetensorsSource, configFile: string | null, name: str
   const pos = src.tensors.get('pos_embed')?.shape;
   const fromFile: Record<string, unknown> = {};
   if (configFile) {
-    for (const [k, v] of Object.entries(readJson(configFile))) {
+    for (const [k, v] of Object.entries(readJsonObject(configFile))) {
       if (k === 'model_type') {
         if (v !== 'dit') throw new UserError(`${configFile}: model_type is ${JSON.stringify(v)}, expected "dit"`);
       } else if (k in ONELORA_KEYS) fromFile[ONELORA_KEYS[k]!] = v;
@@ -196,7 +187,7 @@ function origConfig(src: SafetensorsSource, configFile: string | null, name: str
 }
 
 function diffusersConfig(file: string, name: string): DitConfig {
-  const j = readJson(file);
+  const j = readJsonObject(file);
   const num = (k: string, dflt?: number): number => {
     const v = j[k] ?? dflt;
     if (typeof v !== 'number') throw new UserError(`${file}: '${k}' is missing or not a number`);

@@ -51,7 +51,7 @@ export interface DitConfig {
 
 /** Every LayerNorm but the pre-MLP one (DiT and diffusers both use 1e-6). */
 const NORM_EPS = 1e-6;
-export const FREQ_DIM = 256;
+const FREQ_DIM = 256;
 
 const base = { patchSize: 2, inChannels: 4, mlpRatio: 4, classDropout: 0.1, learnSigma: true, timestepShift: 0, mlpNormEps: 1e-6 } as const;
 
@@ -75,7 +75,7 @@ export function validateDitConfig(c: DitConfig, source: string): DitConfig {
   return Object.freeze({ ...c });
 }
 
-export const outChannels = (c: DitConfig): number => (c.learnSigma ? 2 * c.inChannels : c.inChannels);
+const outChannels = (c: DitConfig): number => (c.learnSigma ? 2 * c.inChannels : c.inChannels);
 export const tableRows = (c: DitConfig): number => c.numClasses + (c.classDropout > 0 ? 1 : 0);
 const mlpHidden = (c: DitConfig): number => Math.floor(c.hidden * c.mlpRatio);
 
@@ -138,7 +138,7 @@ export function posEmbedTable(hidden: number, grid: number): Float32Array {
 }
 
 /** [cos(t·f_i), sin(t·f_i)] with f_i = exp(−ln(1e4)·i/(128 − shift)), computed in float64 on the host. */
-export function timestepFrequencies(t: ArrayLike<number>, shift: 0 | 1): T2 {
+function timestepFrequencies(t: ArrayLike<number>, shift: 0 | 1): T2 {
   const half = FREQ_DIM / 2;
   const out = new Float32Array(t.length * FREQ_DIM);
   for (let b = 0; b < t.length; b++) {

@@ -45,7 +45,7 @@ export function argmax(xs: ArrayLike<number>): number {
 }
 
 /** Draws a token from logits [V] with temperature and top-p. */
-export function sampleToken(logits: Float32Array, temperature: number, topP: number, rng: Rng): number {
+function sampleToken(logits: Float32Array, temperature: number, topP: number, rng: Rng): number {
   let max = -Infinity;
   for (const z of logits) if (z > max) max = z;
   const probs = new Float64Array(logits.length);

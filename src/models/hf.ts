@@ -40,23 +40,6 @@ export interface ModelFamily<C, M> {
 
 export type HfModel = LlamaModel | VitModel;
 
-export function readJsonFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`${file}: expected a JSON object`);
-  return parsed as Record<string, unknown>;
-}
-
 /** Normal(0, 0.02) like transformers' initializer_range, seeded per tensor name. */
 function initTensor(spec: ParamSpec, seed: number): tf.Tensor {
   const shape = spec.kind === 'linear' ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } from './dit.js';
 import { DIT_CLASS_TABLE, loadDit } from './dit-load.js';
-import { loadHfDir, randomModel, readJsonFile, type ModelFamily } from './hf.js';
+import { readJsonObject } from '../json-file.js';
+import { loadHfDir, randomModel, type ModelFamily } from './hf.js';
 import { countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
@@ -42,13 +43,13 @@ export const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   build: (c, params, hf) => new LlamaModel(c, params, hf),
 };
 
-export const vitFamily: ModelFamily<VitConfig, VitModel> = {
+const vitFamily: ModelFamily<VitConfig, VitModel> = {
   name: 'vit',
   modelTypes: ['vit'],
   basePrefix: 'vit',
   parseConfig: (raw, source, ctx) => {
     const pre = ctx.dir ? path.join(ctx.dir, 'preprocessor_config.json') : null;
-    const preprocessor = pre && fs.existsSync(pre) ? readJsonFile(pre) : null;
+    const preprocessor = pre && fs.existsSync(pre) ? readJsonObject(pre) : null;
     return parseVitConfig(raw, source, { numLabels: ctx.numLabels, preprocessor, preprocessorSource: pre ?? undefined });
   },
   layout: vitLayout,
@@ -96,7 +97,7 @@ const baseName = (dir: string): string => path.basename(path.resolve(dir));
 function readDirConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new UserError(`${dir}: no config.json (not a Hugging Face model directory)`);
-  return readJsonFile(file);
+  return readJsonObject(file);
 }
 
 /** A Hugging Face family (hf.ts's generic loader): detected by config.json's model_type. */
@@ -116,7 +117,7 @@ function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: Load
     presets,
     detect: (dir) => {
       const file = path.join(dir, 'config.json');
-      return fs.existsSync(file) && family.modelTypes.includes(String(readJsonFile(file).model_type));
+      return fs.existsSync(file) && family.modelTypes.includes(String(readJsonObject(file).model_type));
     },
     load: (ref, opts) => {
       if ('dir' in ref) {
@@ -158,7 +159,7 @@ const ditFamily: RegisteredFamily = {
     if (fs.existsSync(path.join(dir, 'transformer')) || fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) return true;
     if (fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'))) return true;
     const file = path.join(dir, 'config.json');
-    return fs.existsSync(file) && readJsonFile(file).model_type === 'dit';
+    return fs.existsSync(file) && readJsonObject(file).model_type === 'dit';
   },
   load: (ref, opts) => {
     const model = loadDit('dir' in ref ? ref.dir : ref.preset, { seed: opts.seed ?? 0, numClasses: opts.numLabels });
@@ -189,7 +190,7 @@ const FAMILY_LIST: readonly RegisteredFamily[] = [
   hfFamily(vitFamily, (model, c) => ({ ...c, family: 'vit', model })),
 ];
 
-export function presetNames(): string[] {
+function presetNames(): string[] {
   return FAMILY_LIST.flatMap((f) => f.presets);
 }
 

@@ -80,7 +80,7 @@ const ropeCache = new Map<string, RopeTables>();
  * θ_i = theta^(-2i/hd), angle(p, i) = p·θ_i, duplicated over both halves as Hugging Face's
  * `emb = cat(freqs, freqs)`. Angles are computed in float64, then rounded once.
  */
-export function ropeTables(hd: number, theta: number, len: number): RopeTables {
+function ropeTables(hd: number, theta: number, len: number): RopeTables {
   const key = `${hd},${theta}`;
   const hit = ropeCache.get(key);
   if (hit && !hit.cos.isDisposed && hit.cos.shape[0] >= len) return hit;

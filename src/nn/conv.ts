@@ -48,7 +48,7 @@ function spreadMatrix(k: number, d: number): tf.Tensor2D {
 }
 
 /** w [kh, kw, I, O] with dilation (dh, dw) -> the dense kernel [(kh−1)dh+1, (kw−1)dw+1, I, O] it equals. */
-export function dilateKernel(w: T4, dh: number, dw: number): T4 {
+function dilateKernel(w: T4, dh: number, dw: number): T4 {
   if (dh === 1 && dw === 1) return w;
   const [kh, kw, i, o] = w.shape;
   const KH = (kh - 1) * dh + 1;

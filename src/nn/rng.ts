@@ -31,7 +31,7 @@ export function mixSeed(...keys: number[]): number {
 }
 
 /** FNV-1a over the UTF-16 code units. */
-export function hash32(text: string): number {
+function hash32(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -41,7 +41,7 @@ export function hash32(text: string): number {
 }
 
 /** The seed of the stream named `name` under `seed` (golden-tested adapter inits depend on its exact bits). */
-export function nameSeed(seed: number, name: string): number {
+function nameSeed(seed: number, name: string): number {
   return (hash32(`${seed}:${name}`) ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;
 }
 

@@ -19,9 +19,10 @@ import { DEFAULT_RANK, defaultAlpha, formatMethodSpec, parseMethodSpec, type Met
 import { compileTargets, shortName, targetModuleNames } from './targets.js';
 import { KEY_PREFIX } from './types.js';
 import { VERA_D_INITIAL } from './vera.js';
+import { readJsonObject } from '../json-file.js';
 
-export const ADAPTER_CONFIG = 'adapter_config.json';
-export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+const ADAPTER_CONFIG = 'adapter_config.json';
+const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 export interface SaveAdapterOptions {
   readonly baseModel?: string;
@@ -58,7 +59,7 @@ function peftFormat(spec: MethodSpec): 'LORA' | 'VERA' | 'ONELORA' {
   return name === 'lora' || name === 'dora' ? 'LORA' : name === 'vera' ? 'VERA' : 'ONELORA';
 }
 
-export function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<string, Json> {
+function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<string, Json> {
   const term = state.spec.terms[0]!;
   const common: Record<string, Json> = {
     base_model_name_or_path: opts.baseModel ?? null,
@@ -148,15 +149,9 @@ function num(file: string, cfg: Record<string, unknown>, field: string, fallback
 }
 
 /** Reads adapter_config.json into the SPEC and options that rebuild the adapter. */
-export function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
+function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
   const file = path.join(dir, ADAPTER_CONFIG);
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new UserError(`${file}: cannot read adapter config (${(err as Error).message})`, { cause: err });
-  }
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new UserError(`${file}: not a JSON object`);
+  const cfg = readJsonObject(file);
   refuse(file, cfg);
   const targets = targetsExpr(file, 'target_modules', cfg.target_modules);
   const exclude = targetsExpr(file, 'exclude_modules', cfg.exclude_modules);
@@ -183,7 +178,7 @@ export function readAdapterConfig(dir: string): { spec: MethodSpec; options: App
 }
 
 /** Whole parameters saved as modules_to_save that are not head linears (a DiT's class table). */
-export function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSave: unknown): string[] {
+function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSave: unknown): string[] {
   if (!Array.isArray(modulesToSave) || modulesToSave.length === 0) return [];
   const params = model.parameters();
   const linearParams = new Set(model.linears().flatMap((l) => [`${l.path}.weight`, `${l.path}.bias`]));

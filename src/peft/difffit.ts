@@ -16,7 +16,7 @@ import { defineMethod } from './types.js';
 
 type T2 = tf.Tensor2D;
 
-export class GammaAdapter implements LinearAdapter {
+class GammaAdapter implements LinearAdapter {
   readonly method: string;
   readonly gamma: tf.Variable<tf.Rank.R1>;
 

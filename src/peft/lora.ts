@@ -12,7 +12,7 @@ import { DEFAULT_RANK, defaultAlpha, defineMethod, type BuildContext, type TermO
 
 type T2 = tf.Tensor2D;
 
-export function loraScale(term: TermOptions): number {
+function loraScale(term: TermOptions): number {
   const r = term.r ?? DEFAULT_RANK;
   const alpha = term.alpha ?? defaultAlpha(r);
   return term.rslora ? alpha / Math.sqrt(r) : alpha / r;

@@ -89,7 +89,7 @@ function rotateHalfKey(r: number): [string, number, number, (m: Float32Array) =>
 }
 
 /** cos and sin of θ_{b,m} = b·10000^{−2(m mod h)/r̂} for nb blocks: [nb, r̂] each (MoRA's `emb`). */
-export function ropeTables(nb: number, r: number): { cos: Float32Array; sin: Float32Array } {
+function ropeTables(nb: number, r: number): { cos: Float32Array; sin: Float32Array } {
   const h = r / 2;
   const cos = new Float32Array(nb * r);
   const sin = new Float32Array(nb * r);

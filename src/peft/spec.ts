@@ -86,7 +86,7 @@ function parseTerm(text: string): MethodTerm {
   return term;
 }
 
-export function formatTerm(t: MethodTerm): string {
+function formatTerm(t: MethodTerm): string {
   const kv: string[] = [];
   if (t.r !== undefined) kv.push(`r=${t.r}`);
   if (t.alpha !== undefined) kv.push(`alpha=${t.alpha}`);

@@ -6,7 +6,7 @@
 import { UserError } from '../errors.js';
 import type { LinearSpec } from '../nn/modules.js';
 
-export const DEFAULT_TARGETS = 'all-linear';
+const DEFAULT_TARGETS = 'all-linear';
 const NAME_LIST = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(,[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*$/;
 
 export type TargetMatcher = (l: LinearSpec, isHead: boolean) => boolean;

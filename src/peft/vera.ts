@@ -18,7 +18,7 @@ export const VERA_B_KEY = 'base_model.vera_B';
 export const VERA_D_INITIAL = 0.1;
 
 /** The shared projections in kernel layout: A_k [k_max, r], B_k [r, d_max]; created once per apply. */
-export function veraShared(ctx: BuildContext): { A: tf.Variable<tf.Rank.R2>; B: tf.Variable<tf.Rank.R2> } {
+function veraShared(ctx: BuildContext): { A: tf.Variable<tf.Rank.R2>; B: tf.Variable<tf.Rank.R2> } {
   const r = ctx.term.r ?? DEFAULT_RANK;
   if (!ctx.shared.has(VERA_A_KEY)) {
     const kMax = Math.max(...ctx.layers.map((l) => l.inFeatures));

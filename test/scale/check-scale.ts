@@ -3,10 +3,10 @@
 // 64 workers × micro 2 × accumulation 1 = 128 — each for a few steps through `onelora launch`'s
 // code (coordinator here, real worker processes, real gRPC and ZeroMQ). Prints wall time and samples/s.
 import path from 'node:path';
-import { initBackend } from '../src/backend/select.js';
-import { launch } from '../coordinator/launcher.js';
-import { readJsonLines } from '../src/json-file.js';
-import { tinyConfig, tinyLmRun, tmpDir } from '../test/train/helpers.js';
+import { initBackend } from '../../src/backend/select.js';
+import { launch } from '../../coordinator/launcher.js';
+import { readJsonLines } from '../../src/json-file.js';
+import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
 
 await initBackend('wasm');
 const dir = await tinyLmRun(320);

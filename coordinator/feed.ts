@@ -1,4 +1,4 @@
-// The coordinator's data plane (DESIGN.md §2, §7): for the optimizer step that starts at the
+// The coordinator's data plane (docs/architecture.md#one-training-step): for the optimizer step that starts at the
 // global sample counter it deals the global batch's micro-batches over the live ranks
 // (src/data/deal.ts: by length for token data, else round-robin), encodes each as one Arrow IPC
 // record batch, and counts the normalisation units of the whole global batch with the task's

@@ -1,4 +1,4 @@
-// What the coordinator writes while the job runs: metrics.jsonl lines (DESIGN.md §4 fields plus
+// What the coordinator writes while the job runs: metrics.jsonl lines (the fields of docs/architecture.md#run-outputs plus
 // the time split and the straggler), the progress bar, Prometheus gauges, and at the end adapter/
 // and summary.json in the single-process trainer's formats (src/train/metrics.ts, trainer.ts).
 import fs from 'node:fs';

@@ -1,6 +1,6 @@
-// What to do when a worker is lost (STYLE.md item 9): a policy returns a decision, the state machine
+// What to do when a worker is lost (docs/internals.md#coordinator-as-a-state-machine): a policy returns a decision, the state machine
 // acts on it. After Ray Train's FailurePolicy.make_decision: a retry budget (max_failures) and a
-// floor on the group size (min_workers), DESIGN.md §6 `distributed`.
+// floor on the group size (min_workers), docs/config.md `distributed`.
 
 export type FailureKind = 'worker-exited' | 'heartbeat-timeout' | 'allreduce-failed';
 
@@ -24,7 +24,7 @@ export interface FailureContext {
  * - `restart`: wait until a restarted or replacement worker has registered, re-form the group at
  *   the same world size, continue from the committed state.
  * - `continue-with-fewer`: re-form with the live workers only (the global batch stays the same,
- *   DESIGN.md §7), continue from the committed state.
+ *   docs/architecture.md#contracts), continue from the committed state.
  * - `fail`: stop the run with a message.
  */
 export type FailureDecision = 'restart' | 'continue-with-fewer' | 'fail';

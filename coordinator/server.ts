@@ -1,4 +1,4 @@
-// The coordinator process (DESIGN.md §2): a gRPC server whose handlers only turn calls into events
+// The coordinator process (docs/architecture.md#processes): a gRPC server whose handlers only turn calls into events
 // of the state machine (state.ts) and carry out the actions it returns. It owns the data (feed.ts)
 // and the run outputs (outputs.ts); workers own the model and the in-memory committed state.
 import * as grpc from '@grpc/grpc-js';

@@ -1,4 +1,4 @@
-// The coordinator as a state machine (STYLE.md item 9): a discriminated union of states and one
+// The coordinator as a state machine (docs/internals.md#coordinator-as-a-state-machine): a discriminated union of states and one
 // pure step(state, event) → { state, actions }. The gRPC handlers and timers turn calls into
 // events and carry out the actions; nothing here touches a socket, a clock or a file.
 //

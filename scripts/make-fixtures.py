@@ -2,7 +2,7 @@
 """Golden fixtures for test/models/: tiny random LLaMA and ViT checkpoints in Hugging Face layout
 (config.json + safetensors) and the outputs of an independent reference forward.
 
-Run with Debian's torch (DESIGN.md §8):  /usr/bin/python3 scripts/make-fixtures.py
+Run with Debian's torch (docs/architecture.md#what-is-checked-where):  /usr/bin/python3 scripts/make-fixtures.py
 
 The reference forwards below are written from the equations of Hugging Face transformers'
 modeling_llama.py and modeling_vit.py (RMSNorm, rotate_half RoPE, repeat_kv, SwiGLU; conv patch

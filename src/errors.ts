@@ -1,4 +1,4 @@
-// Errors the CLI maps to exit codes (DESIGN.md §5): 2 when something the user supplied is wrong,
+// Errors the CLI maps to exit codes (docs/architecture.md#cli-conventions): 2 when something the user supplied is wrong,
 // 1 for a failure while running.
 
 /** Something the user supplied is wrong: a flag, a config key, an input row, a model or adapter file. */

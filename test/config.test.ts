@@ -9,7 +9,7 @@ import {
 } from '../src/config/index.js';
 import { deriveAccumulation } from '../src/train/batch.js';
 
-const BASE = `# DESIGN.md §6's example
+const BASE = `# an example run config (docs/config.md)
 model: { preset: llama2-7b }
 method: "1lora"
 task: causal-lm
@@ -43,7 +43,7 @@ function variant(name: string, key: string, line: string | null): string {
 }
 
 void describe('run config: valid files', () => {
-  void it('reads DESIGN §6 example, fills defaults, resolves paths against the YAML directory, freezes', () => {
+  void it('reads an example config, fills defaults, resolves paths against the YAML directory, freezes', () => {
     const file = write('run.yaml', BASE);
     const cfg = loadConfig(file);
     assert.equal(cfg.model.preset, 'llama2-7b');

@@ -1,4 +1,4 @@
-// STYLE.md item 6: every source file stays within a 400-line budget (split by concept, not size).
+// docs/internals.md#small-files: every source file stays within a 400-line budget (split by concept, not size).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

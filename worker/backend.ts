@@ -1,4 +1,4 @@
-// The worker's communication backend as hooks (STYLE.md item 10, after Ray Train's
+// The worker's communication backend as hooks (docs/internals.md#backend-hooks, after Ray Train's
 // Backend.on_start / on_shutdown): the training loop never opens or closes sockets itself.
 import { ZmqTransport, curveKeyPair } from '../src/comm/zmq.js';
 import type { Transport } from '../src/comm/transport.js';

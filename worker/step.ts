@@ -1,4 +1,4 @@
-// One optimizer step on one worker (DESIGN.md §2, §7): the rank's micro-batches from the
+// One optimizer step on one worker (docs/architecture.md#one-training-step): the rank's micro-batches from the
 // coordinator's stream, gradients of the globally normalised loss (TrainEngine.computeGrads), one
 // all-reduce of the fused trainable gradients with the loss sum appended, the identical AdamW update
 // on every rank, the in-memory commit, the report, and rank 0's checkpoint.

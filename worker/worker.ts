@@ -1,4 +1,4 @@
-// `onelora worker` (DESIGN.md §2, §5): register with the coordinator, build the run from the job
+// `onelora worker` (docs/architecture.md#processes and #cli-conventions): register with the coordinator, build the run from the job
 // spec (setupRun, the same code as `onelora train`), restore the committed state, then follow the
 // coordinator's Control stream — start step k, restore (re-form the group), stop — until done.
 import os from 'node:os';

@@ -1,7 +1,7 @@
 // The project's linear and matmul primitives, written with tf.customGrad so that forward and
 // backward issue only plain 2-D matMul(a, b) kernels.
 //
-// Why (DESIGN.md §3, measured in `onelora bench kernels`): on tfjs-wasm a 2-D matMul(a, b) runs at
+// Why (docs/architecture.md#backends, measured in `onelora bench kernels`): on tfjs-wasm a 2-D matMul(a, b) runs at
 // ~13-23 GFLOP/s, but the transposeA/transposeB flags and rank > 2 operands fall to ~1-2.5 GFLOP/s,
 // and tfjs's built-in MatMul gradient uses exactly those flags. Here every transpose is an explicit
 // tf.transpose of the smaller operand (or a cached transposed copy of a frozen weight) followed by a

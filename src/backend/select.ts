@@ -1,4 +1,4 @@
-// Backend selection (DESIGN.md §2): tfjs-node-gpu, then tfjs-node, then wasm, then the pure-JS cpu
+// Backend selection (docs/architecture.md#backends): tfjs-node-gpu, then tfjs-node, then wasm, then the pure-JS cpu
 // backend. tfjs-node and tfjs-node-gpu are optionalDependencies (their install downloads
 // libtensorflow), so each is probed with a dynamic import and skipped with the reason when absent.
 // One GPU per worker process: CUDA_VISIBLE_DEVICES picks it, since tfjs has no device API.

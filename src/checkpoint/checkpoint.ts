@@ -1,4 +1,4 @@
-// Run checkpoints (DESIGN.md §4): `checkpoints/step-N/` holds the adapter (PEFT format, for people
+// Run checkpoints (docs/architecture.md#checkpoints): `checkpoints/step-N/` holds the adapter (PEFT format, for people
 // and `onelora merge`), `trainable.safetensors` (the exact trainable tensors, for resume),
 // `optimizer.safetensors` (AdamW moments) and `trainer_state.json` (step, epoch, samples_seen,
 // rng, config_hash, world_size, checksums). A checkpoint is written into a temporary directory,

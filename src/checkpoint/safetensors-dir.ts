@@ -1,4 +1,4 @@
-// Hugging Face model directories (DESIGN.md §4): `model.safetensors`, or shards listed by
+// Hugging Face model directories (docs/architecture.md#model-directories): `model.safetensors`, or shards listed by
 // `model.safetensors.index.json` (`weight_map`: tensor name → shard file). Every shard is opened
 // (header only) and checked against the index up front, so a missing shard or a tensor absent from
 // its shard is reported before any weight is loaded; afterwards the shards read as one source.

@@ -1,4 +1,4 @@
-// safetensors reader (DESIGN.md §4). Hand-written: no maintained npm package reads or writes the
+// safetensors reader (docs/architecture.md#safetensors). Hand-written: no maintained npm package reads or writes the
 // format from Node (the reference implementation is Rust with Python bindings), and the format is
 // small — an 8-byte little-endian header length N, N bytes of JSON
 // `{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {…}}`, then the data.

@@ -1,4 +1,4 @@
-// safetensors writer (DESIGN.md §4, §7): tensors in sorted name order, a header with no whitespace
+// safetensors writer (docs/architecture.md#safetensors and #contracts): tensors in sorted name order, a header with no whitespace
 // and no timestamps, padded with spaces to a multiple of 8 as the Rust reference pads it, so equal
 // tensors always give byte-identical files. The file is written to `FILE.tmp-<pid>`, fsynced and
 // renamed over FILE, then the directory is fsynced: a crash leaves the old file or the new one.

@@ -1,5 +1,5 @@
-// The `onelora` command line (DESIGN.md §5). Each subcommand lives in src/cli/commands/ and is
-// registered from this explicit list (STYLE item 2: no side-effect imports).
+// The `onelora` command line (docs/architecture.md#cli-conventions). Each subcommand lives in src/cli/commands/ and is
+// registered from this explicit list (docs/internals.md#explicit-registries: no side-effect imports).
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';

@@ -46,7 +46,7 @@ export function resolveRunConfig(f: RunFlags & { workers?: number; minWorkers?: 
 export function addRunFlags(cmd: Command): Command {
   return cmd
     .option('--preset <name>', 'a preset from presets/NAME.yaml')
-    .option('--config <file>', 'a run config YAML (DESIGN.md §6)')
+    .option('--config <file>', 'a run config YAML (docs/config.md)')
     .option('--method <spec>', 'method SPEC, e.g. 1lora, lora:r=1, 1lora+norms')
     .option('--max-steps <n>', 'absolute optimizer step to stop at (never changes the schedule)', intFlag(1))
     .option('--output <dir>', 'run output directory (default runs/<preset or config name>)')

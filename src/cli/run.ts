@@ -1,4 +1,4 @@
-// The one place where commands turn errors into exit codes (DESIGN.md §5): 2 for anything the user
+// The one place where commands turn errors into exit codes (docs/architecture.md#cli-conventions): 2 for anything the user
 // supplied, 1 for a failure while running. Results go to stdout; logs to stderr.
 import { exitCodeOf, messageOf, UserError } from '../errors.js';
 import { log } from '../log.js';

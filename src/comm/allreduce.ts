@@ -1,5 +1,5 @@
 // Sum all-reduce of one fused Float32 gradient buffer, as chunk arithmetic over a Transport
-// (STYLE.md item 8; after tinygrad's allreduce.py). Two algorithms:
+// (docs/internals.md#all-reduce-over-a-transport; after tinygrad's allreduce.py). Two algorithms:
 //
 // - direct (small buffers, one round): every rank sends its whole buffer to every other rank and
 //   sums the n contributions in rank order, ((x0 + x1) + x2) + … + x(n-1).
@@ -27,7 +27,7 @@ export const RING_THRESHOLD_ELEMENTS = 32 * 1024;
 export type AllReduceAlgorithm = 'auto' | 'ring' | 'direct';
 
 export interface AllReduceOptions {
-  /** How long to wait for any one peer's message (DESIGN.md §6 distributed.allreduce_timeout_s). */
+  /** How long to wait for any one peer's message (docs/config.md distributed.allreduce_timeout_s). */
   timeoutMs?: number;
   algorithm?: AllReduceAlgorithm;
 }

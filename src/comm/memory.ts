@@ -1,4 +1,4 @@
-// An in-process group for tests (STYLE.md item 11: fakes for the distributed parts). Delivery is
+// An in-process group for tests (docs/internals.md#tests: fakes for the distributed parts). Delivery is
 // asynchronous (a macrotask later) so that ordering bugs show up as they would on a network.
 import { RunError } from '../errors.js';
 import { Mailbox, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';

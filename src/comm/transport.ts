@@ -1,4 +1,4 @@
-// The point-to-point interface the all-reduce is written against (STYLE.md item 8): a ZeroMQ
+// The point-to-point interface the all-reduce is written against (docs/internals.md#all-reduce-over-a-transport): a ZeroMQ
 // implementation for real runs and an in-memory one for tests share the tag buffer below.
 import { RunError } from '../errors.js';
 

@@ -1,4 +1,4 @@
-// The run configuration (DESIGN.md §6): typed, frozen and validated once at the boundary. YAML
+// The run configuration (docs/config.md): typed, frozen and validated once at the boundary. YAML
 // files, presets and CLI flags (`--set key=value`, which every flag becomes) all go through
 // parseConfig, so a value means the same wherever it comes from and every mistake is a UserError
 // naming its source and dotted key. The schema and its defaults live in config/schema.ts.

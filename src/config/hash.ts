@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { RunConfig } from './schema.js';
 
-/** Keys left out of the config hash: where to stop, where to write, what runs it and how wide (DESIGN §5–6). */
+/** Keys left out of the config hash: where to stop, where to write, what runs it and how wide (docs/architecture.md#contracts). */
 const UNHASHED_KEYS = ['description', 'max_steps', 'output', 'backend', 'distributed'] as const;
 
 /** JSON with object keys sorted at every level and undefined members dropped. */

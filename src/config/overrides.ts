@@ -1,4 +1,4 @@
-// `--set key=value` (DESIGN.md §6): every CLI flag becomes one of these, so flags, presets and YAML
+// `--set key=value` (docs/config.md): every CLI flag becomes one of these, so flags, presets and YAML
 // files all go through the same schema. Values are YAML scalars or flow collections, so `3e-4`,
 // `true`, `[0.9, 0.99]` and `{preset: llama2-7b}` mean what they would in the file — except for
 // keys that hold text (method SPECs, target regexes, paths), which take the value verbatim, since

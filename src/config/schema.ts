@@ -1,4 +1,4 @@
-// The run configuration schema (DESIGN.md §6). Every object is strict, so a misspelt key is an
+// The run configuration schema (docs/config.md). Every object is strict, so a misspelt key is an
 // error naming it; every default sits here with the reason for it. docs/config.md is the user's
 // version of this file and must change with it.
 import { z } from 'zod';
@@ -59,7 +59,7 @@ const batch = z
 const optim = z
   .object({
     name: z.enum(['adamw']).default('adamw'), // the paper's only optimizer
-    lr: z.number().positive().default(3e-4), // DESIGN §6's example; the ViT recipes set 2e-5 (paper)
+    lr: z.number().positive().default(3e-4), // the LLaMA MetaMath presets' lr (MoRA's recipe); the ViT recipes set 2e-5 (paper)
     weight_decay: z.number().nonnegative().default(0), // adapters start at 0 and are tiny: no decay unless asked (ViT: 0.01)
     betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]), // torch AdamW's defaults
     eps: z.number().positive().default(1e-8), // torch AdamW's default
@@ -85,7 +85,7 @@ const schedule = z
 
 const evaluation = z
   .object({
-    every: nonNegInt.default(200), // optimizer steps between evaluations (DESIGN §6); 0: only after the last step
+    every: nonNegInt.default(200), // optimizer steps between evaluations (docs/config.md); 0: only after the last step
     max_batches: nonNegInt.default(50), // a bounded validation pass keeps evaluations cheap; 0: the whole split
     generate: z.boolean().default(false), // causal-lm answer accuracy by greedy decoding costs far more than the loss pass
     max_new_tokens: posInt.default(256), // MetaMathQA answers with their reasoning fit in 256 tokens
@@ -96,7 +96,7 @@ const evaluation = z
 
 const checkpoint = z
   .object({
-    every: nonNegInt.default(50), // optimizer steps between on-disk checkpoints (DESIGN §6); the last step is always written
+    every: nonNegInt.default(50), // optimizer steps between on-disk checkpoints (docs/config.md); the last step is always written
     keep: posInt.default(3), // adapter checkpoints are a few MB; 3 survive a corrupt last write with room to spare
   })
   .strict();
@@ -106,7 +106,7 @@ const distributed = z
     workers: posInt.default(1), // one process unless launched wider
     /** Fewest live workers to go on with after a loss; absent: all of them (never shrink). */
     min_workers: posInt.optional(),
-    max_failures: nonNegInt.default(3), // `launch --max-failures`'s default (DESIGN §5)
+    max_failures: nonNegInt.default(3), // `launch --max-failures`'s default (docs/architecture.md#failure-policy)
     allreduce_timeout_s: z.number().positive().default(60), // far above one step of a 7B model, well below a stuck job going unnoticed
   })
   .strict();
@@ -134,7 +134,7 @@ export const runObject = z
     /** Free text shown by preset listings; not part of the result. */
     description: z.string().optional(),
     model,
-    /** Method SPEC (DESIGN §6 grammar), parsed by the PEFT library. */
+    /** Method SPEC (grammar: docs/architecture.md#method-spec), parsed by the PEFT library. */
     method: nonEmpty,
     /** Overrides the SPEC's `targets=` for every term that has targets. */
     targets: nonEmpty.optional(),
@@ -151,7 +151,7 @@ export const runObject = z
     augment: augment.default({}), // used by the classification task only
     diffusion: diffusion.default({}), // used by the diffusion task only
     seed: nonNegInt.max(2 ** 32 - 1).default(0),
-    /** Absolute optimizer step to stop at; only where to stop, never the schedule (DESIGN §5). */
+    /** Absolute optimizer step to stop at; only where to stop, never the schedule (docs/architecture.md#contracts). */
     max_steps: posInt.optional(),
     /** Run output directory (relative to the YAML file); the CLI's --output sets it. */
     output: nonEmpty.optional(),

@@ -1,4 +1,4 @@
-// Dataset schemas (DESIGN.md §4), record batches built straight from typed arrays, typed views of a
+// Dataset schemas (docs/architecture.md#datasets), record batches built straight from typed arrays, typed views of a
 // batch's columns, and Arrow IPC bytes for shipping micro-batches between processes.
 //   LM:     input_ids List<Int32> (BOS first), labels List<Int32> (unshifted, prompt = -100), length Int32
 //   image:  image FixedSizeList<Uint8>[H*W*3] (HWC), label Int32; metadata onelora.height/width/classes

@@ -26,7 +26,7 @@ export interface PrepareOptions {
   /** Tokens per LM row; longer rows are cut and counted (MetaMath trains with 512). */
   maxLen: number;
   skipBad: boolean;
-  /** Side of the stored square images for imagefolder (DESIGN.md §4: 256, cropped to the model size on the workers). */
+  /** Side of the stored square images for imagefolder (docs/architecture.md#datasets: 256, cropped to the model size on the workers). */
   imageSize: number;
   /** Factor applied to input latents (1: the input is already scaled by the VAE factor 0.18215). */
   latentScale: number;

@@ -1,4 +1,4 @@
-// Data order that survives failures (DESIGN.md §2, §7). The position in the data is one global
+// Data order that survives failures (docs/architecture.md#one-training-step). The position in the data is one global
 // counter, `samples_seen`; stream position p lies in epoch ⌊p / U⌋ at slot p mod U of that epoch's
 // seeded permutation, where U = ⌊epochSize / globalBatch⌋ · globalBatch. The last partial global batch
 // of every epoch is dropped (each epoch drops different samples, since each has its own permutation),

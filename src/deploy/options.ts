@@ -1,5 +1,5 @@
-// What `onelora deploy render` is asked for, checked once at the boundary (STYLE item 5): every
-// mistake is a UserError naming the flag or the config key and file (exit 2, DESIGN.md §5).
+// What `onelora deploy render` is asked for, checked once at the boundary (docs/internals.md#config-is-checked-once-at-the-boundary): every
+// mistake is a UserError naming the flag or the config key and file (exit 2, docs/architecture.md#cli-conventions).
 import path from 'node:path';
 import YAML from 'yaml';
 import { loadConfig, type RunConfig } from '../config/index.js';

@@ -1,4 +1,4 @@
-// Loading and saving DiT checkpoints (DESIGN.md §4: strict, with a per-layout ignore list).
+// Loading and saving DiT checkpoints (docs/architecture.md#model-directories: strict, with a per-layout ignore list).
 //
 // Two key layouts are read, F32/F16/BF16:
 //  - facebookresearch/DiT (`x_embedder.proj`, `blocks.N.attn.qkv`, `final_layer.linear`, …) from a
@@ -7,7 +7,7 @@
 //  - diffusers DiTTransformer2DModel (`transformer/diffusion_pytorch_model.safetensors` + config.json):
 //    separate `attn1.to_q/to_k/to_v` are fused into qkv (rows q, k, v), and the timestep/class
 //    embedders that diffusers repeats in every block (`transformer_blocks.N.norm1.emb.*`) are
-//    de-duplicated: block 0's are used and every other copy must be identical (DESIGN.md §6).
+//    de-duplicated: block 0's are used and every other copy must be identical (docs/architecture.md#method-spec).
 //    diffusers computes the timestep frequencies with shift 1 and the pre-MLP LayerNorm with its
 //    norm_eps, so this layout loads with those (see DitConfig).
 import fs from 'node:fs';

@@ -13,7 +13,7 @@
 // is [B, 2C, H, W] with learn_sigma: ε first, then the variance interpolation values.
 // Module paths are the facebookresearch names (fused qkv); dit-load.ts also reads diffusers files.
 // The patch embedding (a stride-p convolution, held as a linear over flattened (c, py, px) patches)
-// is not in linears(): DESIGN.md §6's all-linear leaves it out, as PEFT's all-linear leaves convs.
+// is not in linears(): docs/architecture.md#method-spec's all-linear leaves it out, as PEFT's all-linear leaves convs.
 import { tf } from '../backend/tf.js';
 import { matmul } from '../backend/linear.js';
 import { UserError } from '../errors.js';
@@ -104,7 +104,7 @@ export interface DitDescription {
   readonly linears: LinearSpec[];
   /** DiT's LayerNorms have no affine parameters: nothing for `norms` to train. */
   readonly norms: NormSpec[];
-  /** Empty: the final layer's linears are in all-linear (DESIGN.md §6), and DiT has no classifier. */
+  /** Empty: the final layer's linears are in all-linear (docs/architecture.md#method-spec), and DiT has no classifier. */
   readonly headPaths: string[];
   /** Every parameter: linears, the patch embedding and the class table (not the fixed position table). */
   readonly totalParams: number;

@@ -1,4 +1,4 @@
-// Hugging Face model directories (DESIGN.md §4): config.json + model.safetensors (or shards behind
+// Hugging Face model directories (docs/architecture.md#model-directories): config.json + model.safetensors (or shards behind
 // model.safetensors.index.json). Loading is strict like transformers': the family's layout says
 // which tensors must be there with which shapes; an ignore list drops what real checkpoints carry
 // but the model does not use (`rotary_emb.inv_freq`, the ViT pooler); a task head missing from the

@@ -169,7 +169,7 @@ export class LlamaModel implements AdaptableModel {
 
   /**
    * Σ over positions t of -log p(labels[t+1] | ids[..t]), skipping shifted labels equal to -100.
-   * Labels are unshifted (DESIGN.md §4); the last position predicts nothing, so it never reaches the head.
+   * Labels are unshifted (docs/architecture.md#datasets); the last position predicts nothing, so it never reaches the head.
    */
   lossSum(ids: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar {
     return tf.tidy(() => {

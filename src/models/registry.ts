@@ -1,4 +1,4 @@
-// The model families, in one explicit list (STYLE item 2), and the two entry points the rest of
+// The model families, in one explicit list (docs/internals.md#explicit-registries), and the two entry points the rest of
 // onelora uses: `loadModel` (a checkpoint directory, or a preset with seeded random weights) and
 // `describeModel` (modules, heads and parameter count from the config alone, for `onelora params`).
 // Each family registers how to recognise its directories (`detect`), its presets, and how to load

@@ -1,7 +1,7 @@
 // Multi-head attention pieces shared by LLaMA, ViT and DiT ("Attention Is All You Need", §3.2):
 // softmax(q kᵀ / √hd + mask) v per head, with rotary position embeddings for LLaMA (RoFormer,
 // arXiv 2104.09864, in Hugging Face's rotate_half form). Heads are folded into the batch so that
-// both attention matmuls are `bmm` on [B·H, T, hd] operands (DESIGN.md §3: plain kernels only).
+// both attention matmuls are `bmm` on [B·H, T, hd] operands (docs/architecture.md#backends: plain kernels only).
 // The causal mask and the RoPE tables are built once and kept (tf.keep) across calls.
 import { tf } from '../backend/tf.js';
 import { bmm, customOp } from '../backend/linear.js';

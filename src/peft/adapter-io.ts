@@ -1,4 +1,4 @@
-// Adapter directories (DESIGN.md §4): `adapter_config.json` + `adapter_model.safetensors`, keys
+// Adapter directories (docs/architecture.md#adapter-directories): `adapter_config.json` + `adapter_model.safetensors`, keys
 // `base_model.model.<module path>.<name>`. LoRA, DoRA and VeRA are written exactly as HF PEFT
 // writes them (peft_type LORA / VERA, lora_A.weight [r, k], lora_B.weight [d, r],
 // lora_magnitude_vector [d], vera_lambda_b/d, base_model.vera_A/B), so adapters move between

@@ -1,7 +1,7 @@
-// Applies a method SPEC to a model (DESIGN.md §1, §6): attaches one adapter per target linear
+// Applies a method SPEC to a model (docs/architecture.md#the-method and #method-spec): attaches one adapter per target linear
 // (delta methods, wrapped by DiffFit's γ when combined), marks selected parameters trainable, and
 // returns the state the trainer, the adapter files and `merge` work from. Every trainable tensor
-// is keyed by its adapter-file key (`base_model.model.<module path>.<name>`, DESIGN.md §4).
+// is keyed by its adapter-file key (`base_model.model.<module path>.<name>`, docs/architecture.md#adapter-directories).
 import { tf } from '../backend/tf.js';
 import { UserError } from '../errors.js';
 import type { AdaptableModel, LinearAdapter, LinearModule } from '../nn/modules.js';

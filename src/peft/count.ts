@@ -1,4 +1,4 @@
-// Counting trainable parameters from shapes alone (DESIGN.md §5 `params`): the same target
+// Counting trainable parameters from shapes alone (docs/cli.md `params`): the same target
 // selection and per-method shapes as `applyMethod`, no tensor allocated, so a 13B model counts in
 // milliseconds. The result must equal the element count of the trainable tensors of the model
 // actually built (test/peft/count.test.ts checks every method on tiny models) and reproduce the

@@ -1,7 +1,7 @@
 // DoRA — "DoRA: Weight-Decomposed Low-Rank Adaptation", Liu et al., ICML 2024 (arXiv 2402.09353):
 // y = g ⊙ (W0 + sBA) x + β with g = m / ‖W0 + sBA‖, the norm taken over the input axis (one per
 // output feature) and detached from the graph (§4.3 of the paper; PEFT does the same), β not
-// scaled. m = ‖W0‖ at init, so DoRA starts as the identity. Builds on LoRA (STYLE item 1): the
+// scaled. m = ‖W0‖ at init, so DoRA starts as the identity. Builds on LoRA (docs/internals.md#one-method-one-file): the
 // low-rank part is LoraAdapter's, DoRA adds the magnitude.
 import { tf } from '../backend/tf.js';
 import { customOp, linear } from '../backend/linear.js';

@@ -1,4 +1,4 @@
-// Seeded initialisation of adapter tensors (DESIGN.md §7: "seeded init of every adapter tensor").
+// Seeded initialisation of adapter tensors (docs/architecture.md#contracts: every adapter tensor is seeded).
 // Every tensor draws from its own stream, keyed by (the caller's seed, the tensor's file key), so
 // the same spec and seed give byte-identical adapter files whatever order the layers are built in,
 // and on every backend (the numbers are generated here, not by the backend's RNG).

@@ -2,7 +2,7 @@
 // 2405.12130), types 1 and 6 of github.com/kongds/MoRA, as the 1LoRA paper compares them (§3.1,
 // Table 1): a trainable square M ∈ R^{r̂×r̂} between a fixed compression f_c and decompression f_d;
 // y = W0 x + f_d(M f_c(x)). r̂ = round(√d), d = out features (1LoRA paper; rounded down to even
-// for type 6); `r` sets r̂ itself. M = 0 at init. DESIGN.md §1 has the exact formulas:
+// for type 6); `r` sets r̂ itself. M = 0 at init. The exact formulas:
 // - both types pad x to a multiple of r̂ by wrapping around (x̃[idx] = x[idx mod k], idx < k + p);
 // - type 1 "sharing": c_j = Σ_b x̃[b·r̂ + j]; z = M c; out_i = z_{i mod r̂};
 // - type 6 "RoPE": blocks x̃_b rotated by NeoX half-split RoPE with θ_{b,j} = b·10000^{−2j/r̂},
@@ -164,7 +164,7 @@ export class MoraAdapter extends AdditiveAdapter {
   }
 
   /**
-   * ΔW in kernel layout [k, d], built from DESIGN.md §1's merge rule (not from the forward, so a
+   * ΔW in kernel layout [k, d], built from the merge rule (not from the forward, so a
    * test can compare the two): type 1 accumulates M[i mod r̂, idx mod r̂] at column idx mod k;
    * type 6 places M·R_b block-diagonally and wraps the padded columns onto the first p.
    */

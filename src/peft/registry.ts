@@ -1,4 +1,4 @@
-// The method registry (STYLE item 2): one explicit literal list, no side-effect imports. Adding a
+// The method registry (docs/internals.md#explicit-registries): one explicit literal list, no side-effect imports. Adding a
 // method is one file and one line here: its SPEC name, keys, kind and rank come from its
 // `MethodDef`, and everything that lists methods (the SPEC grammar, the one-delta-per-layer rule,
 // `rank` overrides, the conformance suite, test/peft/registry.test.ts) reads them from this list.

@@ -1,4 +1,4 @@
-// Method SPEC grammar (DESIGN.md §6): `term(+term)*`, each term a method name optionally followed
+// Method SPEC grammar (docs/architecture.md#method-spec): `term(+term)*`, each term a method name optionally followed
 // by `:key=value,…`. The names and the keys each takes are the registry's (src/peft/registry.ts,
 // each method's `keys`); the keys themselves (SPEC_KEYS, src/peft/types.ts) are r, alpha, rslora,
 // seed, targets, with the ranges parseTerm checks.

@@ -1,4 +1,4 @@
-// Which linear layers a method adapts (DESIGN.md §6, like PEFT's target_modules):
+// Which linear layers a method adapts (docs/architecture.md#method-spec, like PEFT's target_modules):
 // `all-linear` (default, as in the paper: every linear layer but the output head / classifier),
 // `qkv` (attention q, k, v — fused qkv included), a comma list of short module names (a module
 // matches when its path equals the name or ends with `.name`, PEFT's rule for lists), or any other

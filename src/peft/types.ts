@@ -1,6 +1,6 @@
 // The PEFT library's public types. The per-layer adapter interface itself lives next to the
 // modules it plugs into (src/nn/modules.ts), so models do not depend on the library.
-// A method is one `MethodDef` (STYLE item 1): what it trains per target linear (shapes, which is
+// A method is one `MethodDef` (docs/internals.md#one-method-one-file): what it trains per target linear (shapes, which is
 // all counting needs), and for methods that change a layer's output, an adapter factory.
 import type { tf } from '../backend/tf.js';
 import type { AdaptableModel, LinearAdapter, LinearModule, LinearSpec } from '../nn/modules.js';

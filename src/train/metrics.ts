@@ -1,5 +1,5 @@
 // Run outputs that grow during training: metrics.jsonl (one JSON object per optimizer step, and
-// one per evaluation: DESIGN.md §4) and the progress display — a cli-progress bar on a terminal,
+// one per evaluation: docs/architecture.md#run-outputs) and the progress display — a cli-progress bar on a terminal,
 // plain periodic log lines otherwise (CI logs, Kubernetes pods).
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 // Learning-rate schedules: constant, or linear warm-up followed by cosine or linear decay to zero
 // over the run's total optimizer steps (from the config's epochs or schedule.total_steps; never
-// from --max-steps, which only says where to stop: DESIGN.md §5).
+// from --max-steps, which only says where to stop: docs/architecture.md#contracts).
 
 export type ScheduleName = 'constant' | 'cosine' | 'linear';
 

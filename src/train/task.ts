@@ -1,4 +1,4 @@
-// A training task turns Arrow rows into tensors and a loss. The trainer normalises as DESIGN.md §7
+// A training task turns Arrow rows into tensors and a loss. The trainer normalises as docs/architecture.md#contracts
 // says: loss = Σ per-unit losses ÷ the global count (label tokens ≠ -100 for causal LM, samples for
 // classification and diffusion), so N workers with accumulation equal one process on the global batch.
 import type { RecordBatch } from 'apache-arrow';

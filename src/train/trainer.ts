@@ -1,6 +1,6 @@
 // The single-process training loop (`onelora train`): seeded data order over one global sample
 // counter, gradient accumulation whose result equals one big batch, evaluation, atomic
-// checkpoints, exact resume, and the run outputs of DESIGN.md §4.
+// checkpoints, exact resume, and the run outputs (docs/architecture.md#run-outputs).
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
@@ -23,7 +23,7 @@ const log = childLog('train');
 export interface TrainOptions {
   readonly output: string;
   readonly resume?: boolean;
-  /** Absolute step to stop at (only where to stop; DESIGN.md §5). */
+  /** Absolute step to stop at (only where to stop; docs/architecture.md#contracts). */
   readonly maxSteps?: number;
   readonly backend?: string;
   /** No progress bar or periodic lines (tests). */

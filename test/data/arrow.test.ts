@@ -22,7 +22,7 @@ async function writeLm(file: string, n: number, perBatch: number): Promise<void>
   await w.close();
 }
 
-void test('schemas carry DESIGN.md §4 types and metadata', () => {
+void test('schemas carry docs/architecture.md#datasets types and metadata', () => {
   const lm = lmSchema('llama-2');
   assert.deepEqual(lm.fields.map(String), ['input_ids: List<Int32>', 'labels: List<Int32>', 'length: Int32']);
   assert.equal(lm.metadata.get('onelora.tokenizer'), 'llama-2');

@@ -1,5 +1,5 @@
-// deploy/Dockerfile, checked statically: there is no Docker engine on these machines (DESIGN.md
-// §8), so nothing here builds or runs the image. What a build would catch first is checked:
+// deploy/Dockerfile, checked statically: there is no Docker engine on these machines
+// (docs/architecture.md#what-is-checked-where), so nothing here builds or runs the image. What a build would catch first is checked:
 // the base, the lockfile install, the non-root user, the entrypoint and the files it copies.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -7,7 +7,7 @@ import { repoRoot } from '../../src/config/index.js';
 export const ROOT = repoRoot();
 export const IMAGE = 'ghcr.io/onelora/onelora:0.1.0';
 
-/** The committed overlays and the `deploy render` call that makes each (DESIGN.md §1's two LLaMA recipes). */
+/** The committed overlays and the `deploy render` call that makes each (the paper's two LLaMA recipes, docs/architecture.md#the-method). */
 export const OVERLAYS = [
   { dir: 'deploy/overlays/16gpu', config: 'presets/llama2-7b-metamath.yaml', workers: 16, micro: 4 },
   { dir: 'deploy/overlays/64gpu', config: 'presets/llama2-13b-metamath.yaml', workers: 64, micro: 2 },

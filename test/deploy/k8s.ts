@@ -28,11 +28,11 @@ const KINDS: Record<string, { model: new (data: never) => { validate(): void }; 
   'v1 Service': { model: Service, module: 'kubernetes-models/v1/Service', iface: 'IService' },
 };
 
-/** `kubectl kustomize DIR`, parsed; a missing kubectl is a clear failure, not a skip (DESIGN.md §8). */
+/** `kubectl kustomize DIR`, parsed; a missing kubectl is a clear failure, not a skip (docs/architecture.md#what-is-checked-where). */
 export function kustomize(dir: string): K8sObject[] {
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    throw new Error('kubectl is not on PATH: the deploy tests render overlays with `kubectl kustomize` (install kubectl ≥ 1.27; DESIGN.md §8)');
+    throw new Error('kubectl is not on PATH: the deploy tests render overlays with `kubectl kustomize` (install kubectl ≥ 1.27; docs/architecture.md#what-is-checked-where)');
   }
   if (r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed:\n${r.stderr}`);
   return YAML.parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject).filter((o) => o !== null);

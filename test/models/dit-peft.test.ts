@@ -61,7 +61,7 @@ for (const spec of ['1lora', 'lora:r=2']) {
     const model = loadDit('tiny-dit', { init: 'random', seed: 1 });
     const before = run(model);
     const peft = applyMethod(model, spec, { seed: 3 });
-    assert.equal(peft.targets.length, model.linears().length, 'all-linear is every DiT linear (DESIGN §6)');
+    assert.equal(peft.targets.length, model.linears().length, 'all-linear is every DiT linear (docs/architecture.md#method-spec)');
     randomise(peft.trainable.values(), 0.05);
     const adapted = run(model);
     assert.ok(maxAbsDiff(adapted, before) > 1e-3, 'the adapter changes the output');
@@ -104,6 +104,6 @@ void test("params: dit-xl-2-256 with --num-labels 101 and the paper's targets gi
   assert.equal(r.head, 102 * 1152);
   assert.equal(r.trainable + r.head, 603_680); // the paper's 603.68K
   const all = countTrainable(await describeModel('dit-xl-2-256'), '1lora');
-  assert.equal(all.trainable, 488_480); // DESIGN §6 all-linear: + the timestep-embedder MLP
+  assert.equal(all.trainable, 488_480); // docs/architecture.md#method-spec all-linear: + the timestep-embedder MLP
   assert.equal(all.head, 0);
 });

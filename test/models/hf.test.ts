@@ -125,7 +125,7 @@ void test('presets load seeded (same seed, same weights) and describeModel match
 void test('paper-size presets are described from the config alone, with the published parameter counts', async () => {
   const l7 = await describeModel('llama2-7b');
   assert.equal(l7.totalParams, 6_738_415_616); // LLaMA-2-7B
-  assert.equal(l7.linears.filter((l) => l.role !== 'head').reduce((n, l) => n + l.outFeatures, 0), 1_359_872); // 1LoRA's count (DESIGN §2)
+  assert.equal(l7.linears.filter((l) => l.role !== 'head').reduce((n, l) => n + l.outFeatures, 0), 1_359_872); // 1LoRA's count (docs/architecture.md#the-method)
   const l13 = await describeModel('llama2-13b');
   assert.equal(l13.totalParams, 13_015_864_320);
   const vit = await describeModel('vit-b16', { numLabels: 10 });

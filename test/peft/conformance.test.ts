@@ -1,4 +1,4 @@
-// Table-driven conformance suite over the method registry (STYLE item 11): every method and the
+// Table-driven conformance suite over the method registry (docs/internals.md#tests): every method and the
 // paper's combinations (conformance-cases.ts) go through the same checks — identity at init,
 // counts from specs equal the tensors built, seeded determinism, gradients only and all on
 // trainable tensors, flat tensor counts, merged ≡ adapted, unmerge restores W0, save → load →

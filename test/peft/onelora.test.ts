@@ -1,5 +1,5 @@
-// 1LoRA's memory claim (arXiv 2503.08333 §3.2; DESIGN.md §1 "the implementation must realise
-// it"): its backward keeps s = 1ᵀx (one number per row), never x, while LoRA r = 1 must keep x for
+// 1LoRA's memory claim (arXiv 2503.08333 §3.2; docs/architecture.md#the-method: the saving
+// exists only if the implementation realises it): its backward keeps s = 1ᵀx (one number per row), never x, while LoRA r = 1 must keep x for
 // dA. Measured on one layer: the bytes alive when the backward starts (a probe op at the output
 // records tf.memory() from its gradient), and tf.profile's peak over the whole gradient call.
 import assert from 'node:assert/strict';

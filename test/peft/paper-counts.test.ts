@@ -1,6 +1,6 @@
 // The 1LoRA paper's parameter counts (arXiv 2503.08333, appendix D), reproduced from shapes alone.
 // LLaMA-2 tables (S6, S7) print the count; the ViT-B/16 tables (S9, S10, S11 footnote, S12) print
-// 4 × the count (bytes in float32, DESIGN.md). Every number below is checked twice: exactly, and
+// 4 × the count (bytes in float32, docs/architecture.md#the-method). Every number below is checked twice: exactly, and
 // rounded the way the table prints it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// The SPEC grammar (DESIGN.md §6) and target selection.
+// The SPEC grammar (docs/architecture.md#method-spec) and target selection.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UserError } from '../../src/errors.js';

@@ -1,4 +1,4 @@
-// `npm run check:scale` (DESIGN.md §8): the paper's world sizes as local worker processes on the
+// `npm run check:scale` (docs/architecture.md#what-is-checked-where): the paper's world sizes as local worker processes on the
 // tiny LLaMA of test/train/helpers.ts — 16 workers × micro 4 × accumulation 2 = 128 and
 // 64 workers × micro 2 × accumulation 1 = 128 — each for a few steps through `onelora launch`'s
 // code (coordinator here, real worker processes, real gRPC and ZeroMQ). Prints wall time and samples/s.

@@ -1,5 +1,5 @@
-// The tiny demo presets run through train() (a few steps: finite loss, the run outputs of
-// DESIGN.md §4), and a DiT adapter goes end to end into `onelora sample --adapter` — including a
+// The tiny demo presets run through train() (a few steps: finite loss, the run outputs,
+// docs/architecture.md#run-outputs), and a DiT adapter goes end to end into `onelora sample --adapter` — including a
 // class table the run created for a dataset with other classes than the base model.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -16,7 +16,7 @@ function adapterBytes(out: string): Buffer {
   return fs.readFileSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
 }
 
-test('a run writes the outputs of DESIGN.md §4 and the loss goes down', async () => {
+test('a run writes the outputs of docs/architecture.md#run-outputs and the loss goes down', async () => {
   const out = tmpDir('out');
   const s = await train(tinyConfig(dir, { eval: { every: 3, max_batches: 1 } }), { output: out, quiet: true });
   assert.equal(s.steps, 6);

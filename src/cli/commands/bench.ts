@@ -1,4 +1,4 @@
-// `onelora bench kernels|step|methods|pca|scaling|allreduce` (DESIGN.md §5): benchmarks print figures; they
+// `onelora bench kernels|step|methods|pca|scaling|allreduce` (docs/architecture.md#cli-conventions): benchmarks print figures; they
 // are never timed assertions.
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';

@@ -1,4 +1,4 @@
-// `onelora data prepare` and `onelora data inspect` (DESIGN.md §4, §5): turn a source into Arrow
+// `onelora data prepare` and `onelora data inspect` (docs/architecture.md#datasets and #cli-conventions): turn a source into Arrow
 // IPC datasets, and look at one.
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';

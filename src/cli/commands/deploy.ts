@@ -1,4 +1,4 @@
-// `onelora deploy render --config FILE --workers N --image IMAGE --out DIR` (DESIGN.md §5): a
+// `onelora deploy render --config FILE --workers N --image IMAGE --out DIR` (docs/architecture.md#cli-conventions): a
 // kustomize overlay for a run config on Kubernetes (docs/deploy.md).
 import type { Command } from 'commander';
 import { renderOverlay } from '../../deploy/render.js';
@@ -26,7 +26,7 @@ export function registerDeploy(program: Command): void {
   deploy
     .command('render')
     .description('write a kustomize overlay (deploy/base + worker count, image, run config) for a run config')
-    .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6); relative paths in it must lead to ../data/… (the data volume)')
+    .requiredOption('--config <file>', 'run config YAML (docs/config.md); relative paths in it must lead to ../data/… (the data volume)')
     .requiredOption('--workers <n>', 'worker pods, one GPU process each', intFlag(1))
     .requiredOption('--image <image>', 'the onelora image, with a tag or digest (deploy/Dockerfile)')
     .requiredOption('--out <dir>', 'overlay directory to write')

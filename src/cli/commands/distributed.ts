@@ -1,4 +1,4 @@
-// `onelora launch`, `onelora coordinator`, `onelora worker` (DESIGN.md §5) and
+// `onelora launch`, `onelora coordinator`, `onelora worker` (docs/architecture.md#cli-conventions) and
 // `onelora bench allreduce`: thin wrappers over coordinator/, worker/ and src/comm/.
 import type { Command } from 'commander';
 import { launch } from '../../../coordinator/launcher.js';
@@ -59,7 +59,7 @@ export function registerCoordinator(program: Command): void {
   program
     .command('coordinator')
     .description('the job\'s gRPC coordinator: data, state machine, checkpoints, failures (workers connect to it)')
-    .requiredOption('--config <file>', 'run config YAML (DESIGN.md §6)')
+    .requiredOption('--config <file>', 'run config YAML (docs/config.md)')
     .requiredOption('--workers <n>', 'world size', intFlag(1))
     .requiredOption('--output <dir>', 'run output directory')
     .option('--bind <host:port>', 'gRPC address (127.0.0.1 unless told otherwise)', '127.0.0.1:29400')

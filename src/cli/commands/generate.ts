@@ -1,4 +1,4 @@
-// `onelora generate` (DESIGN.md §5): continues a prompt with a LLaMA model and its KV cache.
+// `onelora generate` (docs/architecture.md#cli-conventions): continues a prompt with a LLaMA model and its KV cache.
 // --json prints {"ids": [new ids], "text": decoded text or null without tokenizer files}.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// `onelora merge` (DESIGN.md §5): folds an adapter into the base weights (W0 + ΔW) and writes a
+// `onelora merge` (docs/architecture.md#cli-conventions): folds an adapter into the base weights (W0 + ΔW) and writes a
 // complete Hugging Face directory in float32 — config.json, model.safetensors and the tokenizer /
 // preprocessor files copied from --model — loadable by transformers and by onelora.
 import fs from 'node:fs';

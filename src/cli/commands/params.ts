@@ -1,5 +1,5 @@
-// `onelora params --model PRESET|DIR --method SPEC [--rank R] [--targets T] [--json]` (DESIGN.md
-// §5): trainable parameters of a method on a model, counted from the config alone (no weights
+// `onelora params --model PRESET|DIR --method SPEC [--rank R] [--targets T] [--json]`
+// (docs/architecture.md#cli-conventions): trainable parameters of a method on a model, counted from the config alone (no weights
 // are allocated, so 7B and 13B answer instantly). A newly created task head is reported as
 // `head`, not in `trainable`.
 import type { Command } from 'commander';

@@ -1,4 +1,4 @@
-// `onelora predict` (DESIGN.md §5): top-5 classes of one image with a ViT, preprocessed as the
+// `onelora predict` (docs/architecture.md#cli-conventions): top-5 classes of one image with a ViT, preprocessed as the
 // model directory's preprocessor_config.json says (ViTImageProcessor: resize to height × width
 // ignoring the aspect ratio, rescale by 1/255, normalise by mean/std). Images decode with sharp;
 // its bilinear resize stands in for PIL's (resample=2), which differ slightly when downscaling.

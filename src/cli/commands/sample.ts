@@ -1,5 +1,5 @@
 // `onelora sample --model DIR|PRESET [--adapter DIR] --class N [--steps S] [--cfg G]
-//  [--sampler ddpm|ddim] [--eta E] [--num N] [--vae DIR] [--seed S] --out FILE [--json]` (DESIGN.md §5):
+//  [--sampler ddpm|ddim] [--eta E] [--num N] [--vae DIR] [--seed S] --out FILE [--json]` (docs/architecture.md#cli-conventions):
 // class-conditional DiT latents with classifier-free guidance, written as safetensors
 // (`latents` [N, C, H, W] F32, in the VAE's scaled space, and `labels` [N] I32; the settings in
 // the metadata). Defaults are DiT's sample.py: 250 DDPM steps, guidance 4.

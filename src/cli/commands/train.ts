@@ -1,6 +1,6 @@
 // `onelora train --preset NAME | --config FILE [--method SPEC] [--max-steps N] [--output DIR]
 //  [--seed S] [--backend B] [--set key=value]...` and `onelora train --resume DIR [--max-steps N]`
-// (DESIGN.md §5). The run flags live in ../run-flags.ts, shared with launch and coordinator.
+// (docs/architecture.md#cli-conventions). The run flags live in ../run-flags.ts, shared with launch and coordinator.
 import type { Command } from 'commander';
 import { formatPlan, planRun } from '../../train/plan.js';
 import { train } from '../../train/trainer.js';

@@ -1,4 +1,4 @@
-// Causal language modelling on MetaMath-format rows (DESIGN.md §4): the loss is next-token
+// Causal language modelling on MetaMath-format rows (docs/architecture.md#datasets): the loss is next-token
 // cross-entropy on response tokens only (labels = -100 on the prompt), summed here and divided by
 // the global count of label tokens by the trainer (§7). Evaluation adds answer accuracy from greedy
 // generation: the text after "The answer is:" against the reference's.

@@ -1,5 +1,5 @@
 // Image classification (the paper's ViT experiments): cross-entropy summed over samples (the
-// trainer divides by the global batch size, DESIGN.md §7), RandomResizedCrop + flip seeded by
+// trainer divides by the global batch size, docs/architecture.md#contracts), RandomResizedCrop + flip seeded by
 // (seed, epoch, sample index) for training, resize + center crop for evaluation; metrics are
 // loss, accuracy and the expected calibration error (15 equal-width confidence bins, Guo et al. 2017).
 import type { RecordBatch } from 'apache-arrow';

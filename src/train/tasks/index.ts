@@ -1,4 +1,4 @@
-// The task registry: one explicit list (STYLE item 2).
+// The task registry: one explicit list (docs/internals.md#explicit-registries).
 import type { RunConfig } from '../../config/index.js';
 import type { Dataset } from '../../data/arrow-file.js';
 import type { Tokenizer } from '../../data/tokenizer.js';

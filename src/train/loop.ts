@@ -52,7 +52,7 @@ export function evaluatesAt(step: number, s: Schedule): boolean {
 }
 
 /** Every `checkpointEvery` steps and at the last one, whose checkpoint adapter/ is published from. */
-export function checkpointDue(step: number, s: Schedule): boolean {
+export function checkpointDue(step: number, s: Pick<Schedule, 'stopAt' | 'checkpointEvery'>): boolean {
   return (s.checkpointEvery > 0 && step % s.checkpointEvery === 0) || step === s.stopAt;
 }
 
@@ -75,7 +75,12 @@ export interface PhaseTimes {
   allreduce_s: number;
   optimizer_s: number;
 }
-const PHASES = ['data_wait_s', 'compute_s', 'allreduce_s', 'optimizer_s'] as const;
+
+/** A step's metrics.jsonl line: per phase the slowest rank's time, and the straggler. */
+export interface StepLine extends StepMetrics, PhaseTimes {
+  workers: number;
+  straggler: { rank: number; busy_s: number };
+}
 
 export interface StepLineInput {
   step: number;
@@ -92,16 +97,16 @@ export interface StepLineInput {
   ranks: readonly { rank: number; peakBytes: number; timing: PhaseTimes | null }[];
 }
 
-/** The metrics.jsonl line of one step; per phase the slowest rank, and the straggler (most data wait + compute). */
-export function stepLine(o: StepLineInput): StepMetrics {
-  const slowest = (k: (typeof PHASES)[number]) => Math.max(...o.ranks.map((r) => r.timing?.[k] ?? 0));
+/** The one builder of a step's line; the straggler is the rank with the most data wait + compute. */
+export function stepLine(o: StepLineInput): StepLine {
+  const slowest = (k: keyof PhaseTimes) => Math.max(...o.ranks.map((r) => r.timing?.[k] ?? 0));
   const busy = (r: StepLineInput['ranks'][number]) => (r.timing?.data_wait_s ?? 0) + (r.timing?.compute_s ?? 0);
   const straggler = o.ranks.reduce((a, r) => (busy(r) > busy(a) ? r : a));
   return {
     step: o.step, loss: o.loss, lr: o.lr,
     ...(o.causalLm ? { tokens_per_s: o.units / o.stepSeconds } : { samples_per_s: o.samples / o.stepSeconds }),
     peak_bytes: Math.max(...o.ranks.map((r) => r.peakBytes)), wall_s: o.wallSeconds, grad_norm: o.gradNorm,
-    ...Object.fromEntries(PHASES.map((k) => [k, slowest(k)])),
+    data_wait_s: slowest('data_wait_s'), compute_s: slowest('compute_s'), allreduce_s: slowest('allreduce_s'), optimizer_s: slowest('optimizer_s'),
     workers: o.ranks.length,
     straggler: { rank: straggler.rank, busy_s: busy(straggler) },
   };

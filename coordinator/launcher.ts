@@ -1,17 +1,18 @@
 // `onelora launch`'s agent (like torchrun's): a coordinator in this process and N child
-// `onelora worker` processes on loopback with a generated job token; a worker process that dies
-// is restarted (same rank) until --max-failures restarts have been spent.
+// `onelora worker` processes on loopback with a generated job token. A worker process that dies
+// is restarted (same rank) when, and only when, the coordinator's failure policy decided to wait
+// for a replacement: the one budget is the policy's (--max-failures, distributed.max_failures).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { childLog } from '../src/log.js';
-import type { TrainSummary } from '../src/train/trainer.js';
+import type { TrainSummary } from '../src/train/loop.js';
+import { failurePolicyFor } from './policy.js';
 import { Coordinator, type CoordinatorOptions } from './server.js';
 
 const log = childLog('launch');
 
-export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind'> {
-  maxFailures: number;
+export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind' | 'policy'> {
   backend?: string;
   /** Extra environment for the workers (tests). */
   env?: NodeJS.ProcessEnv;
@@ -26,7 +27,7 @@ const BIN = fileURLToPath(new URL('../bin/onelora.js', import.meta.url));
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
-  const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0' });
+  const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0', policy: failurePolicyFor(opts.cfg, opts.workers) });
   await coordinator.start();
   const children = new Map<number, ChildProcess>();
   let restarts = 0;
@@ -41,13 +42,12 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
       if (children.get(rank) === child) children.delete(rank);
       if (ended || code === 0) return;
       const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
-      coordinator.workerExited(rank, `process ${child.pid} ${detail}`);
-      if (restarts >= opts.maxFailures) {
-        log.error({ rank }, `worker ${rank} ${detail}; no restarts left (--max-failures ${opts.maxFailures})`);
+      if (!coordinator.workerExited(rank, `process ${child.pid} ${detail}`)) {
+        log.warn({ rank }, `worker ${rank} ${detail}; not restarted (the coordinator goes on without it or stops the run)`);
         return;
       }
       restarts++;
-      log.warn({ rank, restarts }, `worker ${rank} ${detail}; restarting it (${restarts} of ${opts.maxFailures})`);
+      log.warn({ rank, restarts }, `worker ${rank} ${detail}; restarting it (restart ${restarts}, max_failures ${opts.cfg.distributed.max_failures})`);
       startWorker(rank);
     });
   };

@@ -1,19 +1,15 @@
-// What the coordinator writes while the job runs: metrics.jsonl lines (the fields of docs/architecture.md#run-outputs plus
-// the time split and the straggler), the progress bar, Prometheus gauges, and at the end adapter/
-// and summary.json in the single-process trainer's formats (src/train/metrics.ts, trainer.ts).
-import fs from 'node:fs';
+// What the coordinator writes while the job runs: the single-process trainer's RunRecord
+// (src/train/loop.ts: metrics.jsonl lines with the time split and the straggler, the progress
+// bar, summary.json) fed from the ranks' reports, and Prometheus gauges.
 import http from 'node:http';
-import path from 'node:path';
 import * as prom from 'prom-client';
 import type { StepReport } from '../src/comm/proto.js';
-import { writeFileAtomic } from '../src/checkpoint/checkpoint.js';
 import { childLog } from '../src/log.js';
-import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from '../src/train/metrics.js';
-import type { TrainSummary } from '../src/train/trainer.js';
+import { RunRecord, stepLine, type Schedule } from '../src/train/loop.js';
 
 const log = childLog('coordinator');
 
-const TIMING = ['data_wait_s', 'compute_s', 'allreduce_s', 'optimizer_s'] as const;
+const PHASES = ['data_wait_s', 'compute_s', 'allreduce_s', 'optimizer_s'] as const;
 
 /** Metrics of `onelora_*` on the coordinator's /metrics (prom-client, its own registry). */
 export class PromMetrics {
@@ -50,91 +46,47 @@ export interface StepOutcome {
   globalUnits: number;
   samples: number;
   stepSeconds: number;
-  wallSeconds: number;
   causalLm: boolean;
 }
 
-/** metrics.jsonl + the one progress bar of the job + Prometheus. */
+/** The run's RunRecord (the single-process trainer's metrics.jsonl, progress, summary) + Prometheus. */
 export class JobOutputs {
-  readonly metrics: MetricsLog;
-  readonly progress: Progress;
-  peak = 0;
-  lastLoss = NaN;
-  evalBefore: Record<string, number> | null = null;
-  evalAfter: Record<string, number> | null = null;
-  /** The best of rank 0's evaluations (every eval.every steps and the last), as the trainer keeps it. */
-  best: Best = null;
+  readonly record: RunRecord;
 
   constructor(
-    readonly output: string,
+    output: string,
+    schedule: Schedule,
     start: number,
-    private readonly stopAt: number,
     readonly prom: PromMetrics,
-    quiet = false,
-    private readonly evalMetric = 'loss',
+    opts: ConstructorParameters<typeof RunRecord>[3],
   ) {
-    this.metrics = new MetricsLog(output);
-    this.progress = new Progress(start, stopAt, quiet);
+    this.record = new RunRecord(output, schedule, start, opts);
   }
 
-  /** One line per committed step; the slowest rank (data wait + compute) is the straggler. */
+  /** One line per committed step from the ranks' reports; rank 0 evaluates for the group. */
   step(o: StepOutcome): void {
     const r0 = o.reports.find((r) => r.rank === 0) ?? o.reports[0]!;
     const before = prefixed(r0.metrics, 'eval_before.');
-    if (before) {
-      this.evalBefore = before;
-      this.metrics.write({ step: o.step - 1, eval: before });
-    }
+    if (before) this.record.before(o.step - 1, before);
     const loss = o.reports.reduce((a, r) => a + r.loss, 0);
-    const slowest = (k: (typeof TIMING)[number]) => Math.max(...o.reports.map((r) => r.timing?.[k] ?? 0));
-    const busy = (r: StepReport) => (r.timing?.data_wait_s ?? 0) + (r.timing?.compute_s ?? 0);
-    const straggler = o.reports.reduce((a, r) => (busy(r) > busy(a) ? r : a));
-    const peak = Math.max(...o.reports.map((r) => r.metrics.peak_bytes ?? 0));
-    const m: StepMetrics = {
-      step: o.step, loss, lr: r0.metrics.lr ?? 0,
-      ...(o.causalLm ? { tokens_per_s: o.globalUnits / o.stepSeconds } : { samples_per_s: o.samples / o.stepSeconds }),
-      peak_bytes: peak, wall_s: o.wallSeconds, grad_norm: r0.metrics.grad_norm,
-      ...Object.fromEntries(TIMING.map((k) => [k, slowest(k)])),
-      workers: o.reports.length,
-      straggler: { rank: straggler.rank, busy_s: busy(straggler) },
-    };
-    this.metrics.write(m);
-    this.progress.update(m);
-    log.debug({ step: o.step, rank: straggler.rank, busy_s: busy(straggler) }, `straggler: rank ${straggler.rank}`);
-    for (const k of TIMING) this.prom.phase.set({ phase: k }, slowest(k));
+    const m = stepLine({
+      step: o.step, loss, lr: r0.metrics.lr ?? 0, gradNorm: r0.metrics.grad_norm, units: o.globalUnits, samples: o.samples, causalLm: o.causalLm,
+      stepSeconds: o.stepSeconds, wallSeconds: this.record.wallSeconds(),
+      ranks: o.reports.map((r) => ({ rank: r.rank, peakBytes: r.metrics.peak_bytes ?? 0, timing: r.timing })),
+    });
+    this.record.stepped(m, prefixed(r0.metrics, 'eval.'));
+    log.debug({ step: o.step, rank: m.straggler.rank, busy_s: m.straggler.busy_s }, `straggler: rank ${m.straggler.rank}`);
+    for (const k of PHASES) this.prom.phase.set({ phase: k }, m[k]);
     this.prom.step.set(o.step);
     this.prom.loss.set(loss);
-    this.peak = Math.max(this.peak, peak);
-    this.lastLoss = loss;
-    const ev = prefixed(r0.metrics, 'eval.');
-    if (ev) {
-      if (o.step === this.stopAt) this.evalAfter = ev;
-      this.best = updateBest(this.best, o.step, this.evalMetric, ev);
-      this.metrics.write({ step: o.step, eval: ev });
-    }
   }
 
   close(): void {
-    this.progress.stop();
-    this.metrics.close();
+    this.record.close();
   }
 }
 
 function prefixed(metrics: Record<string, number>, prefix: string): Record<string, number> | null {
   const entries = Object.entries(metrics).filter(([k]) => k.startsWith(prefix));
   return entries.length > 0 ? Object.fromEntries(entries.map(([k, v]) => [k.slice(prefix.length), v])) : null;
-}
-
-/** adapter/ of the run = the adapter of the final checkpoint (the final step is always checkpointed). */
-export function publishAdapter(output: string, checkpointDir: string): void {
-  const adapterDir = path.join(output, 'adapter');
-  const tmp = `${adapterDir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
-  fs.rmSync(adapterDir, { recursive: true, force: true });
-  fs.renameSync(tmp, adapterDir);
-}
-
-export function writeSummary(output: string, summary: TrainSummary): void {
-  writeFileAtomic(path.join(output, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
 }

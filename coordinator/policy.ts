@@ -1,6 +1,9 @@
 // What to do when a worker is lost (docs/internals.md#coordinator-as-a-state-machine): a policy returns a decision, the state machine
 // acts on it. After Ray Train's FailurePolicy.make_decision: a retry budget (max_failures) and a
-// floor on the group size (min_workers), docs/config.md `distributed`.
+// floor on the group size (min_workers), docs/config.md `distributed`. A job builds its policy once
+// (failurePolicyFor) and hands it to the coordinator, which passes it to every reduce call; the
+// launcher restarts a worker process only when a decision here says restart.
+import type { RunConfig } from '../src/config/index.js';
 
 export type FailureKind = 'worker-exited' | 'heartbeat-timeout' | 'allreduce-failed';
 
@@ -63,4 +66,16 @@ export function makeFailurePolicy(cfg: FailurePolicyConfig): FailurePolicy {
       return `${f.message}: decided ${decide(f, ctx)}`;
     },
   };
+}
+
+/**
+ * The policy of a job of `workers` from its config. min_workers defaults to the config's
+ * distributed.workers, which need not be this job's --workers (a config file written without it
+ * says 1): a floor equal to the config's world size means "all of them", i.e. restart and wait;
+ * only a lower, explicit floor carries over.
+ */
+export function failurePolicyFor(cfg: RunConfig, workers: number): FailurePolicy {
+  const d = cfg.distributed;
+  const minWorkers = d.min_workers === undefined || d.min_workers >= d.workers ? workers : Math.min(d.min_workers, workers);
+  return makeFailurePolicy({ maxFailures: d.max_failures, minWorkers });
 }

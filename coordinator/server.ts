@@ -1,23 +1,25 @@
 // The coordinator process (docs/architecture.md#processes): a gRPC server whose handlers only turn calls into events
-// of the state machine (state.ts) and carry out the actions it returns. It owns the data (feed.ts)
-// and the run outputs (outputs.ts); workers own the model and the in-memory committed state.
+// of the state machine (state.ts) and carry out the actions it returns; every decision is the
+// reducer's. It owns the data (feed.ts) and the run outputs (outputs.ts); workers own the model and
+// the in-memory committed state.
+import fs from 'node:fs';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { latestCheckpoint, readCheckpoint, writeFileAtomic } from '../src/checkpoint/checkpoint.js';
-import type { Best } from '../src/train/metrics.js';
-import { addCoordinatorService, bindServer, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
-import { configHash, toYaml, type RunConfig } from '../src/config/index.js';
+import { encodeJobSpec } from '../src/comm/job.js';
+import { addCoordinatorService, bindServer, type Ack, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
+import { configHash, type RunConfig } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
+import { publishAdapter, recordConfig, resumePoint, scheduleOf, type TrainSummary } from '../src/train/loop.js';
+import type { Best } from '../src/train/metrics.js';
 import { totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
-import type { TrainSummary } from '../src/train/trainer.js';
 import { DataFeed } from './feed.js';
-import { JobOutputs, PromMetrics, publishAdapter, writeSummary } from './outputs.js';
+import { JobOutputs, PromMetrics } from './outputs.js';
+import { failurePolicyFor, type FailurePolicy } from './policy.js';
 import { AsyncQueue } from './queue.js';
-import { initialState, lateRanks, step, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
-import path from 'node:path';
-import fs from 'node:fs';
+import { initialState, lateRanks, reduce, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
 
 const log = childLog('coordinator');
 
@@ -45,16 +47,8 @@ export interface CoordinatorOptions {
   curve?: boolean;
   /** gRPC server credentials (src/comm/tls.ts); insecure by default. */
   credentials?: grpc.ServerCredentials;
-}
-
-/** What a worker needs beyond RegisterReply's fields (job_spec_json). */
-export interface JobSpec {
-  config: RunConfig;
-  output: string;
-  stop_at: number;
-  restore_from: 'memory' | 'disk' | 'fresh';
-  state_source_rank: number | null;
-  allreduce_timeout_ms: number;
+  /** What a lost worker means; built once from the config (failurePolicyFor) when not given. */
+  policy?: FailurePolicy;
 }
 
 interface PendingRegister {
@@ -78,7 +72,9 @@ export class Coordinator {
   /** The best evaluation recorded in the checkpoint a --resume starts from. */
   private resumedBest: Best = null;
   private reports = new Map<number, StepReport>();
-  private earlyCommit: CheckpointCommit | null = null;
+  /** Ranks the reducer decided to replace, until their process is restarted or the group re-forms. */
+  private replacements = new Set<number>();
+  private readonly policy: FailurePolicy;
   private devices = new Map<number, string>();
   private outputs!: JobOutputs;
   private readonly t0 = performance.now();
@@ -99,22 +95,13 @@ export class Coordinator {
     this.stopAt = Math.min(opts.maxSteps ?? cfg.max_steps ?? this.total, this.total);
     let durable: Durable | null = null;
     if (opts.resume) {
-      const dir = latestCheckpoint(opts.output);
-      if (!dir) throw new RunError(`${opts.output}: no checkpoint to resume from`);
-      const ck = readCheckpoint(dir, configHash(cfg));
+      const { dir, ck } = resumePoint(opts.output, cfg);
       durable = { step: ck.state.step, samplesSeen: ck.state.samples_seen, path: dir };
       this.resumedBest = ck.state.best ?? null;
       log.info({ step: durable.step, checkpoint: dir }, `resuming from step ${durable.step}`);
     }
-    const d = cfg.distributed;
-    // min_workers defaults to the config's distributed.workers, which need not be this job's
-    // --workers (a config file written without it says 1): a floor equal to the config's world
-    // size means "all of them", i.e. restart and wait; only a lower, explicit floor carries over.
-    const minWorkers = d.min_workers === undefined || d.min_workers >= d.workers ? opts.workers : Math.min(d.min_workers, opts.workers);
-    this.state = initialState(
-      { workers: opts.workers, minWorkers, maxFailures: d.max_failures, totalSteps: this.stopAt, checkpointEvery: cfg.checkpoint.every },
-      durable,
-    );
+    this.policy = opts.policy ?? failurePolicyFor(cfg, opts.workers);
+    this.state = initialState({ workers: opts.workers, totalSteps: this.stopAt, checkpointEvery: cfg.checkpoint.every }, durable);
     this.startStep = durable?.step ?? 0;
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined);
@@ -124,18 +111,25 @@ export class Coordinator {
   async start(): Promise<void> {
     const { output, cfg } = this.opts;
     fs.mkdirSync(output, { recursive: true });
-    if (!this.opts.resume) writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
+    if (!this.opts.resume) recordConfig(output, cfg);
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
-    this.outputs = new JobOutputs(output, this.startStep, this.stopAt, this.prom, this.opts.quiet, this.opts.cfg.eval.metric);
-    this.outputs.best = this.resumedBest;
+    this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0 });
     this.timer = setInterval(() => this.tick(), 250);
     log.info({ port: this.port, workers: this.opts.workers, stop_at: this.stopAt }, `coordinator listening on port ${this.port}, waiting for ${this.opts.workers} workers`);
   }
 
-  /** Feeds an event from outside the gRPC handlers (the launcher saw a worker process exit). */
-  workerExited(rank: number, detail: string): void {
+  /**
+   * The launcher saw the process of `rank` exit. True when the reducer decided (now, or when the
+   * loss was first noticed) to wait for a worker in its place: the launcher then restarts it.
+   */
+  workerExited(rank: number, detail: string): boolean {
+    this.lost(rank, detail);
+    return this.replacements.delete(rank);
+  }
+
+  private lost(rank: number, detail: string): void {
     if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
       this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
     }
@@ -161,14 +155,7 @@ export class Coordinator {
         const late = req.late_rank >= 0 ? req.late_rank : req.rank;
         return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
       },
-      commitCheckpoint: (req) => {
-        if (this.state.kind === 'running' && req.generation === this.state.generation && req.step === this.state.step) {
-          // Rank 0 wrote it before every rank had reported the step: replay once they have.
-          this.earlyCommit = req;
-          return Promise.resolve({ ok: true, message: 'held until the step completes', generation: this.state.generation });
-        }
-        return Promise.resolve(this.ack(this.dispatch({ type: 'checkpoint-committed', generation: req.generation, step: req.step, path: req.path, samplesSeen: req.samples_seen })));
-      },
+      commitCheckpoint: (req) => Promise.resolve(this.ack(this.dispatch({ type: 'checkpoint-committed', generation: req.generation, step: req.step, path: req.path, samplesSeen: req.samples_seen }))),
       batches: (req) => this.onBatches(req.rank, req.generation, req.step),
       control: (req, signal) => this.onControl(req.rank, req.generation, signal),
     };
@@ -215,7 +202,7 @@ export class Coordinator {
     }
     this.lastSeen[rank] = Date.now();
     // A closed stream is a dead worker (or one re-registering, whose generation is then already stale).
-    signal.addEventListener('abort', () => this.workerExited(rank, 'its control stream closed'), { once: true });
+    signal.addEventListener('abort', () => this.lost(rank, 'its control stream closed'), { once: true });
     return q;
   }
 
@@ -237,29 +224,20 @@ export class Coordinator {
   }
 
   private dispatch(event: CoordinatorEvent): CoordinatorAction[] {
-    const before = this.state;
-    const t = step(before, event);
+    const t = reduce(this.state, event, this.policy);
     this.state = t.state;
-    if (before.kind === 'running' && t.state.committed.step === before.step && before.committed.step < before.step) this.stepCompleted(before.step, before.committed.samplesSeen, before.members.length);
-    for (const a of t.actions) this.execute(a, before);
-    const s = this.state;
-    if (s.kind === 'checkpointing' && this.earlyCommit?.step === s.step && this.earlyCommit.generation === s.generation) {
-      const c = this.earlyCommit;
-      this.earlyCommit = null;
-      this.dispatch({ type: 'checkpoint-committed', generation: c.generation, step: c.step, path: c.path, samplesSeen: c.samples_seen });
-    }
+    for (const a of t.actions) this.execute(a);
     return t.actions;
   }
 
-  private stepCompleted(stepNo: number, samplesSeen: number, world: number): void {
+  private stepCompleted(a: Extract<CoordinatorAction, { type: 'step-completed' }>): void {
     const reports = [...this.reports.values()];
-    const now = performance.now();
     this.outputs.step({
-      step: stepNo, reports, globalUnits: this.feed.batches(stepNo, samplesSeen, world).globalUnits,
-      samples: reports.reduce((a, r) => a + r.samples, 0), stepSeconds: (now - this.stepStarted) / 1000, wallSeconds: (now - this.t0) / 1000,
+      step: a.step, reports, globalUnits: this.feed.batches(a.step, a.samplesSeen, a.worldSize).globalUnits,
+      samples: reports.reduce((n, r) => n + r.samples, 0), stepSeconds: (performance.now() - this.stepStarted) / 1000,
       causalLm: this.opts.cfg.task === 'causal-lm',
     });
-    this.prom.samples.set(this.state.committed.samplesSeen);
+    this.prom.samples.set(a.committed.samplesSeen);
   }
 
   private broadcast(cmd: Command, end = false): void {
@@ -269,19 +247,13 @@ export class Coordinator {
     }
   }
 
-  private execute(a: CoordinatorAction, before: CoordinatorState): void {
+  private execute(a: CoordinatorAction): void {
     switch (a.type) {
       case 'ignored':
         log.debug({ reason: a.reason }, 'event ignored');
         return;
-      case 'assign-rank':
-        log.debug({ worker: a.workerId, rank: a.rank, generation: a.generation }, 'rank assigned');
-        return;
       case 'form-group':
         return this.formGroup(a);
-      case 're-split-data':
-        log.info({ world_size: a.worldSize, samples_seen: a.samplesSeen }, `data dealt over ${a.worldSize} ranks from sample ${a.samplesSeen}`);
-        return;
       case 'start-step':
         this.reports.clear();
         this.stepStarted = performance.now();
@@ -294,14 +266,16 @@ export class Coordinator {
         this.broadcast({ generation: a.generation, kind: 'restore', restore: { reason: a.reason, resume: { step: a.committed.step, samples_seen: a.committed.samplesSeen, epoch: 0, checkpoint_dir: '' } } }, true);
         this.controls = new Map();
         this.lastSeen = {};
-        this.earlyCommit = null;
         this.waitingSince = Date.now();
         return;
       }
-      case 'write-checkpoint':
-        return; // rank 0 was told with StartStep.checkpoint and commits with CommitCheckpoint
+      case 'step-completed':
+        return this.stepCompleted(a);
+      case 'replace-worker':
+        this.replacements.add(a.rank);
+        return;
       case 'finish':
-        return this.finish(a.durable, before);
+        return this.finish(a);
       case 'fail':
         return this.fail(a.message);
     }
@@ -310,10 +284,12 @@ export class Coordinator {
   private formGroup(a: Extract<CoordinatorAction, { type: 'form-group' }>): void {
     const endpoints = a.members.map((m) => m.endpoint);
     const curveKeys = a.members.map((m) => this.pending.get(m.workerId)?.req.curve_public_key ?? '');
-    const spec = (): string => JSON.stringify({
+    const spec = encodeJobSpec({
       config: this.opts.cfg, output: path.resolve(this.opts.output), stop_at: this.stopAt, restore_from: a.restoreFrom,
       state_source_rank: a.stateSourceRank, allreduce_timeout_ms: this.opts.cfg.distributed.allreduce_timeout_s * 1000,
-    } satisfies JobSpec);
+    });
+    // Whoever was to be replaced has been, or the group formed without it.
+    this.replacements.clear();
     this.controls = new Map(a.members.map((m) => [m.rank, new AsyncQueue<Command>()]));
     const now = Date.now();
     this.lastSeen = Object.fromEntries(a.members.map((m) => [m.rank, now]));
@@ -322,7 +298,7 @@ export class Coordinator {
       this.pending.delete(m.workerId);
       if (p) this.devices.set(m.rank, p.req.device);
       p?.resolve({
-        rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec(),
+        rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec,
         config_hash: configHash(this.opts.cfg),
         resume: { step: a.resume.step, samples_seen: a.resume.samplesSeen, epoch: 0, checkpoint_dir: a.restoreFrom === 'disk' ? (a.durable?.path ?? '') : '' },
         peer_curve_public_keys: curveKeys,
@@ -330,23 +306,20 @@ export class Coordinator {
     }
     this.prom.workers.set(a.members.length);
     this.prom.generation.set(a.generation);
-    log.info({ generation: a.generation, workers: a.members.length, step: a.resume.step, from: a.restoreFrom, source_rank: a.stateSourceRank }, `group formed: ${a.members.length} workers, generation ${a.generation}, from step ${a.resume.step} (${a.restoreFrom})`);
+    log.info({ generation: a.generation, workers: a.members.length, step: a.resume.step, samples_seen: a.resume.samplesSeen, from: a.restoreFrom, source_rank: a.stateSourceRank },
+      `group formed: ${a.members.length} workers, generation ${a.generation}, from step ${a.resume.step} (${a.restoreFrom}); data dealt over ${a.members.length} ranks from sample ${a.resume.samplesSeen}`);
   }
 
-  private finish(durable: Durable | null, before: CoordinatorState): void {
+  private finish(a: Extract<CoordinatorAction, { type: 'finish' }>): void {
     this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: 'done', failed: false } }, true);
-    const o = this.outputs;
-    o.close();
-    if (durable && durable.step === this.stopAt) publishAdapter(this.opts.output, durable.path);
+    const record = this.outputs.record;
+    this.outputs.close();
+    if (a.durable && a.durable.step === this.stopAt) publishAdapter(this.opts.output, a.durable.path);
     const r0 = [...this.reports.values()].find((r) => r.rank === 0)?.metrics ?? {};
-    const cfg = this.opts.cfg;
-    const summary: TrainSummary = {
-      task: cfg.task, steps: this.state.committed.step, total_steps: this.total, method: cfg.method, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
-      backend: `${this.devices.get(0) ?? '?'} × ${'members' in before ? before.members.length : this.opts.workers} workers`,
-      wall_s: (performance.now() - this.t0) / 1000, peak_bytes: o.peak, final_loss: o.lastLoss, eval_before: o.evalBefore, eval_after: o.evalAfter,
-      best: o.best, output: path.resolve(this.opts.output),
-    };
-    writeSummary(this.opts.output, summary);
+    const summary = record.summary({
+      cfg: this.opts.cfg, steps: a.step, totalSteps: this.total, trainable: r0.trainable ?? 0, head: r0.head ?? 0,
+      backend: `${this.devices.get(0) ?? '?'} × ${a.worldSize} workers`,
+    });
     log.info({ steps: summary.steps, final_loss: summary.final_loss }, 'done');
     void this.shutdown().then(() => this.settle.resolve(summary));
   }

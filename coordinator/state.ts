@@ -1,6 +1,9 @@
 // The coordinator as a state machine (docs/internals.md#coordinator-as-a-state-machine): a discriminated union of states and one
-// pure step(state, event) → { state, actions }. The gRPC handlers and timers turn calls into
-// events and carry out the actions; nothing here touches a socket, a clock or a file.
+// pure reduce(state, event, policy) → { state, actions }. The gRPC handlers and timers turn calls
+// into events and carry out the actions; nothing here touches a socket, a clock or a file. Every
+// decision is taken here: when a step completes, which steps are checkpointed (src/train/loop.ts's
+// rule, the single process's), what a failure means (the injected FailurePolicy), and that a
+// commit arriving before its step completed is held until it does.
 //
 //   waiting-for-workers → running ⇄ checkpointing → done
 //                            ↘ recovering ↗   (any state but done → failed)
@@ -8,13 +11,12 @@
 // Data position is one global sample counter (`samplesSeen`); the data layer owns the permutation.
 // Every re-formation of the group increments `generation`, and events from an older generation
 // are ignored, so a late report from a dead group cannot move the run.
-import { makeFailurePolicy, type Failure, type FailurePolicy } from './policy.js';
+import { checkpointDue } from '../src/train/loop.js';
+import type { Failure, FailurePolicy } from './policy.js';
 
 export interface JobParams {
   /** The world size the run is configured for (`--workers`). */
   workers: number;
-  minWorkers: number;
-  maxFailures: number;
   /** The last optimizer step (inclusive); steps are numbered from 1. */
   totalSteps: number;
   /** Write a disk checkpoint every this many steps (the final step always). */
@@ -53,7 +55,14 @@ export interface StepTally {
 
 export type CoordinatorState =
   | (Common & { kind: 'waiting-for-workers'; expected: number; members: readonly Member[] })
-  | (Common & { kind: 'running'; members: readonly Member[]; step: number; reports: Readonly<Record<number, StepTally>> })
+  | (Common & {
+      kind: 'running';
+      members: readonly Member[];
+      step: number;
+      reports: Readonly<Record<number, StepTally>>;
+      /** Rank 0's checkpoint of this step, committed before every rank had reported it: applied when the step completes. */
+      held: Durable | null;
+    })
   | (Common & { kind: 'checkpointing'; members: readonly Member[]; step: number })
   | (Common & {
       kind: 'recovering';
@@ -79,7 +88,6 @@ export type CoordinatorEvent =
   | { type: 'recovery-timeout'; waitedMs: number };
 
 export type CoordinatorAction =
-  | { type: 'assign-rank'; workerId: string; rank: number; generation: number }
   /**
    * Answer every pending Register: the group is complete. `restoreFrom` says where the state of
    * step `resume.step` comes from: 'memory' — rank `stateSourceRank` (a survivor) broadcasts its
@@ -94,14 +102,19 @@ export type CoordinatorAction =
       stateSourceRank: number | null;
       durable: Durable | null;
     }
-  /** Deal the global batch of the next steps over this many ranks from the sample counter. */
-  | { type: 're-split-data'; worldSize: number; samplesSeen: number }
   | { type: 'start-step'; generation: number; step: number; samplesSeen: number; checkpoint: boolean }
+  /**
+   * Every rank reported step `step`, whose global batch started at sample `samplesSeen` and was
+   * dealt over `worldSize` ranks: it is committed (the run outputs record it). `checkpoint`: rank 0
+   * writes it, and the next step waits for the commit.
+   */
+  | { type: 'step-completed'; generation: number; step: number; samplesSeen: number; worldSize: number; committed: Committed; checkpoint: boolean }
   | { type: 'abort-step'; generation: number; step: number; reason: string }
   /** Tell the live workers to drop the step in flight, keep `committed` and re-register (proto Restore). */
   | { type: 'restore'; generation: number; committed: Committed; durable: Durable | null; reason: string }
-  | { type: 'write-checkpoint'; generation: number; step: number; samplesSeen: number }
-  | { type: 'finish'; step: number; durable: Durable | null }
+  /** The policy decided to wait for a worker in place of rank `rank`: whoever supervises its process (the launcher) restarts it. */
+  | { type: 'replace-worker'; generation: number; rank: number }
+  | { type: 'finish'; step: number; durable: Durable | null; worldSize: number }
   | { type: 'fail'; message: string }
   /** The event changed nothing; `reason` is for the log and the RPC's Ack. */
   | { type: 'ignored'; reason: string };
@@ -122,7 +135,7 @@ function common(s: CoordinatorState): Common {
   return { params: s.params, generation: s.generation, failures: s.failures, committed: s.committed, durable: s.durable };
 }
 
-export function step(state: CoordinatorState, event: CoordinatorEvent, policy?: FailurePolicy): Transition {
+export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy: FailurePolicy): Transition {
   if (state.kind === 'done' || state.kind === 'failed') return ignore(state, `${event.type} after the run ended (${state.kind})`);
   if ('generation' in event && event.generation !== state.generation) {
     return ignore(state, `${event.type} from stale generation ${event.generation} (current ${state.generation})`);
@@ -163,9 +176,8 @@ function register(state: Waiting, ev: Extract<CoordinatorEvent, { type: 'worker-
     while (taken.has(rank)) rank++;
   }
   const members = [...state.members, { workerId: ev.workerId, rank, endpoint: ev.endpoint }];
-  const actions: CoordinatorAction[] = [{ type: 'assign-rank', workerId: ev.workerId, rank, generation: state.generation }];
-  if (members.length < state.expected) return { state: { ...state, members }, actions };
-  return startGroup({ ...state, members }, actions);
+  if (members.length < state.expected) return { state: { ...state, members }, actions: [] };
+  return startGroup({ ...state, members }, []);
 }
 
 function startGroup(state: Waiting, actions: CoordinatorAction[]): Transition {
@@ -185,20 +197,15 @@ function startGroup(state: Waiting, actions: CoordinatorAction[]): Transition {
       restoreFrom = d ? 'disk' : 'fresh';
     }
   }
-  actions.push(
-    { type: 'form-group', generation: c.generation, members, resume: c.committed, restoreFrom, stateSourceRank, durable: c.durable },
-    { type: 're-split-data', worldSize: members.length, samplesSeen: c.committed.samplesSeen },
-  );
+  actions.push({ type: 'form-group', generation: c.generation, members, resume: c.committed, restoreFrom, stateSourceRank, durable: c.durable });
   if (c.committed.step >= c.params.totalSteps) {
-    actions.push({ type: 'finish', step: c.committed.step, durable: c.durable });
+    actions.push({ type: 'finish', step: c.committed.step, durable: c.durable, worldSize: members.length });
     return { state: { ...c, kind: 'done' }, actions };
   }
-  return startStep({ ...c, kind: 'running', members, step: c.committed.step + 1, reports: {} }, actions);
+  return startStep({ ...c, kind: 'running', members, step: c.committed.step + 1, reports: {}, held: null }, actions);
 }
 
-function checkpointDue(p: JobParams, s: number): boolean {
-  return s === p.totalSteps || (p.checkpointEvery > 0 && s % p.checkpointEvery === 0);
-}
+const due = (p: JobParams, step: number): boolean => checkpointDue(step, { stopAt: p.totalSteps, checkpointEvery: p.checkpointEvery });
 
 function startStep(state: Extract<CoordinatorState, { kind: 'running' }>, actions: CoordinatorAction[]): Transition {
   actions.push({
@@ -206,7 +213,7 @@ function startStep(state: Extract<CoordinatorState, { kind: 'running' }>, action
     generation: state.generation,
     step: state.step,
     samplesSeen: state.committed.samplesSeen,
-    checkpoint: checkpointDue(state.params, state.step),
+    checkpoint: due(state.params, state.step),
   });
   return { state, actions };
 }
@@ -227,36 +234,49 @@ function onReport(state: CoordinatorState, ev: Extract<CoordinatorEvent, { type:
 
   const samples = Object.values(reports).reduce((a, r) => a + r.samples, 0);
   const committed = { step: state.step, samplesSeen: state.committed.samplesSeen + samples };
-  if (checkpointDue(state.params, state.step)) {
-    const next: CoordinatorState = { ...common(state), committed, kind: 'checkpointing', members: state.members, step: state.step };
-    return { state: next, actions: [{ type: 'write-checkpoint', generation: state.generation, step: state.step, samplesSeen: committed.samplesSeen }] };
+  const checkpoint = due(state.params, state.step);
+  const completed: CoordinatorAction = {
+    type: 'step-completed', generation: state.generation, step: state.step, samplesSeen: state.committed.samplesSeen, worldSize: state.members.length, committed, checkpoint,
+  };
+  if (checkpoint) {
+    const next: Checkpointing = { ...common(state), committed, kind: 'checkpointing', members: state.members, step: state.step };
+    return state.held ? applyCommit(next, state.held, [completed]) : { state: next, actions: [completed] };
   }
-  return startStep({ ...state, committed, step: state.step + 1, reports: {} }, []);
+  return startStep({ ...state, committed, step: state.step + 1, reports: {}, held: null }, [completed]);
 }
 
+type Checkpointing = Extract<CoordinatorState, { kind: 'checkpointing' }>;
+
 function onCommitted(state: CoordinatorState, ev: Extract<CoordinatorEvent, { type: 'checkpoint-committed' }>): Transition {
-  if (state.kind !== 'checkpointing' || ev.step !== state.step) return ignore(state, `checkpoint of step ${ev.step} committed while ${state.kind}`);
   const durable: Durable = { step: ev.step, samplesSeen: ev.samplesSeen, path: ev.path };
-  if (ev.step >= state.params.totalSteps) {
-    return { state: { ...common(state), durable, kind: 'done' }, actions: [{ type: 'finish', step: ev.step, durable }] };
+  // Rank 0 reports, then writes and commits; the other ranks' reports may still be on their way.
+  if (state.kind === 'running' && ev.step === state.step && due(state.params, state.step)) return { state: { ...state, held: durable }, actions: [] };
+  if (state.kind !== 'checkpointing' || ev.step !== state.step) return ignore(state, `checkpoint of step ${ev.step} committed while ${state.kind}`);
+  return applyCommit(state, durable, []);
+}
+
+function applyCommit(state: Checkpointing, durable: Durable, actions: CoordinatorAction[]): Transition {
+  if (durable.step >= state.params.totalSteps) {
+    actions.push({ type: 'finish', step: durable.step, durable, worldSize: state.members.length });
+    return { state: { ...common(state), durable, kind: 'done' }, actions };
   }
-  return startStep({ ...common(state), durable, kind: 'running', members: state.members, step: ev.step + 1, reports: {} }, []);
+  return startStep({ ...common(state), durable, kind: 'running', members: state.members, step: durable.step + 1, reports: {}, held: null }, actions);
 }
 
 function fail(state: CoordinatorState, message: string): Transition {
   return { state: { ...common(state), kind: 'failed', message }, actions: [{ type: 'fail', message }] };
 }
 
-function onFailure(state: CoordinatorState, failure: Failure, policy?: FailurePolicy): Transition {
-  const p = policy ?? makeFailurePolicy({ maxFailures: state.params.maxFailures, minWorkers: state.params.minWorkers });
+function onFailure(state: CoordinatorState, failure: Failure, p: FailurePolicy): Transition {
   const members = 'members' in state ? state.members : [];
   if (state.kind === 'waiting-for-workers' || state.kind === 'recovering') {
-    // A registered worker of the group being formed died: it must register again.
+    // A registered worker of the group being formed died: unless the policy gives up, the group
+    // still waits for `expected` workers, so one must take its place.
     const left = members.filter((m) => m.rank !== failure.rank);
     if (left.length === members.length) return ignore(state, `${failure.message}: not a member of the group being formed`);
-    const failures = state.failures + 1;
-    if (failures > state.params.maxFailures) return fail(state, p.explain(failure, { failures, worldSize: state.expected, liveWorkers: left.length }));
-    return { state: { ...state, failures, members: left }, actions: [] };
+    const ctx = { failures: state.failures + 1, worldSize: state.expected, liveWorkers: left.length };
+    if (p.decide(failure, ctx) === 'fail') return fail(state, p.explain(failure, ctx));
+    return { state: { ...state, failures: ctx.failures, members: left }, actions: [{ type: 'replace-worker', generation: state.generation, rank: failure.rank }] };
   }
   const worldSize = members.length;
   const ctx = { failures: state.failures + 1, worldSize, liveWorkers: worldSize - 1 };
@@ -273,10 +293,9 @@ function onFailure(state: CoordinatorState, failure: Failure, policy?: FailurePo
   const survivors = members.filter((m) => m.rank !== failure.rank).map((m) => m.workerId);
   const reason = `${failure.message}; ${decision} from step ${state.committed.step}`;
   const next: CoordinatorState = { ...common(state), failures: ctx.failures, generation, kind: 'recovering', expected, members: [], reason, survivors };
-  return {
-    state: next,
-    actions: [abort, { type: 'restore', generation, committed: state.committed, durable: state.durable, reason }],
-  };
+  const actions: CoordinatorAction[] = [abort, { type: 'restore', generation, committed: state.committed, durable: state.durable, reason }];
+  if (decision === 'restart') actions.push({ type: 'replace-worker', generation, rank: failure.rank });
+  return { state: next, actions };
 }
 
 /** Ranks whose last heartbeat is older than `timeoutMs` at `nowMs`, the longest silent first. */

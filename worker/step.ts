@@ -8,11 +8,11 @@ import type { CoordinatorClient, StartStep, StepReport } from '../src/comm/proto
 import type { Transport } from '../src/comm/transport.js';
 import { fromIpc } from '../src/data/arrow.js';
 import { sampleAt } from '../src/data/sampler.js';
+import type { JobSpec } from '../src/comm/job.js';
 import type { MicroBatch } from '../src/train/engine.js';
-import type { RunSetup } from '../src/train/setup.js';
-import { evaluatesAt, updateBest, type Best } from '../src/train/metrics.js';
-import { checkpoint, evaluate } from '../src/train/trainer.js';
-import type { JobSpec } from '../coordinator/server.js';
+import { evaluatesBefore, finishStep, scheduleOf } from '../src/train/loop.js';
+import { checkpoint, evaluate, headSize, type RunSetup } from '../src/train/setup.js';
+import { updateBest, type Best } from '../src/train/metrics.js';
 
 export type Snapshot = ReturnType<RunSetup['engine']['snapshot']>;
 
@@ -75,8 +75,9 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
     sampleIds.push(...mb.sample_ids);
   }
   const metrics: Record<string, number> = {};
-  const evalOn = rank === 0 && cfg.eval.every >= 0 && run.validation !== null;
-  if (evalOn && step === 1) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
+  // Rank 0 evaluates for the group (every rank holds the same weights after each update).
+  const evalOn = rank === 0 && run.validation !== null;
+  if (evalOn && evaluatesBefore(step)) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
   const t1 = performance.now();
   const { grad, lossSum, peakBytes } = await engine.computeGrads(micro, units);
   const t2 = performance.now();
@@ -97,19 +98,23 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const { lr, gradNorm } = engine.applyUpdate(buf.subarray(0, grad.length), step - 1);
   c.snapshots.set(step, engine.snapshot());
   c.snapshots.delete(step - 2);
-  if (evalOn && evaluatesAt(step, cfg.eval.every, c.spec.stop_at)) {
-    const ev = (await evaluate(run)) ?? {};
-    for (const [k, v] of Object.entries(ev)) metrics[`eval.${k}`] = v;
-    c.best.value = updateBest(c.best.value, step, cfg.eval.metric, ev);
-  }
-  const head = run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
-  Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head, bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
-  logSamples(c, step, sampleIds);
-  await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
-  if (start.checkpoint && rank === 0) {
-    const samplesSeen = start.samples_seen + cfg.batch.global;
-    checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
-    const dir = `${c.spec.output}/checkpoints/step-${step}`;
-    await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
-  }
+  const samplesSeen = start.samples_seen + cfg.batch.global;
+  // The coordinator's state machine decided whether this step is checkpointed (the same rule as a
+  // single process); rank 0 writes it and commits it after reporting the step.
+  await finishStep(step, scheduleOf(cfg, c.spec.stop_at), {
+    evaluate: () => (evalOn ? evaluate(run) : Promise.resolve(null)),
+    record: async (ev) => {
+      if (ev) {
+        for (const [k, v] of Object.entries(ev)) metrics[`eval.${k}`] = v;
+        c.best.value = updateBest(c.best.value, step, cfg.eval.metric, ev);
+      }
+      Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head: headSize(run), bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
+      logSamples(c, step, sampleIds);
+      await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
+    },
+    checkpoint: async () => {
+      const dir = checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
+      await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
+    },
+  }, start.checkpoint && rank === 0);
 }

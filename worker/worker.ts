@@ -5,6 +5,7 @@ import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../src/backend/select.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
+import { decodeJobSpec, type JobSpec } from '../src/comm/job.js';
 import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
 import type { TlsFlags } from '../src/comm/tls.js';
 import type { Transport } from '../src/comm/transport.js';
@@ -12,7 +13,6 @@ import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { RunError, UserError, messageOf } from '../src/errors.js';
 import { childLog } from '../src/log.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
-import type { JobSpec } from '../coordinator/server.js';
 import { zmqBackend, type CommBackend } from './backend.js';
 import { HeartbeatThread } from './heartbeat.js';
 import { runStep, type Snapshot, type StepContext } from './step.js';
@@ -57,7 +57,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       const endpoint = await comm.onStart();
       const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
-      const spec = JSON.parse(reply.job_spec_json) as JobSpec;
+      const spec = decodeJobSpec(reply.job_spec_json);
       if (!run) {
         run = await setupRun(spec.config, { backend: opts.backend });
         initial = run.engine.snapshot();

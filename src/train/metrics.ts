@@ -23,17 +23,12 @@ export interface StepMetrics {
 /** The best evaluation so far: `metric` lower is better for a loss, higher for anything else. */
 export type Best = { step: number; metric: string; value: number } | null;
 
-/** `best` updated with the evaluation `ev` at `step` (the trainer's and the coordinator's rule). */
+/** `best` updated with the evaluation `ev` at `step` (RunRecord's rule, and rank 0's for its checkpoints). */
 export function updateBest(best: Best, step: number, metric: string, ev: Record<string, number>): Best {
   const value = ev[metric];
   if (value === undefined || !Number.isFinite(value)) return best;
   const lower = metric === 'loss';
   return !best || (lower ? value < best.value : value > best.value) ? { step, metric, value } : best;
-}
-
-/** Whether step `step` (1-based) evaluates: every `every` steps (0: never) and at the last one. */
-export function evaluatesAt(step: number, every: number, last: number): boolean {
-  return (every > 0 && step % every === 0) || step === last;
 }
 
 export class MetricsLog {

@@ -1,19 +1,24 @@
-// Builds everything a run needs from its config: backend, model, method, datasets, task, engine.
-// Shared by `onelora train` and the distributed worker, so both train exactly the same thing.
+// Builds everything a run needs from its config: backend, model, method, datasets, task, engine,
+// and what both loops do with it (evaluate, checkpoint). Shared by `onelora train` and the
+// distributed worker, so both train, evaluate and checkpoint exactly the same thing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { clearTransposeCache } from '../backend/linear.js';
-import type { RunConfig } from '../config/index.js';
+import { writeCheckpoint } from '../checkpoint/checkpoint.js';
+import { configHash, type RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
+import { sampleAt } from '../data/sampler.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { AdaptableModel } from '../nn/modules.js';
 import { loadModel } from '../models/registry.js';
+import { saveAdapter } from '../peft/adapter-io.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
 import { methodWithRank } from './method.js';
-import { TrainEngine } from './engine.js';
+import { TrainEngine, type MicroBatch } from './engine.js';
+import type { Best } from './metrics.js';
 import type { Task } from './task.js';
 import { createTask } from './tasks/index.js';
 
@@ -103,4 +108,51 @@ export function totalSteps(cfg: RunConfig, trainRows: number): number {
   const perEpoch = Math.floor(trainRows / cfg.batch.global);
   if (perEpoch === 0) throw new UserError(`data.train has ${trainRows} rows, fewer than one global batch (batch.global = ${cfg.batch.global})`);
   return perEpoch * (cfg.schedule.epochs as number);
+}
+
+/** Validation micro-batches in file order, at most eval.max_batches of them (0: all). */
+export function* validationBatches(validation: Dataset, cfg: RunConfig): Generator<MicroBatch> {
+  const micro = cfg.batch.micro;
+  const limit = cfg.eval.max_batches > 0 ? Math.min(validation.numRows, cfg.eval.max_batches * micro) : validation.numRows;
+  for (let start = 0; start < limit; start += micro) {
+    const ids = Array.from({ length: Math.min(micro, limit - start) }, (_, i) => start + i);
+    yield { rows: validation.rows(ids), ctx: { seed: cfg.seed, epoch: 0, sampleIds: ids, training: false } };
+  }
+}
+
+/** The task's metrics on the validation split; null without one. */
+export async function evaluate(run: RunSetup): Promise<Record<string, number> | null> {
+  if (!run.validation) return null;
+  return run.task.evaluate(run.model, validationBatches(run.validation, run.cfg));
+}
+
+/** Parameters created for the task (a new head), counted apart from the adapter's. */
+export function headSize(run: RunSetup): number {
+  return run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
+}
+
+/**
+ * Writes checkpoints/step-N for `run`'s state and returns its directory (a group's rank 0 passes
+ * its world size). `afterAdapter` runs mid-write, once the adapter is in the temporary directory:
+ * the fault-injection point of the kill-during-checkpoint test.
+ */
+export function checkpoint(run: RunSetup, output: string, state: { step: number; samplesSeen: number; best: Best }, worldSize = 1, afterAdapter?: () => void): string {
+  const { engine, cfg } = run;
+  const f = engine.fused;
+  const shapeOf = (key: string) => f.slots.find((s) => s.key === key)?.variable.shape ?? [];
+  const as = (buf: Float32Array) => Object.fromEntries(f.slots.map((s) => [s.key, { dtype: 'F32' as const, shape: shapeOf(s.key), data: buf.slice(s.offset, s.offset + s.size) }]));
+  const epoch = sampleAt(state.samplesSeen, { epochSize: run.train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed }).epoch;
+  return writeCheckpoint(
+    output,
+    {
+      state: { step: state.step, epoch, samples_seen: state.samplesSeen, rng: { seed: cfg.seed }, config_hash: configHash(cfg), world_size: worldSize, best: state.best, optimizer_t: engine.optimizer.t },
+      trainable: as(f.values),
+      optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
+      writeAdapter: (dir) => {
+        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task });
+        afterAdapter?.();
+      },
+    },
+    cfg.checkpoint.keep,
+  );
 }

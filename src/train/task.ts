@@ -16,6 +16,13 @@ export interface BatchContext {
   readonly training: boolean;
 }
 
+/** A held-out question, the model's greedy answer to it and the reference answer. */
+export interface TaskExample {
+  question: string;
+  answer: string;
+  expected: string;
+}
+
 export interface Task<M extends AdaptableModel = AdaptableModel> {
   readonly name: TaskName;
   /** Normalisation units in these rows (label tokens ≠ -100, or rows). Computed without tensors. */
@@ -26,4 +33,6 @@ export interface Task<M extends AdaptableModel = AdaptableModel> {
   evaluate(model: M, batches: AsyncIterable<{ rows: RecordBatch; ctx: BatchContext }> | Iterable<{ rows: RecordBatch; ctx: BatchContext }>): Promise<Record<string, number>>;
   /** The metric that picks the best checkpoint, and whether lower is better. */
   readonly metric: { readonly name: string; readonly lowerIsBetter: boolean };
+  /** Rows answered by the model, shown before and after training in the summary; absent where the task cannot answer (no tokenizer). */
+  examples?(model: M, rows: RecordBatch): TaskExample[];
 }

@@ -23,7 +23,7 @@ const cfg = () => tinyConfig(dir, { batch: { global: 4, micro: 2 } }, ['distribu
 test('launch --workers 2 with CURVE: the run completes, gradients crossed the encrypted links', { skip: NO_CURVE }, async () => {
   const logDir = tmpDir('samples');
   const output = tmpDir('curve');
-  const r = await launch({ cfg: cfg(), workers: 2, output, maxSteps: 2, quiet: true, maxFailures: 0, backend: 'wasm', curve: true, env: { ONELORA_SAMPLE_LOG: logDir, ONELORA_LOG: 'warn' } });
+  const r = await launch({ cfg: cfg(), workers: 2, output, maxSteps: 2, quiet: true, backend: 'wasm', curve: true, env: { ONELORA_SAMPLE_LOG: logDir, ONELORA_LOG: 'warn' } });
   assert.equal(r.summary.steps, 2);
   assert.equal(r.restarts, 0);
   const lines = fs.readdirSync(logDir).flatMap((f) => fs.readFileSync(path.join(logDir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; sample_ids: number[]; bytes_received: number }));

@@ -47,8 +47,8 @@ test('--min-workers 2: kill -9 of one of 3 workers, no restart; 2 finish the run
   const logDir = tmpDir('samples');
   const marker = path.join(tmpDir('fault'), 'fired');
   const output = tmpDir('min-workers');
-  // maxFailures 0: the launcher restarts nobody; the state machine's budget (max_failures 1) takes the loss.
-  const r = await launch({ cfg, workers: 3, output, maxSteps: 3, quiet: true, maxFailures: 0, backend: 'wasm', heartbeatTimeoutMs: 20_000,
+  // The policy decides continue-with-fewer (min_workers 2, within max_failures 1): the launcher restarts nobody.
+  const r = await launch({ cfg, workers: 3, output, maxSteps: 3, quiet: true, backend: 'wasm', heartbeatTimeoutMs: 20_000,
     env: { ONELORA_SAMPLE_LOG: logDir, ONELORA_LOG: 'warn', ONELORA_TEST_FAULT: `kill:2:2:${marker}` } });
   assert.ok(fs.existsSync(marker), 'the fault fired');
   assert.equal(r.restarts, 0);

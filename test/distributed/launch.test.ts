@@ -53,11 +53,11 @@ async function reference(steps: number): Promise<Map<string, Float32Array>> {
   return a;
 }
 
-async function launched(workers: number, opts: { sets?: string[]; fault?: string; maxFailures?: number; output?: string; resume?: boolean; maxSteps?: number; heartbeatTimeoutMs?: number } = {}) {
+async function launched(workers: number, opts: { sets?: string[]; fault?: string; output?: string; resume?: boolean; maxSteps?: number; heartbeatTimeoutMs?: number } = {}) {
   const output = opts.output ?? tmpDir(`launch${workers}`);
   const logDir = tmpDir('samples');
   const env: NodeJS.ProcessEnv = { ONELORA_SAMPLE_LOG: logDir, ONELORA_LOG: 'warn', ...(opts.fault ? { ONELORA_TEST_FAULT: opts.fault } : {}) };
-  const r = await launch({ cfg: cfg(opts.sets), workers, output, maxSteps: opts.maxSteps ?? STEPS, quiet: true, maxFailures: opts.maxFailures ?? 3, resume: opts.resume, backend: 'wasm', env, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 20_000 });
+  const r = await launch({ cfg: cfg(opts.sets), workers, output, maxSteps: opts.maxSteps ?? STEPS, quiet: true, resume: opts.resume, backend: 'wasm', env, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 20_000 });
   return { ...r, output, samples: sampleLog(logDir) };
 }
 
@@ -124,7 +124,7 @@ test('kill during a checkpoint write leaves the previous checkpoint intact; coor
   const marker = path.join(tmpDir('fault'), 'fired');
   const output = tmpDir('ckpt');
   const sets = ['checkpoint.every=2', 'checkpoint.keep=3', 'distributed.max_failures=0'];
-  await assert.rejects(launched(2, { sets, fault: `kill-in-checkpoint:0:4:${marker}`, maxFailures: 0, output, maxSteps: 4 }), /exceeds max_failures 0/);
+  await assert.rejects(launched(2, { sets, fault: `kill-in-checkpoint:0:4:${marker}`, output, maxSteps: 4 }), /exceeds max_failures 0/);
   assert.ok(fs.existsSync(marker), 'the fault fired');
   const ckDir = path.join(output, 'checkpoints');
   assert.equal(fs.readFileSync(path.join(ckDir, 'latest'), 'utf8').trim(), 'step-2');

@@ -20,7 +20,7 @@ for (const s of setups) {
   const cfg = tinyConfig(dir, { batch: { global: 128, micro: s.micro } }, ['distributed.allreduce_timeout_s=300', `schedule.total_steps=${steps}`]);
   const output = tmpDir(`scale${s.workers}`);
   const t0 = performance.now();
-  const { summary, restarts } = await launch({ cfg, workers: s.workers, output, quiet: true, maxFailures: 3, backend: 'wasm', env: { ONELORA_LOG: 'warn' }, heartbeatTimeoutMs: 120_000, formTimeoutMs: 900_000 });
+  const { summary, restarts } = await launch({ cfg, workers: s.workers, output, quiet: true, backend: 'wasm', env: { ONELORA_LOG: 'warn' }, heartbeatTimeoutMs: 120_000, formTimeoutMs: 900_000 });
   const wall = (performance.now() - t0) / 1000;
   const metrics = (readJsonLines(path.join(output, 'metrics.jsonl')) as Record<string, number>[]).filter((m) => !('eval' in m));
   const trainS = metrics.at(-1)!.wall_s - (metrics[0]!.wall_s - 0);

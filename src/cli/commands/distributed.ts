@@ -49,7 +49,7 @@ export function registerLaunch(program: Command): void {
       const output = defaultOutput(f, cfg);
       const { summary } = await launch({
         cfg, workers: f.workers, output, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        maxFailures: cfg.distributed.max_failures, backend: f.backend, curve: curveOn(f.zmqCurve),
+        backend: f.backend, curve: curveOn(f.zmqCurve),
       });
       printResult(!!f.json, summary, formatSummary(summary));
     }));

@@ -7,7 +7,7 @@ import { tf } from '../../backend/tf.js';
 import { readLm } from '../../data/arrow.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
 import type { AdaptableModel } from '../../nn/modules.js';
-import type { BatchContext, Task } from '../task.js';
+import type { BatchContext, Task, TaskExample } from '../task.js';
 
 export interface CausalLmModel extends AdaptableModel {
   /** Σ next-token cross-entropy over positions whose shifted label ≠ -100. ids, labels: int32 [B, T]. */
@@ -48,11 +48,15 @@ export function extractAnswer(text: string): string | null {
 export class CausalLmTask implements Task<CausalLmModel> {
   readonly name = 'causal-lm' as const;
   readonly metric = { name: 'loss', lowerIsBetter: true };
+  /** Present with a tokenizer only: without one there is no text to show. */
+  readonly examples?: (model: CausalLmModel, rows: RecordBatch) => TaskExample[];
 
   constructor(
     private readonly tokenizer: Tokenizer | null,
     private readonly opts: { generate: boolean; maxNewTokens: number; padId?: number } = { generate: false, maxNewTokens: 64 },
-  ) {}
+  ) {
+    if (tokenizer) this.examples = (model, rows) => this.answer(tokenizer, model, rows);
+  }
 
   countUnits(rows: RecordBatch): number {
     // Position t predicts labels[t + 1], so the first label of each row never counts.
@@ -92,8 +96,7 @@ export class CausalLmTask implements Task<CausalLmModel> {
   }
 
   /** Each row's question, the model's greedy answer (the generated text) and the reference response. */
-  examples(model: CausalLmModel, rows: RecordBatch): { question: string; answer: string; expected: string }[] {
-    const tok = this.tokenizer as Tokenizer;
+  private answer(tok: Tokenizer, model: CausalLmModel, rows: RecordBatch): TaskExample[] {
     const { inputIds, labels } = readLm(rows);
     return inputIds.map((ids, i) => {
       const p = promptLength(labels[i] as Int32Array);

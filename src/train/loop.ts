@@ -1,0 +1,225 @@
+// The one training loop and its rules (docs/architecture.md). A single process (trainer.ts) drives
+// it directly; a distributed group drives the same pieces from the coordinator's state machine
+// (coordinator/state.ts decides when a step starts and whether it is checkpointed with
+// `checkpointDue`, worker/step.ts ends each step with `finishStep`, coordinator/outputs.ts records
+// it in a `RunRecord`). So both write the same metrics.jsonl lines, checkpoint the same steps,
+// publish adapter/ the same way and write the same summary.json.
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
+import { configHash, toYaml, type RunConfig } from '../config/index.js';
+import { RunError } from '../errors.js';
+import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
+
+export interface TrainSummary {
+  task?: string;
+  steps: number;
+  total_steps: number;
+  method: string;
+  trainable: number;
+  head: number;
+  backend: string;
+  wall_s: number;
+  peak_bytes: number;
+  final_loss: number;
+  eval_before: Record<string, number> | null;
+  eval_after: Record<string, number> | null;
+  best: Best;
+  output: string;
+  /** Causal LM with a tokenizer: held-out questions answered before and after training. */
+  examples?: { question: string; before: string; after: string; expected: string }[];
+}
+
+/** Which steps (1-based, up to `stopAt` inclusive) evaluate and which write a checkpoint. */
+export interface Schedule {
+  readonly stopAt: number;
+  /** eval.every: 0 evaluates only after the last step. */
+  readonly evalEvery: number;
+  /** checkpoint.every: 0 checkpoints only the last step. */
+  readonly checkpointEvery: number;
+}
+
+export function scheduleOf(cfg: RunConfig, stopAt: number): Schedule {
+  return { stopAt, evalEvery: cfg.eval.every, checkpointEvery: cfg.checkpoint.every };
+}
+
+/** The run evaluates once before its first step, when that step is the run's first (not a resume). */
+export const evaluatesBefore = (firstStep: number): boolean => firstStep === 1;
+
+/** Every `evalEvery` steps and at the last one. */
+export function evaluatesAt(step: number, s: Schedule): boolean {
+  return (s.evalEvery > 0 && step % s.evalEvery === 0) || step === s.stopAt;
+}
+
+/** Every `checkpointEvery` steps and at the last one, whose checkpoint adapter/ is published from. */
+export function checkpointDue(step: number, s: Pick<Schedule, 'stopAt' | 'checkpointEvery'>): boolean {
+  return (s.checkpointEvery > 0 && step % s.checkpointEvery === 0) || step === s.stopAt;
+}
+
+/** The latest checkpoint of `output`, checked against `cfg`'s hash (the one resume rule). */
+export function resumePoint(output: string, cfg: RunConfig): { dir: string; ck: ReturnType<typeof readCheckpoint> } {
+  const dir = latestCheckpoint(output);
+  if (!dir) throw new RunError(`${checkpointsDir(output)}: no checkpoint to resume from`);
+  return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
+}
+
+/** A fresh run records its config beside its outputs; a resume keeps the one it started with. */
+export function recordConfig(output: string, cfg: RunConfig): void {
+  writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
+}
+
+/** Seconds per phase of one rank's step (the StepTiming of src/comm/proto.ts). */
+export interface PhaseTimes {
+  data_wait_s: number;
+  compute_s: number;
+  allreduce_s: number;
+  optimizer_s: number;
+}
+
+/** A step's metrics.jsonl line: per phase the slowest rank's time, and the straggler. */
+export interface StepLine extends StepMetrics, PhaseTimes {
+  workers: number;
+  straggler: { rank: number; busy_s: number };
+}
+
+export interface StepLineInput {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm?: number;
+  /** Normalisation units of the global batch (label tokens) and its samples. */
+  units: number;
+  samples: number;
+  causalLm: boolean;
+  stepSeconds: number;
+  wallSeconds: number;
+  /** One entry per rank (one for a single process). */
+  ranks: readonly { rank: number; peakBytes: number; timing: PhaseTimes | null }[];
+}
+
+/** The one builder of a step's line; the straggler is the rank with the most data wait + compute. */
+export function stepLine(o: StepLineInput): StepLine {
+  const slowest = (k: keyof PhaseTimes) => Math.max(...o.ranks.map((r) => r.timing?.[k] ?? 0));
+  const busy = (r: StepLineInput['ranks'][number]) => (r.timing?.data_wait_s ?? 0) + (r.timing?.compute_s ?? 0);
+  const straggler = o.ranks.reduce((a, r) => (busy(r) > busy(a) ? r : a));
+  return {
+    step: o.step, loss: o.loss, lr: o.lr,
+    ...(o.causalLm ? { tokens_per_s: o.units / o.stepSeconds } : { samples_per_s: o.samples / o.stepSeconds }),
+    peak_bytes: Math.max(...o.ranks.map((r) => r.peakBytes)), wall_s: o.wallSeconds, grad_norm: o.gradNorm,
+    data_wait_s: slowest('data_wait_s'), compute_s: slowest('compute_s'), allreduce_s: slowest('allreduce_s'), optimizer_s: slowest('optimizer_s'),
+    workers: o.ranks.length,
+    straggler: { rank: straggler.rank, busy_s: busy(straggler) },
+  };
+}
+
+/** metrics.jsonl, the progress display, the best evaluation, and at the end summary.json. */
+export class RunRecord {
+  private readonly metrics: MetricsLog;
+  private readonly progress: Progress;
+  peak = 0;
+  lastLoss = NaN;
+  evalBefore: Record<string, number> | null = null;
+  evalAfter: Record<string, number> | null = null;
+
+  constructor(
+    readonly output: string,
+    private readonly schedule: Schedule,
+    start: number,
+    private readonly opts: { metric: string; best: Best; quiet?: boolean; t0?: number },
+  ) {
+    this.metrics = new MetricsLog(output);
+    this.progress = new Progress(start, schedule.stopAt, opts.quiet);
+    this.t0 = opts.t0 ?? performance.now();
+    this.best = opts.best;
+  }
+
+  readonly t0: number;
+  /** Kept as the trainer always has: lower is better for a loss, higher for anything else. */
+  best: Best;
+
+  wallSeconds(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  /** The evaluation before training, recorded at step `step` (the step before the first). */
+  before(step: number, ev: Record<string, number>): void {
+    this.evalBefore = ev;
+    this.metrics.write({ step, eval: ev });
+  }
+
+  /** A finished step's line, then its evaluation's (when it evaluated). */
+  stepped(m: StepMetrics, ev: Record<string, number> | null): void {
+    this.metrics.write(m);
+    this.progress.update(m);
+    this.peak = Math.max(this.peak, m.peak_bytes);
+    this.lastLoss = m.loss;
+    if (!ev) return;
+    this.metrics.write({ step: m.step, eval: ev });
+    this.best = updateBest(this.best, m.step, this.opts.metric, ev);
+    if (m.step === this.schedule.stopAt) this.evalAfter = ev;
+  }
+
+  close(): void {
+    this.progress.stop();
+    this.metrics.close();
+  }
+
+  /** Writes summary.json from what was recorded and what the caller knows of the run. */
+  summary(s: { cfg: RunConfig; steps: number; totalSteps: number; trainable: number; head: number; backend: string; examples?: TrainSummary['examples'] }): TrainSummary {
+    const summary: TrainSummary = {
+      task: s.cfg.task, steps: s.steps, total_steps: s.totalSteps, method: s.cfg.method, trainable: s.trainable, head: s.head, backend: s.backend,
+      wall_s: this.wallSeconds(), peak_bytes: this.peak, final_loss: this.lastLoss,
+      eval_before: this.evalBefore, eval_after: this.evalAfter, best: this.best, output: path.resolve(this.output),
+      ...(s.examples ? { examples: s.examples } : {}),
+    };
+    writeFileAtomic(path.join(this.output, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    return summary;
+  }
+}
+
+/** adapter/ of the run = the adapter of its final checkpoint (the last step is always checkpointed). */
+export function publishAdapter(output: string, checkpointDir: string): void {
+  const adapterDir = path.join(output, 'adapter');
+  const tmp = `${adapterDir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
+  fs.rmSync(adapterDir, { recursive: true, force: true });
+  fs.renameSync(tmp, adapterDir);
+}
+
+/** What follows a step's update, in this order, on a single process and on every rank of a group. */
+export interface StepTail {
+  evaluate(): Promise<Record<string, number> | null>;
+  /** The step is recorded (a metrics line, or the report to the coordinator) with its evaluation. */
+  record(ev: Record<string, number> | null): void | Promise<void>;
+  checkpoint(): void | Promise<void>;
+}
+
+/** Ends step `step`: evaluate when due, record, checkpoint when due (a group's coordinator decides that). */
+export async function finishStep(step: number, s: Schedule, tail: StepTail, checkpoint = checkpointDue(step, s)): Promise<void> {
+  const ev = evaluatesAt(step, s) ? await tail.evaluate() : null;
+  await tail.record(ev);
+  if (checkpoint) await tail.checkpoint();
+}
+
+export interface LoopHooks {
+  /** Trains optimizer step `step` (1-based); its metrics line. */
+  train(step: number): Promise<StepMetrics>;
+  evaluate(): Promise<Record<string, number> | null>;
+  /** Writes checkpoints/step-N with the best evaluation so far; returns its directory. */
+  checkpoint(step: number, best: Best): string;
+}
+
+/** Steps `from + 1 … stopAt` of a single process, recorded in `record`; the last checkpoint it wrote (or null). */
+export async function runLoop(from: number, s: Schedule, record: RunRecord, hooks: LoopHooks): Promise<string | null> {
+  let last: string | null = null;
+  for (let step = from + 1; step <= s.stopAt; step++) {
+    const m = await hooks.train(step);
+    await finishStep(step, s, {
+      evaluate: () => hooks.evaluate(),
+      record: (ev) => record.stepped(m, ev),
+      checkpoint: () => void (last = hooks.checkpoint(step, record.best)),
+    });
+  }
+  return last;
+}

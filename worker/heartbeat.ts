@@ -30,6 +30,9 @@ export class HeartbeatThread {
   private readonly timer: NodeJS.Timeout;
   private threadReady = false;
   private last: Beat | null = null;
+  private settle!: () => void;
+  /** Settles once the thread beats, or has failed and left the beats to the main thread. */
+  private readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void, onFailing: (message: string) => void = () => undefined) {
     this.timer = setInterval(() => {
@@ -38,17 +41,32 @@ export class HeartbeatThread {
     this.worker = new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { workerData: cfg });
     this.worker.unref();
     this.worker.on('message', (m: FromThread) => {
-      if (m.kind === 'ready') this.threadReady = true;
-      else onFailing(m.message);
+      if (m.kind === 'ready') {
+        this.threadReady = true;
+        this.settle();
+      } else onFailing(m.message);
     });
     this.worker.on('error', (err) => {
       this.threadReady = false;
+      this.settle();
       onFallback(err);
     });
   }
 
   /** True once beats come from the thread. */
   get onThread(): boolean {
+    return this.threadReady;
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) until the thread beats or has failed. A worker calls it before its
+   * first step: a step that holds the main thread while the thread is still loading (a few seconds
+   * on a loaded machine) would otherwise fall silent and be taken for a lost rank.
+   */
+  async ready(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     return this.threadReady;
   }
 

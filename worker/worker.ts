@@ -59,7 +59,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       rank = reply.rank;
       const spec = decodeJobSpec(reply.job_spec_json);
       if (!run) {
-        run = await setupRun(spec.config, { backend: opts.backend });
+        // The heartbeat thread must be beating before the first step can hold the main thread.
+        const [setup, onThread] = await Promise.all([setupRun(spec.config, { backend: opts.backend }), heartbeat.ready(30_000)]);
+        if (!onThread) log.warn({ rank }, 'the heartbeat thread is not beating yet: beats come from the main thread, which falls silent during long steps');
+        run = setup;
         initial = run.engine.snapshot();
       }
       const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys);

@@ -130,7 +130,9 @@ export class Coordinator {
   }
 
   private lost(rank: number, detail: string): void {
-    if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
+    const s = this.state;
+    const forming = s.kind === 'waiting-for-workers' || s.kind === 'recovering';
+    if (forming || ('members' in s && s.members.some((m) => m.rank === rank))) {
       this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
     }
   }

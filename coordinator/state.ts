@@ -273,7 +273,10 @@ function onFailure(state: CoordinatorState, failure: Failure, p: FailurePolicy):
     // A registered worker of the group being formed died: unless the policy gives up, the group
     // still waits for `expected` workers, so one must take its place.
     const left = members.filter((m) => m.rank !== failure.rank);
-    if (left.length === members.length) return ignore(state, `${failure.message}: not a member of the group being formed`);
+    // A process that exits before it registered (the launcher saw it) is a failure too: the group
+    // waits for `expected` workers, so without a replacement it would wait until the form timeout.
+    const beforeRegistering = left.length === members.length && failure.kind === 'worker-exited';
+    if (left.length === members.length && !beforeRegistering) return ignore(state, `${failure.message}: not a member of the group being formed`);
     const ctx = { failures: state.failures + 1, worldSize: state.expected, liveWorkers: left.length };
     if (p.decide(failure, ctx) === 'fail') return fail(state, p.explain(failure, ctx));
     return { state: { ...state, failures: ctx.failures, members: left }, actions: [{ type: 'replace-worker', generation: state.generation, rank: failure.rank }] };

@@ -94,6 +94,19 @@ void describe('coordinator state machine', () => {
     assert.equal(run(t, [reg('b2'), reg('c')]).state.kind, 'running');
   });
 
+  void it('a worker process exits before registering: a failure, replaced while the budget lasts, then the run fails at once', () => {
+    const exited = { type: 'worker-exited', rank: 1, generation: 1, detail: 'exit code 1' } as const;
+    const once = run(machine(params()), [reg('a'), exited]);
+    assert.equal(once.state.kind, 'waiting-for-workers');
+    assert.equal(once.state.failures, 1);
+    assert.deepEqual(once.actions, [{ type: 'replace-worker', generation: 1, rank: 1 }]);
+    const spent = run(machine(params({ maxFailures: 0 })), [reg('a'), exited]);
+    assert.equal(spent.state.kind, 'failed');
+    // only the launcher's exit event counts: a heartbeat timeout of an unregistered rank is not a failure
+    const silent = run(machine(params()), [reg('a'), { type: 'heartbeat-timeout', rank: 1, generation: 1, silentMs: 40_000 }]);
+    assert.equal(silent.state.failures, 0);
+  });
+
   void it('ranks: a requested rank is honoured, others get the lowest free one', () => {
     const { actions } = run(machine(params()), [reg('a', 2), reg('b', 2), reg('c')]);
     const form = actions.find((a) => a.type === 'form-group');

@@ -6,6 +6,7 @@ import * as prom from 'prom-client';
 import type { StepReport } from '../src/comm/proto.js';
 import { childLog } from '../src/log.js';
 import { RunRecord, stepLine, type Schedule } from '../src/train/loop.js';
+import type { TaskExample } from '../src/train/task.js';
 
 const log = childLog('coordinator');
 
@@ -68,6 +69,11 @@ export class JobOutputs {
     const r0 = o.reports.find((r) => r.rank === 0) ?? o.reports[0]!;
     const before = prefixed(r0.metrics, 'eval_before.');
     if (before) this.record.before(o.step - 1, before);
+    if (r0.examples_json) {
+      const answers = JSON.parse(r0.examples_json) as { before?: TaskExample[]; after?: TaskExample[] };
+      if (answers.before) this.record.answered('before', answers.before);
+      if (answers.after) this.record.answered('after', answers.after);
+    }
     const loss = o.reports.reduce((a, r) => a + r.loss, 0);
     const m = stepLine({
       step: o.step, loss, lr: r0.metrics.lr ?? 0, gradNorm: r0.metrics.grad_norm, units: o.globalUnits, samples: o.samples, causalLm: o.causalLm,

@@ -11,7 +11,7 @@ import { sampleAt } from '../src/data/sampler.js';
 import type { JobSpec } from '../src/comm/job.js';
 import type { MicroBatch } from '../src/train/engine.js';
 import { evaluatesBefore, finishStep, scheduleOf } from '../src/train/loop.js';
-import { checkpoint, evaluate, headSize, type RunSetup } from '../src/train/setup.js';
+import { answerExamples, checkpoint, evaluate, headSize, type RunSetup } from '../src/train/setup.js';
 import { updateBest, type Best } from '../src/train/metrics.js';
 
 export type Snapshot = ReturnType<RunSetup['engine']['snapshot']>;
@@ -77,12 +77,17 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const metrics: Record<string, number> = {};
   // Rank 0 evaluates for the group (every rank holds the same weights after each update).
   const evalOn = rank === 0 && run.validation !== null;
-  if (evalOn && evaluatesBefore(step)) for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
+  // Held-out examples answered before the run's first step and after its last, as a single process.
+  const answers: { before?: unknown; after?: unknown } = {};
+  if (evalOn && evaluatesBefore(step)) {
+    for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
+    answers.before = answerExamples(run) ?? undefined;
+  }
   const t1 = performance.now();
   const { grad, lossSum, peakBytes } = await engine.computeGrads(micro, units);
   const t2 = performance.now();
   const report = (r: Partial<StepReport>): Promise<unknown> =>
-    client.reportStep({ rank, generation, step, loss: lossSum / units, metrics, timing: null, nan: false, samples, ...r });
+    client.reportStep({ rank, generation, step, loss: lossSum / units, metrics, timing: null, nan: false, samples, examples_json: '', ...r });
   if (!Number.isFinite(lossSum) || grad.some((g) => !Number.isFinite(g))) {
     await report({ nan: true });
     return;
@@ -110,7 +115,9 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
       }
       Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head: headSize(run), bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
       logSamples(c, step, sampleIds);
-      await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) } });
+      if (evalOn && step === c.spec.stop_at) answers.after = answerExamples(run) ?? undefined;
+      const examples = answers.before || answers.after ? JSON.stringify(answers) : '';
+      await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) }, examples_json: examples });
     },
     checkpoint: async () => {
       const dir = checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));

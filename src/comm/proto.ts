@@ -52,6 +52,8 @@ export interface StepReport {
   timing: StepTiming | null;
   nan: boolean;
   samples: number;
+  /** Rank 0's held-out examples, JSON `{before?, after?}`; '' on other ranks and steps. */
+  examples_json: string;
 }
 export interface FailureReport { token: string; rank: number; generation: number; step: number; late_rank: number; message: string }
 export interface CheckpointCommit {
@@ -94,7 +96,7 @@ export const MESSAGE_FIELDS = {
   } satisfies FieldSet<MicroBatch>,
   StepTiming: { data_wait_s: true, compute_s: true, allreduce_s: true, optimizer_s: true } satisfies FieldSet<StepTiming>,
   StepReport: {
-    token: true, rank: true, generation: true, step: true, loss: true, metrics: true, timing: true, nan: true, samples: true,
+    token: true, rank: true, generation: true, step: true, loss: true, metrics: true, timing: true, nan: true, samples: true, examples_json: true,
   } satisfies FieldSet<StepReport>,
   FailureReport: { token: true, rank: true, generation: true, step: true, late_rank: true, message: true } satisfies FieldSet<FailureReport>,
   CheckpointCommit: {

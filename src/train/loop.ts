@@ -10,6 +10,7 @@ import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } fro
 import { configHash, toYaml, type RunConfig } from '../config/index.js';
 import { RunError } from '../errors.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
+import type { TaskExample } from './task.js';
 
 export interface TrainSummary {
   task?: string;
@@ -120,6 +121,7 @@ export class RunRecord {
   lastLoss = NaN;
   evalBefore: Record<string, number> | null = null;
   evalAfter: Record<string, number> | null = null;
+  private readonly answers: { before?: readonly TaskExample[]; after?: readonly TaskExample[] } = {};
 
   constructor(
     readonly output: string,
@@ -159,18 +161,24 @@ export class RunRecord {
     if (m.step === this.schedule.stopAt) this.evalAfter = ev;
   }
 
+  /** Held-out examples answered before the first step of a fresh run, and after its last. */
+  answered(when: 'before' | 'after', examples: readonly TaskExample[]): void {
+    this.answers[when] = examples;
+  }
+
   close(): void {
     this.progress.stop();
     this.metrics.close();
   }
 
   /** Writes summary.json from what was recorded and what the caller knows of the run. */
-  summary(s: { cfg: RunConfig; steps: number; totalSteps: number; trainable: number; head: number; backend: string; examples?: TrainSummary['examples'] }): TrainSummary {
+  summary(s: { cfg: RunConfig; steps: number; totalSteps: number; trainable: number; head: number; backend: string }): TrainSummary {
+    const { before, after } = this.answers;
     const summary: TrainSummary = {
       task: s.cfg.task, steps: s.steps, total_steps: s.totalSteps, method: s.cfg.method, trainable: s.trainable, head: s.head, backend: s.backend,
       wall_s: this.wallSeconds(), peak_bytes: this.peak, final_loss: this.lastLoss,
       eval_before: this.evalBefore, eval_after: this.evalAfter, best: this.best, output: path.resolve(this.output),
-      ...(s.examples ? { examples: s.examples } : {}),
+      ...(before && after ? { examples: before.map((b, i) => ({ question: b.question, before: b.answer, after: after[i]?.answer ?? '', expected: b.expected })) } : {}),
     };
     writeFileAtomic(path.join(this.output, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
     return summary;

@@ -19,7 +19,7 @@ import { applyMethod, type PeftState } from '../peft/apply.js';
 import { methodWithRank } from './method.js';
 import { TrainEngine, type MicroBatch } from './engine.js';
 import type { Best } from './metrics.js';
-import type { Task } from './task.js';
+import type { Task, TaskExample } from './task.js';
 import { createTask } from './tasks/index.js';
 
 const log = childLog('train');
@@ -127,6 +127,16 @@ export async function evaluate(run: RunSetup): Promise<Record<string, number> | 
 }
 
 /** Parameters created for the task (a new head), counted apart from the adapter's. */
+/**
+ * The first two validation rows answered by the model (causal LM with a tokenizer), shown before
+ * and after training in the summary; null where the task cannot answer.
+ */
+export function answerExamples(run: RunSetup): TaskExample[] | null {
+  const v = run.validation;
+  if (!v || !run.task.examples) return null;
+  return run.task.examples(run.model, v.rows([0, 1].filter((i) => i < v.numRows)));
+}
+
 export function headSize(run: RunSetup): number {
   return run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
 }

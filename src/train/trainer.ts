@@ -14,10 +14,9 @@ import { stepsPerEpoch } from '../data/sampler.js';
 import { RunError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
-import type { TaskExample } from './task.js';
 import type { Best, StepMetrics } from './metrics.js';
 import { evaluatesBefore, publishAdapter, recordConfig, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type TrainSummary } from './loop.js';
-import { checkpoint, evaluate, headSize, setupRun, totalSteps, type RunSetup } from './setup.js';
+import { answerExamples, checkpoint, evaluate, headSize, setupRun, totalSteps, type RunSetup } from './setup.js';
 
 export type { TrainSummary } from './loop.js';
 
@@ -82,15 +81,15 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
 
   const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet });
   const first = step + 1;
-  const exampleRows = run.validation && run.task.examples ? run.validation.rows([0, 1].filter((i) => i < (run.validation as Dataset).numRows)) : null;
-  const answer = (): TaskExample[] | null => (exampleRows && run.task.examples?.(run.model, exampleRows)) ?? null;
   let lastCheckpoint: string | null = null;
-  let before: TaskExample[] | null = null;
+  let fresh = false;
   try {
     if (evaluatesBefore(first)) {
       const ev = await evaluate(run);
       if (ev) record.before(step, ev);
-      before = answer();
+      const before = answerExamples(run);
+      if (before) record.answered('before', before);
+      fresh = true;
     }
     lastCheckpoint = await runLoop(step, schedule, record, {
       evaluate: () => evaluate(run),
@@ -125,11 +124,9 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
     if (!from) throw new RunError(`${output}: the last step has no checkpoint to publish adapter/ from`);
     publishAdapter(output, from);
   }
-  const after = before ? answer() : null;
-  const summary = record.summary({
-    cfg, steps: step, totalSteps: total, trainable, head, backend: run.backend.name,
-    ...(before && after ? { examples: before.map((b, i) => ({ question: b.question, before: b.answer, after: after[i]?.answer ?? '', expected: b.expected })) } : {}),
-  });
+  const after = fresh ? answerExamples(run) : null;
+  if (after) record.answered('after', after);
+  const summary = record.summary({ cfg, steps: step, totalSteps: total, trainable, head, backend: run.backend.name });
   log.info({ steps: step, final_loss: summary.final_loss, wall_s: Number(summary.wall_s.toFixed(1)), tensors: tf.memory().numTensors }, 'done');
   return summary;
 }

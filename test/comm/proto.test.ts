@@ -77,7 +77,7 @@ void describe('Coordinator service over gRPC on 127.0.0.1', () => {
       assert.equal(reply.rank, 1);
       assert.deepEqual(reply.resume, { step: 0, samples_seen: 0, epoch: 0, checkpoint_dir: '' });
       const ack = await client.reportStep({
-        rank: 1, generation: 1, step: 1, loss: 2.5, metrics: { acc: 0.5 }, nan: false, samples: 4,
+        rank: 1, generation: 1, step: 1, loss: 2.5, metrics: { acc: 0.5 }, nan: false, samples: 4, examples_json: '',
         timing: { data_wait_s: 0.1, compute_s: 1, allreduce_s: 0.01, optimizer_s: 0.001 },
       });
       assert.deepEqual(ack, { ok: true, message: 'loss 2.5 0.5', generation: 1 });

@@ -29,6 +29,20 @@ module.exports = {
       to: { path: '^src/models/' },
     },
     {
+      name: 'models-without-peft',
+      comment: 'a model family knows nothing of the PEFT library: adapters plug into the src/nn/ seam',
+      severity: 'error',
+      from: { path: '^src/models/' },
+      to: { path: '^src/peft/' },
+    },
+    {
+      name: 'models-peft-data-below-training',
+      comment: 'models, PEFT and data sit under training, the protocol and the applications',
+      severity: 'error',
+      from: { path: '^src/(models|peft|data)/' },
+      to: { path: '^src/(train|comm|cli|bench|eval|deploy)/|^coordinator/|^worker/' },
+    },
+    {
       name: 'low-layers-import-nothing-above',
       comment: 'src/nn, backend, checkpoint, config, errors, log and json-file sit under everything else',
       severity: 'error',

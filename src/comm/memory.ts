@@ -3,7 +3,7 @@
 import { RunError } from '../errors.js';
 import { Mailbox, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';
 
-export class InMemoryTransport implements Transport {
+class InMemoryTransport implements Transport {
   readonly stats: TransportStats = newStats();
   readonly mailbox = new Mailbox(this.stats);
   private closed = false;

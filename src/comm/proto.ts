@@ -11,11 +11,11 @@ import { childLog } from '../log.js';
 
 const log = childLog('grpc');
 
-export const PROTO_PATH = fileURLToPath(new URL('../../proto/onelora.proto', import.meta.url));
+const PROTO_PATH = fileURLToPath(new URL('../../proto/onelora.proto', import.meta.url));
 export const PROTO_PACKAGE = 'onelora.v1';
-export const TOKEN_METADATA_KEY = 'x-onelora-token';
+const TOKEN_METADATA_KEY = 'x-onelora-token';
 
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
 export interface RegisterRequest { token: string; requested_rank: number; zmq_endpoint: string; hostname: string; pid: number; device: string; curve_public_key: string }
 export interface ResumeState { step: number; samples_seen: number; epoch: number; checkpoint_dir: string }

@@ -48,7 +48,7 @@ export function scheduleOf(cfg: RunConfig, stopAt: number): Schedule {
 export const evaluatesBefore = (firstStep: number): boolean => firstStep === 1;
 
 /** Every `evalEvery` steps and at the last one. */
-export function evaluatesAt(step: number, s: Schedule): boolean {
+function evaluatesAt(step: number, s: Schedule): boolean {
   return (s.evalEvery > 0 && step % s.evalEvery === 0) || step === s.stopAt;
 }
 

@@ -111,7 +111,7 @@ export function totalSteps(cfg: RunConfig, trainRows: number): number {
 }
 
 /** Validation micro-batches in file order, at most eval.max_batches of them (0: all). */
-export function* validationBatches(validation: Dataset, cfg: RunConfig): Generator<MicroBatch> {
+function* validationBatches(validation: Dataset, cfg: RunConfig): Generator<MicroBatch> {
   const micro = cfg.batch.micro;
   const limit = cfg.eval.max_batches > 0 ? Math.min(validation.numRows, cfg.eval.max_batches * micro) : validation.numRows;
   for (let start = 0; start < limit; start += micro) {

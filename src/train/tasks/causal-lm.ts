@@ -15,11 +15,10 @@ export interface CausalLmModel extends AdaptableModel {
   generate(promptIds: number[], opts: { maxNewTokens: number; greedy?: boolean; eosId?: number; seed?: number }): number[];
 }
 
-export { IGNORE_INDEX } from '../../data/metamath.js';
 import { IGNORE_INDEX } from '../../data/metamath.js';
 
 /** Right-pads a micro-batch to its longest row: pads are never attended to under the causal mask. */
-export function padBatch(rows: RecordBatch, padId: number): { ids: Int32Array; labels: Int32Array; b: number; t: number } {
+function padBatch(rows: RecordBatch, padId: number): { ids: Int32Array; labels: Int32Array; b: number; t: number } {
   const { inputIds, labels } = readLm(rows);
   const b = inputIds.length;
   const t = Math.max(1, ...inputIds.map((r) => r.length));
@@ -31,14 +30,14 @@ export function padBatch(rows: RecordBatch, padId: number): { ids: Int32Array; l
 }
 
 /** Leading label positions that are -100: the prompt. */
-export function promptLength(labels: Int32Array): number {
+function promptLength(labels: Int32Array): number {
   let p = 0;
   while (p < labels.length && labels[p] === IGNORE_INDEX) p++;
   return p;
 }
 
 /** The number after "The answer is:" (MetaMathQA's last line), normalised; null when absent. */
-export function extractAnswer(text: string): string | null {
+function extractAnswer(text: string): string | null {
   const m = /The answer is:?\s*([-+]?[$]?[\d,]*\.?\d+)/i.exec(text);
   if (!m?.[1]) return null;
   const n = Number(m[1].replace(/[$,]/g, ''));

@@ -27,7 +27,7 @@ export interface AugmentConfig {
 const ECE_BINS = 15;
 
 /** Expected calibration error of predicted confidences against correctness. */
-export function expectedCalibrationError(confidence: ArrayLike<number>, correct: ArrayLike<number>, bins = ECE_BINS): number {
+function expectedCalibrationError(confidence: ArrayLike<number>, correct: ArrayLike<number>, bins = ECE_BINS): number {
   const n = confidence.length;
   if (n === 0) return NaN;
   const conf = new Float64Array(bins);

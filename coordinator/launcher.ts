@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import os from 'node:os';
 import { childLog } from '../src/log.js';
 import type { TrainSummary } from '../src/train/loop.js';
 import { failurePolicyFor } from './policy.js';
@@ -42,7 +43,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
       if (children.get(rank) === child) children.delete(rank);
       if (ended || code === 0) return;
       const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
-      if (!coordinator.workerExited(rank, `process ${child.pid} ${detail}`)) {
+      if (!coordinator.workerExited(rank, `process ${child.pid} ${detail}`, `${os.hostname()}/${child.pid}`)) {
         log.warn({ rank }, `worker ${rank} ${detail}; not restarted (the coordinator goes on without it or stops the run)`);
         return;
       }

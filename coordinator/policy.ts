@@ -12,6 +12,8 @@ export interface Failure {
   /** The rank lost or suspected (for an all-reduce failure: the peer that was waited for). */
   rank: number;
   message: string;
+  /** The process died before it registered (so it was no member of any group). */
+  beforeRegistering?: boolean;
 }
 
 export interface FailureContext {

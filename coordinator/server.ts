@@ -74,6 +74,8 @@ export class Coordinator {
   private reports = new Map<number, StepReport>();
   /** Ranks the reducer decided to replace, until their process is restarted or the group re-forms. */
   private replacements = new Set<number>();
+  /** Every worker identity (host/pid) that has called Register in this job. */
+  private readonly registered = new Set<string>();
   private readonly policy: FailurePolicy;
   private devices = new Map<number, string>();
   private outputs!: JobOutputs;
@@ -124,15 +126,19 @@ export class Coordinator {
    * The launcher saw the process of `rank` exit. True when the reducer decided (now, or when the
    * loss was first noticed) to wait for a worker in its place: the launcher then restarts it.
    */
-  workerExited(rank: number, detail: string): boolean {
-    this.lost(rank, detail);
+  workerExited(rank: number, detail: string, workerId?: string): boolean {
+    const s = this.state;
+    const forming = s.kind === 'waiting-for-workers' || s.kind === 'recovering';
+    // A process that never registered (its id unseen) died while the group forms: that is a
+    // failure of its own, not a second notice of a member already counted as lost.
+    if (workerId !== undefined && forming && !this.registered.has(workerId)) {
+      this.dispatch({ type: 'worker-exited', rank, generation: s.generation, detail, beforeRegistering: true });
+    } else this.lost(rank, detail);
     return this.replacements.delete(rank);
   }
 
   private lost(rank: number, detail: string): void {
-    const s = this.state;
-    const forming = s.kind === 'waiting-for-workers' || s.kind === 'recovering';
-    if (forming || ('members' in s && s.members.some((m) => m.rank === rank))) {
+    if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
       this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
     }
   }
@@ -175,6 +181,7 @@ export class Coordinator {
     // Stable across a process's re-registrations (each binds a fresh endpoint): the state machine
     // recognises survivors by it, and only a survivor can hand the committed state over from memory.
     const workerId = `${req.hostname}/${req.pid}`;
+    this.registered.add(workerId);
     return new Promise<RegisterReply>((resolve, reject) => {
       this.pending.set(workerId, { req, resolve, reject });
       const acts = this.dispatch({ type: 'worker-registered', workerId, requestedRank: req.requested_rank, endpoint: req.zmq_endpoint });

@@ -80,7 +80,8 @@ export type CoordinatorEvent =
   | { type: 'worker-registered'; workerId: string; requestedRank: number; endpoint: string }
   | { type: 'heartbeat'; rank: number; generation: number }
   | { type: 'heartbeat-timeout'; rank: number; generation: number; silentMs: number }
-  | { type: 'worker-exited'; rank: number; generation: number; detail: string }
+  /** `beforeRegistering`: the process never called Register (the launcher saw it die). */
+  | { type: 'worker-exited'; rank: number; generation: number; detail: string; beforeRegistering?: boolean }
   | { type: 'step-reported'; rank: number; generation: number; step: number; samples: number; loss: number; nan: boolean }
   | { type: 'checkpoint-committed'; generation: number; step: number; path: string; samplesSeen: number }
   | { type: 'allreduce-failed'; rank: number; generation: number; step: number; lateRank: number; message: string }
@@ -157,7 +158,7 @@ export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy:
     case 'heartbeat-timeout':
       return onFailure(state, { kind: 'heartbeat-timeout', rank: event.rank, message: `rank ${event.rank} sent no heartbeat for ${Math.round(event.silentMs / 1000)} s` }, policy);
     case 'worker-exited':
-      return onFailure(state, { kind: 'worker-exited', rank: event.rank, message: `rank ${event.rank} exited (${event.detail})` }, policy);
+      return onFailure(state, { kind: 'worker-exited', rank: event.rank, message: `rank ${event.rank} exited (${event.detail})`, beforeRegistering: event.beforeRegistering }, policy);
     case 'allreduce-failed':
       return onFailure(state, { kind: 'allreduce-failed', rank: event.lateRank, message: `rank ${event.rank}: ${event.message}` }, policy);
   }
@@ -275,8 +276,7 @@ function onFailure(state: CoordinatorState, failure: Failure, p: FailurePolicy):
     const left = members.filter((m) => m.rank !== failure.rank);
     // A process that exits before it registered (the launcher saw it) is a failure too: the group
     // waits for `expected` workers, so without a replacement it would wait until the form timeout.
-    const beforeRegistering = left.length === members.length && failure.kind === 'worker-exited';
-    if (left.length === members.length && !beforeRegistering) return ignore(state, `${failure.message}: not a member of the group being formed`);
+    if (left.length === members.length && !failure.beforeRegistering) return ignore(state, `${failure.message}: not a member of the group being formed`);
     const ctx = { failures: state.failures + 1, worldSize: state.expected, liveWorkers: left.length };
     if (p.decide(failure, ctx) === 'fail') return fail(state, p.explain(failure, ctx));
     return { state: { ...state, failures: ctx.failures, members: left }, actions: [{ type: 'replace-worker', generation: state.generation, rank: failure.rank }] };

@@ -34,11 +34,11 @@ const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 /**
  * Test-only fault injection, `ONELORA_TEST_FAULT=kind:rank:step:markerFile[:ms]`: kind `kill` (SIGKILL
  * at the start of the step), `kill-in-checkpoint` (SIGKILL halfway through writing the step's
- * checkpoint) or `stall` (hold the main thread `ms` milliseconds at the start of the step, as one
- * long synchronous computation does). The marker file makes it fire once, not again in the
- * restarted process.
+ * checkpoint), `stall` (hold the main thread `ms` milliseconds at the start of the step, as one
+ * long synchronous computation does) or `kill-before-register` (step 0: SIGKILL before the first
+ * Register). The marker file makes it fire once, not again in the restarted process.
  */
-function fault(kind: string, rank: number, step: number): boolean {
+export function fault(kind: string, rank: number, step: number): boolean {
   const [k, r, s, marker, ms] = (process.env.ONELORA_TEST_FAULT ?? '').split(':');
   if (k !== kind || Number(r) !== rank || Number(s) !== step || !marker || fs.existsSync(marker)) return false;
   fs.writeFileSync(marker, `${process.pid}\n`);

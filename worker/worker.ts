@@ -15,7 +15,7 @@ import { childLog } from '../src/log.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
 import { zmqBackend, type CommBackend } from './backend.js';
 import { HeartbeatThread } from './heartbeat.js';
-import { runStep, type Snapshot, type StepContext } from './step.js';
+import { fault, runStep, type Snapshot, type StepContext } from './step.js';
 
 const log = childLog('worker');
 
@@ -55,6 +55,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   try {
     for (;;) {
       const endpoint = await comm.onStart();
+      if (!run) fault('kill-before-register', rank, 0);
       const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
       const spec = decodeJobSpec(reply.job_spec_json);

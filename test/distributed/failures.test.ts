@@ -38,6 +38,17 @@ test('onelora launch: a rank reporting NaN stops every worker; exit 1 naming the
   assert.ok(!fs.existsSync(path.join(output, 'adapter')), 'no adapter is published for a failed run');
 });
 
+test('a worker killed before it registers is a failure: restarted once, the run finishes as configured', async () => {
+  const marker = path.join(tmpDir('fault'), 'fired');
+  const output = tmpDir('pre-register');
+  const cfg = tinyConfig(dir, { batch: { global: 4, micro: 2 } }, ['distributed.allreduce_timeout_s=20', 'distributed.max_failures=1']);
+  const r = await launch({ cfg, workers: 2, output, maxSteps: 2, quiet: true, backend: 'wasm', heartbeatTimeoutMs: 20_000, formTimeoutMs: 60_000,
+    env: { ONELORA_LOG: 'warn', ONELORA_TEST_FAULT: `kill-before-register:1:0:${marker}` } });
+  assert.ok(fs.existsSync(marker), 'the fault fired');
+  assert.equal(r.restarts, 1);
+  assert.equal(r.summary.steps, 2);
+});
+
 test('--min-workers 2: kill -9 of one of 3 workers, no restart; 2 finish the run at the same global batch, no sample lost or repeated', async () => {
   // global 12 = 3 × 2 × 2 = 2 × 2 × 3: the same global batch before and after the loss.
   const batch = { batch: { global: 12, micro: 2 } };

@@ -10,6 +10,9 @@ Writes test/fixtures/pickle/:
                                  2 (torch.save's default) and 4; tensors.json holds every value as
                                  torch reads it back, widened to float64.
   legacy.pt                      the same, in the pre-1.6 non-zip format (refused with advice).
+  not-a-state-dict.pt            {'weight': tensor, 'step': 3}: refused naming 'step'.
+  big-endian.pt, deflated.pt,    tensors.pt re-zipped: with a `byteorder` record 'big' (refused), with
+  zip64.pt                       every entry deflated, and with zip64 headers (as a > 4 GiB shard has).
   malicious.pt                   a zip whose data.pkl calls os.system (posix.system) through
                                  __reduce__: the payload would create /tmp/onelora-pickle-payload-ran.
   llama-f16/, llama-tied-sharded/  the tiny LLaMA fixtures of test/fixtures/models re-saved as
@@ -29,6 +32,8 @@ import json
 import os
 import shutil
 import struct
+import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -114,6 +119,42 @@ def make_tensors():
     with open(os.path.join(OUT, 'tensors.json'), 'w') as f:
         json.dump(values, f, indent=1)
     torch.save({'weight': torch.zeros(2), 'evil': Payload()}, os.path.join(OUT, 'malicious.pt'))
+    torch.save({'weight': torch.zeros(2), 'step': 3}, os.path.join(OUT, 'not-a-state-dict.pt'))
+    rezip(sd)
+
+
+def rezip(sd):
+    src = zipfile.ZipFile(os.path.join(OUT, 'tensors.pt'))
+    entries = [(i.filename, src.read(i.filename)) for i in src.infolist()]
+    with zipfile.ZipFile(os.path.join(OUT, 'big-endian.pt'), 'w', zipfile.ZIP_STORED) as z:
+        for name, data in entries + [('tensors/byteorder', b'big')]:
+            z.writestr(name, data)
+    with zipfile.ZipFile(os.path.join(OUT, 'deflated.pt'), 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    write_zip64(os.path.join(OUT, 'zip64.pt'), entries)
+    for f in ('deflated.pt', 'zip64.pt'):
+        back = torch.load(os.path.join(OUT, f))
+        assert all(torch.equal(back[k], v) for k, v in sd.items()), f
+
+
+def write_zip64(path, entries):
+    """Stored entries whose central headers defer sizes and offsets to zip64 extra fields (APPNOTE 4.5.3)."""
+    out, central = bytearray(), bytearray()
+    for name, data in entries:
+        n, crc, off = name.encode(), zlib.crc32(data), len(out)
+        extra = struct.pack('<HHQQ', 1, 16, len(data), len(data))
+        out += struct.pack('<IHHHHHIIIHH', 0x04034b50, 45, 0, 0, 0, 0, crc, 0xffffffff, 0xffffffff, len(n), len(extra)) + n + extra + data
+        cextra = struct.pack('<HHQQQ', 1, 24, len(data), len(data), off)
+        central += struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 45, 45, 0, 0, 0, 0, crc, 0xffffffff, 0xffffffff,
+                               len(n), len(cextra), 0, 0, 0, 0, 0xffffffff) + n + cextra
+    cd_off, z64 = len(out), len(out) + len(central)
+    out += central
+    out += struct.pack('<IQHHIIQQQQ', 0x06064b50, 44, 45, 45, 0, 0, len(entries), len(entries), len(central), cd_off)
+    out += struct.pack('<IIQI', 0x07064b50, 0, z64, 1)
+    out += struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, 0xffff, 0xffff, 0xffffffff, 0xffffffff, 0)
+    with open(path, 'wb') as f:
+        f.write(out)
 
 
 def make_llama():

@@ -35,7 +35,7 @@ export class PyGlobal {
   constructor(readonly qualname: string, readonly call: ((args: readonly unknown[]) => unknown) | null) {}
 }
 
-export interface UnpickleOptions {
+interface UnpickleOptions {
   /** The file named in errors. */
   readonly source: string;
   /** `module.name` -> the function standing for it (null: a value that is never called, e.g. torch.FloatStorage). */

@@ -2,10 +2,14 @@
 // `model.safetensors.index.json` (`weight_map`: tensor name → shard file). Every shard is opened
 // (header only) and checked against the index up front, so a missing shard or a tensor absent from
 // its shard is reported before any weight is loaded; afterwards the shards read as one source.
+// Where there is no safetensors, the torch.save twin is read the same way (`pytorch_model.bin` +
+// `pytorch_model.bin.index.json`, `adapter_model.bin`; docs/models.md#pytorch-bin-and-pt-files),
+// safetensors first as transformers prefers it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { childLog } from '../log.js';
+import { openTorchFile } from './torch-file.js';
 import { openSafetensors, type LoadedTensor, type SafetensorsSource, type TensorInfo } from './safetensors-read.js';
 import { readJsonFile } from '../json-file.js';
 
@@ -27,18 +31,47 @@ function readIndex(indexFile: string): Map<string, string> {
   return out;
 }
 
+/** One weights file: torch.save's by name (.bin/.pt/.pth) or first bytes (a zip, a pickle), else safetensors. */
+function openWeightFile(file: string): SafetensorsSource {
+  let head = Buffer.alloc(0);
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      head = Buffer.alloc(2);
+      head = head.subarray(0, fs.readSync(fd, head, 0, 2, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // openSafetensors reports the file that cannot be opened.
+  }
+  const torch = /\.(bin|pth?)$/.test(file) || (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80; // 'PK' zip, or a pickle's PROTO
+  return torch ? openTorchFile(file) : openSafetensors(file);
+}
+
+/** The torch.save name Hugging Face uses where `base` is a safetensors name. */
+function torchTwin(base: string): string {
+  return base === 'model.safetensors' ? 'pytorch_model.bin' : base.replace(/\.safetensors$/, '.bin');
+}
+
 /**
- * Opens `DIR/<base>` or, when absent, the shards listed by `DIR/<base>.index.json`. `base` defaults
- * to `model.safetensors`; a path to a file is opened as that file.
+ * Opens `DIR/<base>` or, when absent, the shards listed by `DIR/<base>.index.json`, and failing both
+ * the torch.save twin (`pytorch_model.bin` for `model.safetensors`, else `.bin` for `.safetensors`)
+ * the same two ways. `base` defaults to `model.safetensors`; a path to a file is opened as that file.
  */
 export function openSafetensorsDir(dir: string, base = 'model.safetensors'): SafetensorsSource {
-  if (fs.existsSync(dir) && fs.statSync(dir).isFile()) return openSafetensors(dir);
-  const single = path.join(dir, base);
-  const indexFile = path.join(dir, `${base}.index.json`);
-  if (fs.existsSync(single)) return openSafetensors(single);
-  if (!fs.existsSync(indexFile)) {
-    throw new UserError(`${dir}: neither ${base} nor ${base}.index.json is there`);
+  if (fs.existsSync(dir) && fs.statSync(dir).isFile()) return openWeightFile(dir);
+  const names = [base, torchTwin(base)].filter((n, i, all) => all.indexOf(n) === i);
+  for (const name of names) {
+    if (fs.existsSync(path.join(dir, name))) return openWeightFile(path.join(dir, name));
+    if (fs.existsSync(path.join(dir, `${name}.index.json`))) return openIndexed(dir, name);
   }
+  throw new UserError(`${dir}: no weights: none of ${names.flatMap((n) => [n, `${n}.index.json`]).join(', ')} is there`);
+}
+
+/** The shards of `DIR/<base>.index.json` as one source. */
+function openIndexed(dir: string, base: string): SafetensorsSource {
+  const indexFile = path.join(dir, `${base}.index.json`);
   const weightMap = readIndex(indexFile);
   const shards = new Map<string, SafetensorsSource>();
   try {
@@ -48,7 +81,7 @@ export function openSafetensorsDir(dir: string, base = 'model.safetensors'): Saf
       if (!fs.existsSync(file)) {
         throw new UserError(`${indexFile}: tensor '${name}': shard '${shard}' does not exist in ${dir}`);
       }
-      shards.set(shard, openSafetensors(file));
+      shards.set(shard, openWeightFile(file));
     }
     const tensors = new Map<string, TensorInfo>();
     const owner = new Map<string, SafetensorsSource>();

@@ -18,7 +18,7 @@ import { readAt, readZipDirectory, readZipRange, type ZipEntry } from './zip.js'
 const log = childLog('checkpoint');
 
 /** How to turn any torch file into safetensors, for every refusal below. */
-export const CONVERT_HINT =
+const CONVERT_HINT =
   'convert it with PyTorch:\n' +
   '  import torch; from safetensors.torch import save_file\n' +
   '  sd = torch.load("IN.pt", map_location="cpu", weights_only=True)\n' +

@@ -3,7 +3,9 @@
 // Two key layouts are read, F32/F16/BF16:
 //  - facebookresearch/DiT (`x_embedder.proj`, `blocks.N.attn.qkv`, `final_layer.linear`, …) from a
 //    `model.safetensors` (or shards, or a .safetensors file) — the layout onelora builds and writes.
-//    `pos_embed` is a fixed table: checked for shape and ignored. The original .pt pickles are not read.
+//    `pos_embed` is a fixed table: checked for shape and ignored. The original release's `.pt` (a plain
+//    state dict) and train.py's checkpoints (`{model, ema, opt, args}`: `ema` is taken) are read
+//    through the restricted unpickler (checkpoint/torch-file.ts), as a file or a directory's one `.pt`.
 //  - diffusers DiTTransformer2DModel (`transformer/diffusion_pytorch_model.safetensors` + config.json):
 //    separate `attn1.to_q/to_k/to_v` are fused into qkv (rows q, k, v), and the timestep/class
 //    embedders that diffusers repeats in every block (`transformer_blocks.N.norm1.emb.*`) are
@@ -247,10 +249,19 @@ function withOverrides(c: DitConfig, o: LoadDitOptions): DitConfig {
   return { ...c, ...(o.timestepShift !== undefined ? { timestepShift: o.timestepShift } : {}), ...(o.mlpNormEps !== undefined ? { mlpNormEps: o.mlpNormEps } : {}) };
 }
 
+/** A facebookresearch directory's weights: the usual names, else its one `.pt`/`.pth` (DiT-XL-2-256x256.pt beside config.json). */
+function origWeights(dir: string): string {
+  const usual = ['model.safetensors', 'pytorch_model.bin'].some((n) => fs.existsSync(path.join(dir, n)) || fs.existsSync(path.join(dir, `${n}.index.json`)));
+  const pts = usual ? [] : fs.readdirSync(dir).filter((n) => /\.pth?$/.test(n));
+  if (pts.length > 1) throw new UserError(`${dir}: several .pt files (${pts.join(', ')}): name the one to load`);
+  return pts.length === 1 ? path.join(dir, pts[0]!) : dir;
+}
+
 /**
  * A DiT from a preset name (random init, seeded), a diffusers directory (the pipeline's, with
- * `transformer/`, or the transformer's own), a directory with `model.safetensors` in the
- * facebookresearch layout (+ onelora's config.json), or a single .safetensors file.
+ * `transformer/`, or the transformer's own), a directory with `model.safetensors` (or
+ * `pytorch_model.bin`, or one `.pt`) in the facebookresearch layout (+ onelora's config.json), or a
+ * single .safetensors / .pt file.
  */
 export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitModel {
   const preset = DIT_PRESETS[dirOrPreset];
@@ -275,7 +286,7 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
       src.close();
     }
   }
-  const src = openSafetensorsDir(dirOrPreset);
+  const src = openSafetensorsDir(isFile ? dirOrPreset : origWeights(dirOrPreset));
   try {
     const cfgFile = isFile ? null : path.join(dirOrPreset, 'config.json');
     const config = withOverrides(origConfig(src, cfgFile && fs.existsSync(cfgFile) ? cfgFile : null, name), opts);

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
-import { openSafetensors, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { UserError } from '../errors.js';
 import type { AdaptableModel } from '../nn/modules.js';
@@ -194,8 +194,9 @@ function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSav
  */
 export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
   const { spec, options, config } = readAdapterConfig(dir);
-  const file = path.join(dir, ADAPTER_WEIGHTS);
-  const src = openSafetensors(file);
+  // adapter_model.safetensors, or the adapter_model.bin older PEFT wrote (docs/models.md#pytorch-bin-and-pt-files).
+  const src = openSafetensorsDir(dir, ADAPTER_WEIGHTS);
+  const file = src.file;
   const headParams = taskParams([...src.tensors.keys()], model, config.modules_to_save);
   const state = applyMethod(model, spec, headParams.length ? { ...options, headParams } : options);
   try {

@@ -14,7 +14,8 @@ Writes test/fixtures/pickle/:
   big-endian.pt, deflated.pt,    tensors.pt re-zipped: with a `byteorder` record 'big' (refused), with
   zip64.pt                       every entry deflated, and with zip64 headers (as a > 4 GiB shard has).
   malicious.pt                   a zip whose data.pkl calls os.system (posix.system) through
-                                 __reduce__: the payload would create /tmp/onelora-pickle-payload-ran.
+                                 __reduce__: the payload would create onelora-pickle-payload-ran
+                                 in the working directory.
   llama-f16/, llama-tied-sharded/  the tiny LLaMA fixtures of test/fixtures/models re-saved as
                                  pytorch_model.bin (F16) and as two .bin shards + pytorch_model.bin.index.json.
   lora-bin/, lora-safetensors/   one LoRA adapter for llama-gqa in PEFT's key layout, as the older
@@ -104,7 +105,7 @@ DTYPE = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', tor
 
 class Payload:
     def __reduce__(self):
-        return (os.system, ('touch /tmp/onelora-pickle-payload-ran',))
+        return (os.system, ('touch onelora-pickle-payload-ran',))
 
 
 def make_tensors():
@@ -126,12 +127,12 @@ def make_tensors():
 def rezip(sd):
     src = zipfile.ZipFile(os.path.join(OUT, 'tensors.pt'))
     entries = [(i.filename, src.read(i.filename)) for i in src.infolist()]
-    with zipfile.ZipFile(os.path.join(OUT, 'big-endian.pt'), 'w', zipfile.ZIP_STORED) as z:
-        for name, data in entries + [('tensors/byteorder', b'big')]:
-            z.writestr(name, data)
-    with zipfile.ZipFile(os.path.join(OUT, 'deflated.pt'), 'w', zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries:
-            z.writestr(name, data)
+    def write(file, items, method):
+        with zipfile.ZipFile(os.path.join(OUT, file), 'w') as z:
+            for name, data in items:
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=method)
+    write('big-endian.pt', entries + [('tensors/byteorder', b'big')], zipfile.ZIP_STORED)
+    write('deflated.pt', entries, zipfile.ZIP_DEFLATED)
     write_zip64(os.path.join(OUT, 'zip64.pt'), entries)
     for f in ('deflated.pt', 'zip64.pt'):
         back = torch.load(os.path.join(OUT, f))

@@ -23,7 +23,7 @@ await initBackend('wasm');
 
 const FIX = path.join(import.meta.dirname, '..', 'fixtures');
 const PICKLE = path.join(FIX, 'pickle');
-const PAYLOAD_MARKER = '/tmp/onelora-pickle-payload-ran';
+const PAYLOAD_MARKER = 'onelora-pickle-payload-ran';
 
 interface Want {
   dtype: string;
@@ -50,15 +50,22 @@ for (const file of ['tensors.pt', 'tensors-proto4.pt', 'deflated.pt', 'zip64.pt'
 }
 
 void test('a pickle calling os.system is refused naming posix.system and the file, and the payload never runs', async () => {
-  fs.rmSync(PAYLOAD_MARKER, { force: true });
   const file = path.join(PICKLE, 'malicious.pt');
-  throwsUser(() => openTorchFile(file), file, "'posix.system'", 'not allowed');
-  // The same file as a model's pytorch_model.bin, through the model loader.
-  const dir = tmpDir('pickle');
-  fs.copyFileSync(path.join(PICKLE, 'llama-f16', 'config.json'), path.join(dir, 'config.json'));
-  fs.copyFileSync(file, path.join(dir, 'pytorch_model.bin'));
-  await assert.rejects(loadModel(dir), /pytorch_model\.bin: the pickle refers to 'posix\.system'/);
-  assert.equal(fs.existsSync(PAYLOAD_MARKER), false, 'the pickled os.system payload ran');
+  // The payload runs `touch onelora-pickle-payload-ran` in the working directory: make that a fresh one.
+  const cwd = process.cwd();
+  const work = tmpDir('pickle');
+  process.chdir(work);
+  try {
+    throwsUser(() => openTorchFile(file), file, "'posix.system'", 'not allowed');
+    // The same file as a model's pytorch_model.bin, through the model loader.
+    const dir = tmpDir('pickle');
+    fs.copyFileSync(path.join(PICKLE, 'llama-f16', 'config.json'), path.join(dir, 'config.json'));
+    fs.copyFileSync(file, path.join(dir, 'pytorch_model.bin'));
+    await assert.rejects(loadModel(dir), /pytorch_model\.bin: the pickle refers to 'posix\.system'/);
+  } finally {
+    process.chdir(cwd);
+  }
+  assert.equal(fs.existsSync(path.join(work, PAYLOAD_MARKER)), false, 'the pickled os.system payload ran');
 });
 
 void test('refusals say what was found and how to convert: legacy format, non-tensor values, big-endian, not a checkpoint', () => {

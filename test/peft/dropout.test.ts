@@ -17,6 +17,7 @@ import { VeraAdapter } from '../../src/peft/vera.js';
 import { moraRank } from '../../src/peft/mora.js';
 import { parseMethodSpec } from '../../src/peft/spec.js';
 import { methodWithRank } from '../../src/train/method.js';
+import { loadPreset } from '../../src/config/presets.js';
 import { tmpDir } from '../helpers.js';
 import { FakeModel, HIDDEN } from './fake-model.js';
 
@@ -180,5 +181,24 @@ void test("adapter_config.json carries lora_alpha/lora_dropout and vera_dropout 
     assert.throws(() => loadAdapter(dir, new FakeModel()), new RegExp(`'${field}' must be in \\[0, 1\\)`));
     state.dispose();
     model.dispose();
+  }
+});
+
+void test("each paper preset states the LoRA-family α and dropout of the code it follows (MoRA's train.py for LLaMA)", () => {
+  const want: Record<string, [number, number]> = {
+    'llama2-7b-metamath': [16, 0.05],
+    'llama2-13b-metamath': [16, 0.05],
+    'vit-b16-cifar10': [2, 0],
+    'vit-b16-cifar100': [2, 0],
+    'dit-xl-2-food101': [2, 0],
+  };
+  for (const [name, [alpha, dropout]] of Object.entries(want)) {
+    const cfg = loadPreset(name);
+    assert.deepEqual([cfg.alpha, cfg.dropout], [alpha, dropout], name);
+    const text = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'presets', `${name}.yaml`), 'utf8');
+    assert.match(text, alpha === 16 ? /kongds\/MoRA train\.py/ : /onelora's choice/, `${name} names where its values come from`);
+    const lora = methodWithRank('lora', cfg.rank, { alpha: cfg.alpha, dropout: cfg.dropout }).text;
+    assert.equal(lora, dropout > 0 ? `lora:alpha=${alpha},dropout=${dropout}` : `lora:alpha=${alpha},dropout=0`);
+    assert.equal(methodWithRank(cfg.method, cfg.rank, { alpha: cfg.alpha, dropout: cfg.dropout }).text, '1lora');
   }
 });

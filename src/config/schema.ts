@@ -140,6 +140,10 @@ export const runObject = z
     targets: nonEmpty.optional(),
     /** Overrides the SPEC's `r=` for every term that has a rank. */
     rank: posInt.optional(),
+    /** Overrides the SPEC's `alpha=` (PEFT's lora_alpha) for every term that takes one: LoRA, DoRA. */
+    alpha: z.number().positive().optional(),
+    /** Overrides the SPEC's `dropout=` (PEFT's lora_dropout / vera_dropout) for LoRA, DoRA, VeRA, MoRA. */
+    dropout: z.number().min(0).lt(1).optional(),
     task: z.enum(TASKS),
     data,
     batch,

@@ -2,6 +2,8 @@
 // inverse for export, and the parameter layout it implies (HF names, shapes, LinearModule roles).
 import { HfConfigReader, linearSpec, type ModelLayout, type ParamSpec } from './layout.js';
 import type { LinearSpec, NormSpec } from '../nn/modules.js';
+import type { Rope, RopeScaling } from '../nn/rope.js';
+import { UserError } from '../errors.js';
 
 export interface LlamaConfig {
   readonly family: 'llama';
@@ -16,6 +18,8 @@ export interface LlamaConfig {
   readonly headDim: number;
   readonly rmsNormEps: number;
   readonly ropeTheta: number;
+  /** `rope_scaling` (Llama 3.1+ `llama3`, `linear`, `dynamic`); null for plain RoPE. */
+  readonly ropeScaling: RopeScaling | null;
   readonly maxPositionEmbeddings: number;
   /** lm_head shares the embedding matrix (no lm_head.weight in the file). */
   readonly tieWordEmbeddings: boolean;
@@ -37,7 +41,8 @@ export function parseLlamaConfig(raw: Readonly<Record<string, unknown>>, source:
   }
   if (headDim % 2 !== 0) r.refuse('head_dim', () => false, 'RoPE needs an even head dimension');
   // Anything that changes the maths and is not implemented is refused rather than silently ignored.
-  r.refuse('rope_scaling', () => false, 'only plain RoPE is implemented');
+  const maxPositionEmbeddings = r.int('max_position_embeddings', 2048);
+  const ropeScaling = parseRopeScaling(raw['rope_scaling'], source, maxPositionEmbeddings);
   r.refuse('hidden_act', (v) => v === 'silu', 'LLaMA uses SwiGLU with silu');
   r.refuse('model_type', (v) => v === 'llama', 'expected "llama"');
   return Object.freeze({
@@ -51,7 +56,8 @@ export function parseLlamaConfig(raw: Readonly<Record<string, unknown>>, source:
     headDim,
     rmsNormEps: r.num('rms_norm_eps', 1e-6), // LlamaConfig's default; LLaMA-2 files say 1e-5
     ropeTheta: r.num('rope_theta', 10000),
-    maxPositionEmbeddings: r.int('max_position_embeddings', 2048),
+    ropeScaling,
+    maxPositionEmbeddings,
     tieWordEmbeddings: r.bool('tie_word_embeddings', false),
     attentionBias: r.bool('attention_bias', false),
     mlpBias: r.bool('mlp_bias', false),
@@ -76,6 +82,7 @@ export function llamaConfigToHf(c: LlamaConfig, base: Readonly<Record<string, un
     hidden_act: 'silu',
     rms_norm_eps: c.rmsNormEps,
     rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingToHf(c.ropeScaling),
     max_position_embeddings: c.maxPositionEmbeddings,
     tie_word_embeddings: c.tieWordEmbeddings,
     attention_bias: c.attentionBias,
@@ -83,6 +90,66 @@ export function llamaConfigToHf(c: LlamaConfig, base: Readonly<Record<string, un
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenId,
   };
+}
+
+/** What applyRope needs of a config. */
+export function llamaRope(c: LlamaConfig): Rope {
+  return { theta: c.ropeTheta, scaling: c.ropeScaling };
+}
+
+/**
+ * `rope_scaling` as transformers reads it (rope_modeling_utils' validation): `rope_type`, or the
+ * older `type`, selects the formula; each type's required fields must be numbers. A type that is
+ * not implemented is refused naming the field, never run as plain RoPE.
+ */
+function parseRopeScaling(v: unknown, source: string, maxPositionEmbeddings: number): RopeScaling | null {
+  if (v === undefined || v === null) return null;
+  const bad = (key: string, want: string, got: unknown): never => {
+    throw new UserError(`${source}: 'rope_scaling.${key}' must be ${want}, got ${JSON.stringify(got)}`);
+  };
+  if (typeof v !== 'object' || Array.isArray(v)) bad('', 'an object', v);
+  const o = v as Record<string, unknown>;
+  const typeKey = o['rope_type'] !== undefined ? 'rope_type' : 'type';
+  const type = o[typeKey] ?? 'default';
+  const num = (key: string, min: number): number => {
+    const x = o[key];
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < min) bad(key, `a number ≥ ${min}`, x);
+    return x as number;
+  };
+  switch (type) {
+    case 'default':
+      return null;
+    case 'linear':
+      return { type: 'linear', factor: num('factor', 1) };
+    case 'dynamic':
+      return { type: 'dynamic', factor: num('factor', 1), maxPositionEmbeddings };
+    case 'llama3': {
+      const lowFreqFactor = num('low_freq_factor', 0);
+      const highFreqFactor = num('high_freq_factor', 0);
+      if (highFreqFactor <= lowFreqFactor) bad('high_freq_factor', `greater than low_freq_factor ${lowFreqFactor}`, highFreqFactor);
+      return { type: 'llama3', factor: num('factor', 1), lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: num('original_max_position_embeddings', 1) };
+    }
+    default:
+      throw new UserError(
+        `${source}: 'rope_scaling' has ${typeKey} ${JSON.stringify(type)}, which is not supported (implemented: default, linear, dynamic, llama3)`,
+      );
+  }
+}
+
+function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
+  if (!s) return null;
+  switch (s.type) {
+    case 'llama3':
+      return {
+        rope_type: s.type,
+        factor: s.factor,
+        low_freq_factor: s.lowFreqFactor,
+        high_freq_factor: s.highFreqFactor,
+        original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+      };
+    default:
+      return { rope_type: s.type, factor: s.factor };
+  }
 }
 
 export function llamaLayout(c: LlamaConfig): ModelLayout {

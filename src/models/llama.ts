@@ -6,7 +6,7 @@ import { tf } from '../backend/tf.js';
 import { frozenTranspose, linear, matmul } from '../backend/linear.js';
 import { applyRope, attend, causalMask, mergeHeads, repeatKv, splitHeads } from '../nn/attention.js';
 import { generate, type GenerateOptions, type LayerKv } from './generate.js';
-import { llamaConfigToHf, llamaLayout, type LlamaConfig } from './llama-config.js';
+import { llamaConfigToHf, llamaLayout, llamaRope, type LlamaConfig } from './llama-config.js';
 import type { ModelLayout } from './layout.js';
 import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../nn/modules.js';
 import { crossEntropySum, embedding, rmsNorm, swiGlu } from '../nn/ops.js';
@@ -56,10 +56,11 @@ class LlamaAttention {
 
   /** x [B·T, D] at positions offset..offset+T-1, after `past` (S-T cached positions) -> [B·T, D] */
   forward(x: T2, b: number, t: number, past: LayerKv | null): { y: T2; present: LayerKv } {
-    const { numHeads: h, numKvHeads: hkv, headDim: hd, ropeTheta } = this.c;
+    const { numHeads: h, numKvHeads: hkv, headDim: hd } = this.c;
     const offset = past ? past.k.shape[2] : 0;
-    const q = applyRope(splitHeads(this.q.forward(x), b, t, h, hd), ropeTheta, offset); // [B, H, T, hd]
-    let k = applyRope(splitHeads(this.k.forward(x), b, t, hkv, hd), ropeTheta, offset); // [B, Hkv, T, hd]
+    const rope = llamaRope(this.c);
+    const q = applyRope(splitHeads(this.q.forward(x), b, t, h, hd), rope, offset); // [B, H, T, hd]
+    let k = applyRope(splitHeads(this.k.forward(x), b, t, hkv, hd), rope, offset); // [B, Hkv, T, hd]
     let v = splitHeads(this.v.forward(x), b, t, hkv, hd); // [B, Hkv, T, hd]
     if (past) {
       k = tf.concat([past.k, k], 2); // [B, Hkv, S, hd]

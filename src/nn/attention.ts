@@ -5,6 +5,7 @@
 // The causal mask and the RoPE tables are built once and kept (tf.keep) across calls.
 import { tf } from '../backend/tf.js';
 import { bmm, customOp } from '../backend/linear.js';
+import { ropeInvFreq, ropeKey, ropeSeqLen, type Rope } from './rope.js';
 
 type T2 = tf.Tensor2D;
 type T4 = tf.Tensor4D;
@@ -73,26 +74,28 @@ interface RopeTables {
   cos: T2;
   sin: T2;
 }
-const ropeCache = new Map<string, RopeTables>();
+/** One entry per (hd, rope): a dynamic-NTK table is replaced when the sequence length changes. */
+const ropeCache = new Map<string, RopeTables & { key: string }>();
 
 /**
  * cos/sin tables [L, hd] with L ≥ `len` (grown by doubling, so generation reuses one table):
- * θ_i = theta^(-2i/hd), angle(p, i) = p·θ_i, duplicated over both halves as Hugging Face's
- * `emb = cat(freqs, freqs)`. Angles are computed in float64, then rounded once.
+ * angle(p, i) = p·θ_i with θ from ropeInvFreq (src/nn/rope.ts), duplicated over both halves as
+ * Hugging Face's `emb = cat(freqs, freqs)`. θ is rounded to float32 as HF holds inv_freq, the
+ * angle once more as HF's float32 product.
  */
-function ropeTables(hd: number, theta: number, len: number): RopeTables {
-  const key = `${hd},${theta}`;
-  const hit = ropeCache.get(key);
-  if (hit && !hit.cos.isDisposed && hit.cos.shape[0] >= len) return hit;
+function ropeTables(hd: number, rope: Rope, len: number): RopeTables {
+  const slot = ropeKey(hd, rope, 0);
+  const key = ropeKey(hd, rope, ropeSeqLen(rope, len));
+  const hit = ropeCache.get(slot);
+  if (hit && hit.key === key && !hit.cos.isDisposed && hit.cos.shape[0] >= len) return hit;
   const l = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(len, 1))));
   const half = hd / 2;
+  const invFreq = Float32Array.from(ropeInvFreq(hd, rope, ropeSeqLen(rope, len)));
   const c = new Float32Array(l * hd);
   const s = new Float32Array(l * hd);
   for (let p = 0; p < l; p++) {
     for (let i = 0; i < half; i++) {
-      // HF: inv_freq = 1 / theta^(arange(0, hd, 2) / hd), computed in float32.
-      const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / hd));
-      const a = Math.fround(p * invFreq);
+      const a = Math.fround(p * invFreq[i]!);
       c[p * hd + i] = c[p * hd + half + i] = Math.cos(a);
       s[p * hd + i] = s[p * hd + half + i] = Math.sin(a);
     }
@@ -101,9 +104,15 @@ function ropeTables(hd: number, theta: number, len: number): RopeTables {
     hit.cos.dispose();
     hit.sin.dispose();
   }
-  const tables = { cos: tf.keep(tf.tensor2d(c, [l, hd])), sin: tf.keep(tf.tensor2d(s, [l, hd])) };
-  ropeCache.set(key, tables);
+  const tables = { key, cos: tf.keep(tf.tensor2d(c, [l, hd])), sin: tf.keep(tf.tensor2d(s, [l, hd])) };
+  ropeCache.set(slot, tables);
   return tables;
+}
+
+/** The cos/sin rows [len, hd] for positions 0..len-1, as plain arrays (tests against HF's formulas). */
+export function ropeCosSin(hd: number, rope: Rope, len: number): { cos: Float32Array; sin: Float32Array } {
+  const { cos, sin } = ropeTables(hd, rope, len);
+  return { cos: (cos.dataSync() as Float32Array).slice(0, len * hd), sin: (sin.dataSync() as Float32Array).slice(0, len * hd) };
 }
 
 let rotation: { hd: number; r: T2 } | null = null;
@@ -131,16 +140,18 @@ function rotateHalfMatrix(hd: number): T2 {
 }
 
 /**
- * Rotary embedding of x [B, H, T, hd] at absolute positions offset..offset+T-1:
+ * Rotary embedding of x [B, H, T, hd] at absolute positions offset..offset+T-1 (`rope` a theta
+ * alone is plain RoPE):
  * x·cos + rotate_half(x)·sin with rotate_half([x1, x2]) = [-x2, x1] (the halves of hd).
  * One custom op that saves nothing (dx = g·cos − (g·sin) R, as Rᵀ = −R); rotate_half is a matMul
  * by R because Split/Concat on wasm cost ~4 ms per call at [8, 4, 128, 64].
  */
-export function applyRope(x: T4, theta: number, offset: number): T4 {
+export function applyRope(x: T4, rope: Rope | number, offset: number): T4 {
   const [b, h, t, hd] = x.shape;
   const rows = b * h * t;
+  const r: Rope = typeof rope === 'number' ? { theta: rope, scaling: null } : rope;
   const tables = (): { c: T2; s: T2 } => {
-    const { cos, sin } = ropeTables(hd, theta, offset + t);
+    const { cos, sin } = ropeTables(hd, r, offset + t);
     return { c: tf.slice(cos, [offset, 0], [t, hd]), s: tf.slice(sin, [offset, 0], [t, hd]) }; // [T, hd], broadcast over B, H
   };
   const rot = (y: tf.Tensor): tf.Tensor => tf.matMul(y.reshape([rows, hd]) as T2, rotateHalfMatrix(hd)).reshape([b, h, t, hd]); // [B·H·T, hd]·[hd, hd]

@@ -75,14 +75,14 @@ function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<
     case 'LORA':
       return {
         ...common, peft_type: 'LORA', r, lora_alpha: term.alpha ?? defaultAlpha(r), use_rslora: term.rslora ?? false,
-        use_dora: term.name === 'dora', lora_dropout: 0, fan_in_fan_out: false, bias: 'none', lora_bias: false,
+        use_dora: term.name === 'dora', lora_dropout: term.dropout ?? 0, fan_in_fan_out: false, bias: 'none', lora_bias: false,
         init_lora_weights: true, layers_to_transform: null, layers_pattern: null, rank_pattern: {}, alpha_pattern: {},
         exclude_modules: exclude, layer_replication: null, megatron_config: null, megatron_core: 'megatron.core', loftq_config: {},
       };
     case 'VERA':
       return {
         ...common, peft_type: 'VERA', r, projection_prng_key: term.seed ?? state.seed, save_projection: true,
-        vera_dropout: 0, d_initial: VERA_D_INITIAL, fan_in_fan_out: false, bias: 'none', init_weights: true,
+        vera_dropout: term.dropout ?? 0, d_initial: VERA_D_INITIAL, fan_in_fan_out: false, bias: 'none', init_weights: true,
         layers_to_transform: null, layers_pattern: null,
       };
     default:
@@ -148,6 +148,13 @@ function num(file: string, cfg: Record<string, unknown>, field: string, fallback
   return v;
 }
 
+/** `,dropout=p` for a PEFT dropout field above 0 (absent or 0: no dropout, nothing in the SPEC). */
+function dropoutOf(file: string, cfg: Record<string, unknown>, field: string): string {
+  const p = num(file, cfg, field, 0);
+  if (p < 0 || p >= 1) throw new UserError(`${file}: '${field}' must be in [0, 1), got ${p}`);
+  return p > 0 ? `,dropout=${p}` : '';
+}
+
 /** Reads adapter_config.json into the SPEC and options that rebuild the adapter. */
 function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
   const file = path.join(dir, ADAPTER_CONFIG);
@@ -161,11 +168,13 @@ function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptio
   let spec: MethodSpec;
   let seed = 0;
   if (cfg.peft_type === 'LORA') {
+    // PEFT's LoraConfig defaults: r 8, lora_alpha 8, lora_dropout 0.
     const r = num(file, cfg, 'r', 8);
-    spec = parseMethodSpec(`${cfg.use_dora === true ? 'dora' : 'lora'}:r=${r},alpha=${num(file, cfg, 'lora_alpha', 8)},rslora=${cfg.use_rslora === true}${t}`);
+    const d = dropoutOf(file, cfg, 'lora_dropout');
+    spec = parseMethodSpec(`${cfg.use_dora === true ? 'dora' : 'lora'}:r=${r},alpha=${num(file, cfg, 'lora_alpha', 8)}${d},rslora=${cfg.use_rslora === true}${t}`);
   } else if (cfg.peft_type === 'VERA') {
     seed = num(file, cfg, 'projection_prng_key', 0);
-    spec = parseMethodSpec(`vera:r=${num(file, cfg, 'r', 256)}${t}`);
+    spec = parseMethodSpec(`vera:r=${num(file, cfg, 'r', 256)}${dropoutOf(file, cfg, 'vera_dropout')}${t}`);
   } else if (cfg.peft_type === 'ONELORA') {
     if (typeof cfg.method !== 'string') throw new UserError(`${file}: 'method' must be a SPEC string for peft_type ONELORA`);
     spec = parseMethodSpec(cfg.method);

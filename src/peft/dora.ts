@@ -1,7 +1,9 @@
 // DoRA — "DoRA: Weight-Decomposed Low-Rank Adaptation", Liu et al., ICML 2024 (arXiv 2402.09353):
 // y = g ⊙ (W0 + sBA) x + β with g = m / ‖W0 + sBA‖, the norm taken over the input axis (one per
 // output feature) and detached from the graph (§4.3 of the paper; PEFT does the same), β not
-// scaled. m = ‖W0‖ at init, so DoRA starts as the identity. Builds on LoRA (docs/internals.md#one-method-one-file): the
+// scaled. m = ‖W0‖ at init, so DoRA starts as the identity. With dropout (PEFT's DoraLinearLayer
+// when lora_dropout is active): y = W0 x + β + (g − 1) ⊙ W0 x̃ + g ⊙ sBA x̃, x̃ = dropout(x), which
+// is the formula above when x̃ = x. Builds on LoRA (docs/internals.md#one-method-one-file): the
 // low-rank part is LoraAdapter's, DoRA adds the magnitude.
 import { tf } from '../backend/tf.js';
 import { customOp, linear } from '../backend/linear.js';
@@ -76,6 +78,12 @@ export class DoraAdapter extends LoraAdapter {
   }
 
   override forward(layer: LinearModule, x: T2): T2 {
+    const xd = this.branchInput(x);
+    if (xd !== x) {
+      const g = this.magnitudeScale(layer); // [d]
+      const w0x = linear(xd, layer.weight); // W0 x̃: [N, d]
+      return tf.add(layer.base(x), tf.add(tf.mul(w0x, tf.sub(g, 1)), tf.mul(this.loraDelta(xd), g))) as T2;
+    }
     const inner: T2 = tf.add(linear(x, layer.weight), this.loraDelta(x)); // (W0 + sBA) x: [N, d]
     const y: T2 = tf.mul(inner, this.magnitudeScale(layer));
     if (!layer.bias) return y;

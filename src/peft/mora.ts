@@ -2,7 +2,9 @@
 // 2405.12130), types 1 and 6 of github.com/kongds/MoRA, as the 1LoRA paper compares them (§3.1,
 // Table 1): a trainable square M ∈ R^{r̂×r̂} between a fixed compression f_c and decompression f_d;
 // y = W0 x + f_d(M f_c(x)). r̂ = round(√d), d = out features (1LoRA paper; rounded down to even
-// for type 6); `r` sets r̂ itself. M = 0 at init. The exact formulas:
+// for type 6); `r` sets r̂ itself, while `lora_r` takes peft-mora's `r` (a LoRA rank) and derives
+// r̂ = ⌊√((k + d)·lora_r) + ½⌋ as its update_layer does (even for type 6). `dropout` is peft-mora's
+// lora_dropout on the input of f_c. M = 0 at init. The exact formulas:
 // - both types pad x to a multiple of r̂ by wrapping around (x̃[idx] = x[idx mod k], idx < k + p);
 // - type 1 "sharing": c_j = Σ_b x̃[b·r̂ + j]; z = M c; out_i = z_{i mod r̂};
 // - type 6 "RoPE": blocks x̃_b rotated by NeoX half-split RoPE with θ_{b,j} = b·10000^{−2j/r̂},
@@ -12,6 +14,7 @@ import { tf } from '../backend/tf.js';
 import { linear, matmul, recomputed } from '../backend/linear.js';
 import { rotateHalfValues } from '../nn/attention.js';
 import { UserError } from '../errors.js';
+import { adapterDropout, dropoutKey } from '../nn/dropout.js';
 import type { LinearModule, LinearSpec } from '../nn/modules.js';
 import { AdditiveAdapter } from './additive.js';
 import { zerosVar } from './init.js';
@@ -20,10 +23,10 @@ import { defineMethod, type MethodDef, type TermOptions } from './types.js';
 type T2 = tf.Tensor2D;
 export type MoraType = 1 | 6;
 
-/** r̂ for a layer: the term's r, else round(√d) (type 6: rounded down to even). */
+/** r̂ for a layer: the term's r, else from lora_r as peft-mora, else round(√d) (type 6: rounded down to even). */
 export function moraRank(l: LinearSpec, term: TermOptions, type: MoraType): number {
   if (term.r !== undefined) return term.r;
-  const r = Math.round(Math.sqrt(l.outFeatures));
+  const r = term.lora_r !== undefined ? Math.floor(Math.sqrt((l.inFeatures + l.outFeatures) * term.lora_r) + 0.5) : Math.round(Math.sqrt(l.outFeatures));
   return type === 6 ? Math.max(2, r - (r % 2)) : r;
 }
 
@@ -113,11 +116,15 @@ export class MoraAdapter extends AdditiveAdapter {
   /** Keys of the shared fixed matrices this adapter holds: type 1 [C, D], type 6 [rotate-half]. */
   private readonly fixed: string[];
   private readonly mats: T2[];
+  private readonly dropout: number;
+  private readonly dropoutKey: number;
 
   constructor(layer: LinearModule, term: TermOptions, readonly type: MoraType) {
     super();
     this.method = `mora${type}`;
     this.r = moraRank(layer, term, type);
+    this.dropout = term.dropout ?? 0;
+    this.dropoutKey = dropoutKey(layer.path);
     const k = layer.inFeatures;
     this.padded = Math.ceil(k / this.r) * this.r;
     this.M = this.trained('mora_M', zerosVar([this.r, this.r], `${layer.path}.mora_M`) as tf.Variable<tf.Rank.R2>);
@@ -160,7 +167,7 @@ export class MoraAdapter extends AdditiveAdapter {
   }
 
   forward(layer: LinearModule, x: T2): T2 {
-    return tf.add(layer.base(x), this.moraDelta(x, layer.outFeatures));
+    return tf.add(layer.base(x), this.moraDelta(adapterDropout(x, this.dropout, this.dropoutKey), layer.outFeatures));
   }
 
   /**
@@ -214,7 +221,7 @@ function moraDef<N extends 'mora1' | 'mora6'>(name: N, type: MoraType): MethodDe
   return defineMethod({
     name,
     kind: 'delta',
-    keys: ['r', 'targets'],
+    keys: ['r', 'lora_r', 'dropout', 'targets'],
     summary: `MoRA type ${type} (Jiang et al. 2024): W0 x + f_d(M f_c(x)), M ∈ R^{r̂×r̂}, r̂ = round(√d)${type === 6 ? ' (even), RoPE compression' : ', sharing compression'}`,
     mergeable: true,
     identityAtInit: true,
@@ -223,12 +230,15 @@ function moraDef<N extends 'mora1' | 'mora6'>(name: N, type: MoraType): MethodDe
       return { mora_M: [r, r] };
     },
     createAdapter: (layer, ctx) => new MoraAdapter(layer, ctx.term, type),
-    ...(type === 6 ? { validate: evenRank } : {}),
+    validate: (term) => checkRank(term, type),
   });
 }
 
-function evenRank(term: TermOptions): void {
-  if (term.r !== undefined && term.r % 2 !== 0) {
+function checkRank(term: TermOptions, type: MoraType): void {
+  if (term.r !== undefined && term.lora_r !== undefined) {
+    throw new UserError(`method 'mora${type}': give 'r' (r̂ itself) or 'lora_r' (peft-mora's LoRA rank, r̂ derived from it), not both`);
+  }
+  if (type === 6 && term.r !== undefined && term.r % 2 !== 0) {
     throw new UserError(`method 'mora6': key 'r' must be even (RoPE rotates feature pairs), got ${term.r}`);
   }
 }

@@ -1,7 +1,7 @@
 // Method SPEC grammar (docs/architecture.md#method-spec): `term(+term)*`, each term a method name optionally followed
 // by `:key=value,…`. The names and the keys each takes are the registry's (src/peft/registry.ts,
-// each method's `keys`); the keys themselves (SPEC_KEYS, src/peft/types.ts) are r, alpha, rslora,
-// seed, targets, with the ranges parseTerm checks.
+// each method's `keys`); the keys themselves (SPEC_KEYS, src/peft/types.ts) are r, lora_r, alpha,
+// dropout, rslora, seed, targets, with the ranges parseTerm checks.
 // A `targets` value may itself hold commas (`lora:r=1,targets=q_proj,v_proj`): a piece without
 // `=` continues the previous value. A `+` inside a regex target stays in the value unless it is
 // followed by a method name.
@@ -72,7 +72,11 @@ function parseTerm(text: string): MethodTerm {
     }
     if (key in term) throw new UserError(`method '${name}': key '${key}' given twice`);
     if (key === 'r') term.r = parseNumber(name, key, v, true, 1);
-    else if (key === 'alpha') term.alpha = parseNumber(name, key, v, false, Number.MIN_VALUE);
+    else if (key === 'lora_r') term.lora_r = parseNumber(name, key, v, true, 1);
+    else if (key === 'dropout') {
+      term.dropout = parseNumber(name, key, v, false, 0);
+      if (term.dropout >= 1) throw new UserError(`method '${name}': key 'dropout' expects a probability in [0, 1), got '${v}'`);
+    } else if (key === 'alpha') term.alpha = parseNumber(name, key, v, false, Number.MIN_VALUE);
     else if (key === 'seed') term.seed = parseNumber(name, key, v, true, 0);
     else if (key === 'rslora') {
       if (v !== 'true' && v !== 'false') throw new UserError(`method '${name}': key 'rslora' expects true or false, got '${v}'`);
@@ -89,7 +93,9 @@ function parseTerm(text: string): MethodTerm {
 function formatTerm(t: MethodTerm): string {
   const kv: string[] = [];
   if (t.r !== undefined) kv.push(`r=${t.r}`);
+  if (t.lora_r !== undefined) kv.push(`lora_r=${t.lora_r}`);
   if (t.alpha !== undefined) kv.push(`alpha=${t.alpha}`);
+  if (t.dropout !== undefined) kv.push(`dropout=${t.dropout}`);
   if (t.rslora !== undefined) kv.push(`rslora=${t.rslora}`);
   if (t.seed !== undefined) kv.push(`seed=${t.seed}`);
   if (t.targets !== undefined) kv.push(`targets=${t.targets}`);

@@ -8,14 +8,18 @@ import type { AdaptableModel, LinearAdapter, LinearModule, LinearSpec } from '..
 export type { LinearAdapter, LinearSpec, NormSpec, AdaptableModel } from '../nn/modules.js';
 
 /** The keys a SPEC term may set (`lora:r=2,alpha=4`); each method declares the ones it takes. */
-export const SPEC_KEYS = ['r', 'alpha', 'rslora', 'seed', 'targets'] as const;
+export const SPEC_KEYS = ['r', 'lora_r', 'alpha', 'dropout', 'rslora', 'seed', 'targets'] as const;
 export type SpecKey = (typeof SPEC_KEYS)[number];
 
 /** A term's key values: what a method reads of its term (the parsed term adds its name, src/peft/spec.ts). */
 export interface TermOptions {
   /** Rank; for MoRA r̂ itself. Absent: the paper's default (1, or round(√d) per layer for MoRA). */
   readonly r?: number;
+  /** MoRA only: peft-mora's `r`, a LoRA rank from which r̂ = ⌊√((k + d)·lora_r) + ½⌋ is derived. */
+  readonly lora_r?: number;
   readonly alpha?: number;
+  /** PEFT's lora_dropout / vera_dropout: p of the dropout on the adapter's input, training only (0: none). */
+  readonly dropout?: number;
   readonly rslora?: boolean;
   readonly seed?: number;
   readonly targets?: string;

@@ -3,9 +3,11 @@
 // shared by every adapted layer, drawn once from one seed (kaiming-uniform with gain √2 as PEFT's
 // `_kaiming_init`: U(±√6/√fan_in)); a layer uses A[:, :k] and B[:d, :]. λ_b = 0, λ_d = 0.1 (PEFT's
 // d_initial). Files: `vera_lambda_b` [d], `vera_lambda_d` [r] per layer, `base_model.vera_A`
-// [r, k_max] and `base_model.vera_B` [d_max, r] once (save_projection: true).
+// [r, k_max] and `base_model.vera_B` [d_max, r] once (save_projection: true). `dropout` is PEFT's
+// vera_dropout, on the input of the A B branch in training forwards (src/nn/dropout.ts).
 import { tf } from '../backend/tf.js';
 import { linear } from '../backend/linear.js';
+import { adapterDropout, dropoutKey } from '../nn/dropout.js';
 import type { LinearModule } from '../nn/modules.js';
 import { AdditiveAdapter } from './additive.js';
 import { seededMatrix, uniqueName, zerosVar } from './init.js';
@@ -39,6 +41,8 @@ export class VeraAdapter extends AdditiveAdapter {
   readonly lambdaD: tf.Variable<tf.Rank.R1>;
   private readonly A: tf.Variable<tf.Rank.R2>;
   private readonly B: tf.Variable<tf.Rank.R2>;
+  readonly dropout: number;
+  private readonly dropoutKey: number;
   /** Per-layer slices, rebuilt when a shared matrix is reassigned (loading swaps its dataId). */
   private slices: { ids: [object, object]; a: T2; b: T2 } | null = null;
 
@@ -48,6 +52,8 @@ export class VeraAdapter extends AdditiveAdapter {
     this.A = shared.A;
     this.B = shared.B;
     const r = this.A.shape[1];
+    this.dropout = ctx.term.dropout ?? 0;
+    this.dropoutKey = dropoutKey(layer.path);
     this.lambdaB = this.trained('vera_lambda_b', zerosVar([layer.outFeatures], `${layer.path}.vera_lambda_b`) as tf.Variable<tf.Rank.R1>);
     this.lambdaD = this.trained('vera_lambda_d', tf.tidy(() => tf.variable(tf.fill([r], VERA_D_INITIAL), true, uniqueName(`${layer.path}.vera_lambda_d`))) as tf.Variable<tf.Rank.R1>);
   }
@@ -69,7 +75,7 @@ export class VeraAdapter extends AdditiveAdapter {
   forward(layer: LinearModule, x: T2): T2 {
     const { a, b } = this.sliced(layer);
     // A and B frozen: the linear primitive keeps no copy of x. [N, k] -> [N, r] -> [N, d]
-    const h: T2 = tf.mul(linear(x, a), this.lambdaD);
+    const h: T2 = tf.mul(linear(adapterDropout(x, this.dropout, this.dropoutKey), a), this.lambdaD);
     return tf.add(layer.base(x), tf.mul(linear(h, b), this.lambdaB));
   }
 
@@ -90,8 +96,8 @@ export class VeraAdapter extends AdditiveAdapter {
 export const vera = defineMethod({
   name: 'vera',
   kind: 'delta',
-  keys: ['r', 'seed', 'targets'],
-  summary: 'VeRA (Kopiczko et al. 2024): W0 x + λ_b ⊙ B(λ_d ⊙ Ax), A, B shared, frozen, seeded',
+  keys: ['r', 'dropout', 'seed', 'targets'],
+  summary: 'VeRA (Kopiczko et al. 2024): W0 x + λ_b ⊙ B(λ_d ⊙ A dropout(x)), A, B shared, frozen, seeded',
   mergeable: true,
   identityAtInit: true,
   linearParams: (l, term) => ({ vera_lambda_b: [l.outFeatures], vera_lambda_d: [term.r ?? DEFAULT_RANK] }),

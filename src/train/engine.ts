@@ -4,6 +4,7 @@
 import type { RecordBatch } from 'apache-arrow';
 import { tf } from '../backend/tf.js';
 import { RunError } from '../errors.js';
+import { withDropoutContext } from '../nn/dropout.js';
 import type { AdaptableModel } from '../nn/modules.js';
 import { FusedParams } from './fused.js';
 import { AdamW, clipGlobalNorm } from './optimizer.js';
@@ -59,8 +60,12 @@ export class TrainEngine<M extends AdaptableModel = AdaptableModel> {
     let peakBytes = 0;
     for (const mb of micro) {
       let value = 0;
+      // Adapter dropout masks are keyed by the micro-batch's samples (src/nn/dropout.ts), never by rank.
+      const dropout = mb.ctx.training ? mb.ctx : null;
       const profile = await tf.profile(() => {
-        const { value: v, grads } = tf.variableGrads(() => tf.div(this.task.lossSum(this.model, mb.rows, mb.ctx), globalUnits) as tf.Scalar, this.vars);
+        const { value: v, grads } = withDropoutContext(dropout, () =>
+          tf.variableGrads(() => tf.div(this.task.lossSum(this.model, mb.rows, mb.ctx), globalUnits) as tf.Scalar, this.vars),
+        );
         value = (v.dataSync()[0] as number) * globalUnits;
         this.fused.accumulate(grads, grad);
         tf.dispose([v, ...Object.values(grads)]);

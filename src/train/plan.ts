@@ -52,7 +52,7 @@ export async function planRun(cfg: RunConfig, output: string, workers = cfg.dist
   let desc: Awaited<ReturnType<typeof describeModel>> | null = null;
   if (modelFound) desc = await describeModel(ref, { numLabels: classes });
   else missing.push(`model.path: ${path.join(ref, 'config.json')}`);
-  const spec = methodWithRank(cfg.method, cfg.rank);
+  const spec = methodWithRank(cfg.method, cfg.rank, { alpha: cfg.alpha, dropout: cfg.dropout });
   const count = desc ? countTrainable(desc, spec, { targets: cfg.targets }) : null;
   const trainRows = data.train?.rows ?? null;
   let total: number | null = cfg.schedule.total_steps ?? null;

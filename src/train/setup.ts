@@ -68,7 +68,7 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
   // Created tensors that are not head linears (a DiT's class table for the dataset) train whole.
   const linearParams = new Set(model.linears().flatMap((l) => [`${l.path}.weight`, `${l.path}.bias`]));
   const headParams = loaded.created.filter((n) => !linearParams.has(n));
-  const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank), { seed: cfg.seed, targets: cfg.targets, ...(headParams.length ? { headParams } : {}) });
+  const peft = applyMethod(model, methodWithRank(cfg.method, cfg.rank, { alpha: cfg.alpha, dropout: cfg.dropout }), { seed: cfg.seed, targets: cfg.targets, ...(headParams.length ? { headParams } : {}) });
   if (peft.trainable.size === 0) {
     peft.dispose();
     model.dispose();

@@ -60,7 +60,7 @@ void test('ignored tensors: rotary_emb.inv_freq (llama-gqa fixture) and the ViT 
 void test('config errors name the file and key; unknown directories and presets are UserErrors', async () => {
   const dir = copyFixture('llama-gqa');
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { type: 'linear', factor: 2 } }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'yarn', factor: 2 } }));
   await rejects(dir, /config\.json: 'rope_scaling'/);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, num_key_value_heads: 3 }));
   await rejects(dir, /'num_key_value_heads'/);

@@ -22,7 +22,7 @@ import { FakeModel } from './fake-model.js';
 await initBackend('wasm');
 
 /** A valid value for each key (r = 2 is even, for MoRA 6). */
-const SAMPLE: Record<SpecKey, string> = { r: '2', alpha: '3', rslora: 'true', seed: '4', targets: 'q_proj' };
+const SAMPLE: Record<SpecKey, string> = { r: '2', lora_r: '2', alpha: '3', dropout: '0.1', rslora: 'true', seed: '4', targets: 'q_proj' };
 
 const DOCS = fs.readFileSync(new URL('../../docs/methods.md', import.meta.url), 'utf8');
 
@@ -59,8 +59,13 @@ void describe('registry: every method', () => {
         assert.equal(new Set(def.keys).size, def.keys.length, 'no key twice');
         for (const key of def.keys) assert.ok(SPEC_KEYS.includes(key), `'${key}' is a SPEC key`);
         if (def.keys.length) {
-          const text = `${def.name}:${def.keys.map((k) => `${k}=${SAMPLE[k]}`).join(',')}`;
-          assert.equal(parseMethodSpec(text).terms.length, 1, text);
+          // MoRA's r (r̂ itself) and lora_r (peft-mora's rank) are two ways to say one thing: either, never both.
+          const exclusive = def.keys.includes('r') && def.keys.includes('lora_r');
+          for (const drop of exclusive ? (['lora_r', 'r'] as const) : [null]) {
+            const text = `${def.name}:${def.keys.filter((k) => k !== drop).map((k) => `${k}=${SAMPLE[k]}`).join(',')}`;
+            assert.equal(parseMethodSpec(text).terms.length, 1, text);
+          }
+          if (exclusive) assert.throws(() => parseMethodSpec(`${def.name}:r=2,lora_r=2`), /not both/);
         }
         for (const key of SPEC_KEYS.filter((k) => !def.keys.includes(k))) {
           assert.throws(() => parseMethodSpec(`${def.name}:${key}=${SAMPLE[key]}`), (e: unknown) => e instanceof UserError && /does not apply/.test(e.message), key);

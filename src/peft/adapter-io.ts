@@ -26,13 +26,30 @@ const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 export interface SaveAdapterOptions {
   readonly baseModel?: string;
-  /** PEFT task_type: CAUSAL_LM, SEQ_CLS… (null when absent, as PEFT writes it). */
+  /** onelora's task (`causal-lm`…) or a PEFT TaskType; written as PEFT's value (null where PEFT has none). */
   readonly taskType?: string | null;
   /** Overrides the `target_modules` written (default: the short names of the adapted modules). */
   readonly targetModules?: readonly string[] | string;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/**
+ * PEFT's TaskType values (huggingface/peft src/peft/utils/peft_types.py); PeftConfig's
+ * __post_init__ refuses any other non-null task_type. PEFT has no type for image classification or
+ * diffusion: those adapters say null, as PEFT itself writes for a model without a task class.
+ */
+const PEFT_TASK_TYPES = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'] as const;
+/** onelora's task names, which adapters before issue 18 wrote as task_type. */
+const ONELORA_TASK_TYPES: Readonly<Record<string, (typeof PEFT_TASK_TYPES)[number] | null>> = { 'causal-lm': 'CAUSAL_LM', classification: null, diffusion: null };
+
+/** task_type as PEFT reads it, from either spelling; anything else is refused naming the field (PEFT refuses it too). */
+function peftTaskType(v: unknown, source: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string' && (PEFT_TASK_TYPES as readonly string[]).includes(v)) return v;
+  if (typeof v === 'string' && v in ONELORA_TASK_TYPES) return ONELORA_TASK_TYPES[v]!;
+  throw new UserError(`${source}: 'task_type' ${JSON.stringify(v)} is not a PEFT TaskType (${PEFT_TASK_TYPES.join(', ')}) nor a onelora task (${Object.keys(ONELORA_TASK_TYPES).join(', ')}); null means none`);
+}
 
 /** PEFT's `target_modules`: a list of short names, or the regex itself when one was used. */
 function targetModulesOf(state: PeftState, override?: readonly string[] | string): Json {
@@ -67,7 +84,7 @@ function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<
     modules_to_save: headModules(state),
     revision: null,
     target_modules: targetModulesOf(state, opts.targetModules),
-    task_type: opts.taskType ?? null,
+    task_type: peftTaskType(opts.taskType, 'saveAdapter'),
   };
   const exclude = state.options.exclude ?? null;
   const r = term.r ?? DEFAULT_RANK;
@@ -153,6 +170,7 @@ function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptio
   const file = path.join(dir, ADAPTER_CONFIG);
   const cfg = readJsonObject(file);
   refuse(file, cfg);
+  peftTaskType(cfg.task_type, file);
   const targets = targetsExpr(file, 'target_modules', cfg.target_modules);
   const exclude = targetsExpr(file, 'exclude_modules', cfg.exclude_modules);
   const mts = cfg.modules_to_save;

@@ -71,6 +71,22 @@ function keyMapper(src: SafetensorsSource, prefix: string, heads: readonly strin
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
+/** Tensors only quantized checkpoints carry: bitsandbytes 8-bit (`SCB`, `weight_format`) and 4-bit (`absmax`, `quant_map`, `quant_state.*`), GPTQ/AWQ (`qweight`, `qzeros`, `scales`, `g_idx`). */
+const QUANTIZED_KEY = /\.(SCB|weight_format|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\..+|qweight|qzeros|scales|g_idx)$/;
+const UNQUANTIZED = 'quantized weights are not supported: use the unquantized checkpoint (F32, F16 or BF16 safetensors, as the base model was published)';
+
+/** One clear error for a quantized checkpoint, before the strict key check would list its extra tensors as unexpected. */
+function refuseQuantized(dir: string, raw: Readonly<Record<string, unknown>>, src?: SafetensorsSource): void {
+  const q = raw.quantization_config;
+  if (q !== undefined && q !== null) {
+    const o = typeof q === 'object' && !Array.isArray(q) ? (q as Record<string, unknown>) : {};
+    const found = ['quant_method', 'bits', 'load_in_4bit', 'load_in_8bit'].filter((k) => o[k] !== undefined && o[k] !== false).map((k) => `${k} ${JSON.stringify(o[k])}`);
+    throw new UserError(`${path.join(dir, 'config.json')}: 'quantization_config' is set${found.length ? ` (${found.join(', ')})` : ''}; ${UNQUANTIZED}`);
+  }
+  const key = src && [...src.tensors.keys()].find((k) => QUANTIZED_KEY.test(k));
+  if (key) throw new UserError(`${src.file}: tensor '${key}' belongs to a quantized checkpoint (bitsandbytes, GPTQ or AWQ); ${UNQUANTIZED}`);
+}
+
 /**
  * Loads `dir` as `family`. `numLabels` sizes a classification head (created when the file has
  * none or one of another size); `seed` initialises what is created.
@@ -78,12 +94,14 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 export function loadHfDir<C, M>(
   family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; seed?: number } = {},
 ): { model: M; created: string[] } {
+  refuseQuantized(dir, raw);
   const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, dir });
   const layout = family.layout(config);
   const specs = paramSpecs(layout);
   const src = openSafetensorsDir(dir);
   const params = new Map<string, tf.Variable>();
   try {
+    refuseQuantized(dir, raw, src);
     const toModel = keyMapper(src, family.basePrefix, layout.headPaths);
     const fromFile = new Map<string, string>(); // model name -> file name
     for (const fileName of src.tensors.keys()) fromFile.set(toModel(fileName), fileName);

@@ -247,6 +247,29 @@ function withOverrides(c: DitConfig, o: LoadDitOptions): DitConfig {
   return { ...c, ...(o.timestepShift !== undefined ? { timestepShift: o.timestepShift } : {}), ...(o.mlpNormEps !== undefined ? { mlpNormEps: o.mlpNormEps } : {}) };
 }
 
+/** Which layout a DiT path holds: a diffusers directory (`diffDir`), else the facebookresearch one. */
+function locate(dirOrPreset: string): { name: string; isFile: boolean; diffDir: string | null } {
+  if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
+  const name = path.basename(path.resolve(dirOrPreset));
+  const isFile = fs.statSync(dirOrPreset).isFile();
+  const sub = path.join(dirOrPreset, 'transformer');
+  const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors')) || fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors.index.json')) ? dirOrPreset : null;
+  return { name, isFile, diffDir };
+}
+
+/** A DiT checkpoint's config from config.json and the tensor headers alone, no weight read (`onelora params`, before any backend exists). */
+export function readDitConfig(dir: string): DitConfig {
+  const { name, isFile, diffDir } = locate(dir);
+  if (diffDir) return diffusersConfig(path.join(diffDir, 'config.json'), name);
+  const src = openSafetensorsDir(dir);
+  try {
+    const cfgFile = isFile ? null : path.join(dir, 'config.json');
+    return origConfig(src, cfgFile && fs.existsSync(cfgFile) ? cfgFile : null, name);
+  } finally {
+    src.close();
+  }
+}
+
 /**
  * A DiT from a preset name (random init, seeded), a diffusers directory (the pipeline's, with
  * `transformer/`, or the transformer's own), a directory with `model.safetensors` in the
@@ -255,11 +278,7 @@ function withOverrides(c: DitConfig, o: LoadDitOptions): DitConfig {
 export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitModel {
   const preset = DIT_PRESETS[dirOrPreset];
   if (preset) return initDit(withOverrides({ ...preset, numClasses: opts.numClasses ?? preset.numClasses }, opts), opts.seed ?? 0, opts.init ?? 'dit');
-  if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
-  const name = path.basename(path.resolve(dirOrPreset));
-  const isFile = fs.statSync(dirOrPreset).isFile();
-  const sub = path.join(dirOrPreset, 'transformer');
-  const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors')) || fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors.index.json')) ? dirOrPreset : null;
+  const { name, isFile, diffDir } = locate(dirOrPreset);
   if (diffDir) {
     const config = withOverrides(diffusersConfig(path.join(diffDir, 'config.json'), name), opts);
     const src = openSafetensorsDir(diffDir, 'diffusion_pytorch_model.safetensors');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } from './dit.js';
-import { DIT_CLASS_TABLE, loadDit } from './dit-load.js';
+import { DIT_CLASS_TABLE, loadDit, readDitConfig } from './dit-load.js';
 import { readJsonObject } from '../json-file.js';
 import { loadHfDir, randomModel, type ModelFamily } from './hf.js';
 import { countParams } from './layout.js';
@@ -170,13 +170,8 @@ const ditFamily: RegisteredFamily = {
     return { family: 'dit', model, created: resized ? [DIT_CLASS_TABLE] : [], dir: null, name: ref.preset };
   },
   describe: (ref, opts) => {
-    if ('preset' in ref) return describeDitFor(DIT_PRESETS[ref.preset]!, opts.numLabels);
-    const model = loadDit(ref.dir);
-    try {
-      return describeDitFor(model.config, opts.numLabels);
-    } finally {
-      model.dispose();
-    }
+    // From the config and the tensor headers: no weights, so no backend is needed (as for the HF families).
+    return describeDitFor('preset' in ref ? DIT_PRESETS[ref.preset]! : readDitConfig(ref.dir), opts.numLabels);
   },
 };
 

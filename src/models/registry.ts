@@ -10,7 +10,7 @@ import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } fr
 import { DIT_CLASS_TABLE, loadDit, readDitConfig } from './dit-load.js';
 import { readJsonObject } from '../json-file.js';
 import { loadHfDir, randomModel, type ModelFamily } from './hf.js';
-import { countParams } from './layout.js';
+import { HfConfigReader, countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
 import type { LinearSpec, NormSpec } from '../nn/modules.js';
@@ -31,11 +31,19 @@ export type LoadedModel =
   | (LoadedCommon & { readonly family: 'vit'; readonly model: VitModel })
   | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel });
 
+/** generation_config.json's eos_token_id (Llama 3 lists [128001, 128009] there), which generate() stops at. */
+function withGenerationEos(c: LlamaConfig, dir: string | undefined): LlamaConfig {
+  const file = dir ? path.join(dir, 'generation_config.json') : null;
+  if (!file || !fs.existsSync(file)) return c;
+  const ids = new HfConfigReader(readJsonObject(file), file).tokenIds('eos_token_id');
+  return ids.length > 0 ? Object.freeze({ ...c, generationEosIds: Object.freeze(ids) }) : c;
+}
+
 export const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   name: 'llama',
   modelTypes: ['llama'],
   basePrefix: 'model',
-  parseConfig: (raw, source) => parseLlamaConfig(raw, source),
+  parseConfig: (raw, source, ctx) => withGenerationEos(parseLlamaConfig(raw, source), ctx.dir),
   layout: llamaLayout,
   // inv_freq is recomputed from rope_theta; a tied head is the embedding (older exports still write it).
   ignored: (name, c) => /\.rotary_emb\.inv_freq$/.test(name) || (c.tieWordEmbeddings && name === 'lm_head.weight'),

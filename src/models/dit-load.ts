@@ -14,10 +14,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
-import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { Rng, nameKeys } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from './diffusion.js';
+import type { SaveOptions } from './hf.js';
 import {
   DIT_PRESETS, DitAttention, DitBlock, DitMlp, DitModel, ditLinearSpecs, posEmbedTable, tableRows,
   validateDitConfig, type DitConfig,
@@ -310,8 +311,12 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
   }
 }
 
-/** Writes `DIR/model.safetensors` (facebookresearch layout, F32, with pos_embed) and `DIR/config.json`. */
-export function saveDit(model: DitModel, dir: string): void {
+/**
+ * Writes `DIR/model.safetensors` (facebookresearch layout, with pos_embed; F32 unless `dtype`; in
+ * shards with an index above `maxShardBytes`) and `DIR/config.json`.
+ */
+export function saveDit(model: DitModel, dir: string, opts: SaveOptions = {}): void {
+  const dtype = opts.dtype ?? 'F32';
   const c = model.config;
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
@@ -319,11 +324,11 @@ export function saveDit(model: DitModel, dir: string): void {
     const isLinearWeight = v.rank === 2 && name.endsWith('.weight') && !name.startsWith('y_embedder');
     const data = (isLinearWeight ? tf.tidy(() => v.transpose()).dataSync() : v.dataSync()) as Float32Array; // [in, out] -> [out, in]
     const shape = name === 'x_embedder.proj.weight' ? [c.hidden, c.inChannels, c.patchSize, c.patchSize] : isLinearWeight ? [v.shape[1]!, v.shape[0]!] : v.shape;
-    tensors[name] = { dtype: 'F32', shape, data: Float32Array.from(data) };
+    tensors[name] = { dtype, shape, data: Float32Array.from(data) };
   }
   const grid = c.inputSize / c.patchSize;
-  tensors.pos_embed = { dtype: 'F32', shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  tensors.pos_embed = { dtype, shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };
+  writeSafetensorsShards(dir, 'model', Object.entries(tensors).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), opts.maxShardBytes ?? Infinity, { format: 'pt' });
   const json: Record<string, unknown> = { model_type: 'dit' };
   for (const [k, field] of Object.entries(ONELORA_KEYS)) json[k] = c[field];
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(json, null, 2) + '\n');

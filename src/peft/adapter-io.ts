@@ -51,6 +51,15 @@ function peftTaskType(v: unknown, source: string): string | null {
   throw new UserError(`${source}: 'task_type' ${JSON.stringify(v)} is not a PEFT TaskType (${PEFT_TASK_TYPES.join(', ')}) nor a onelora task (${Object.keys(ONELORA_TASK_TYPES).join(', ')}); null means none`);
 }
 
+/**
+ * base_model_name_or_path as a user passes it to from_pretrained: a hub id or preset as is, a
+ * directory relative to the working directory. Configs resolve paths to absolute ones, and an
+ * absolute path of this machine means nothing on the next (and PEFT reloads the base from it).
+ */
+function asGiven(ref: string): string {
+  return path.isAbsolute(ref) ? path.relative(process.cwd(), ref) || '.' : ref;
+}
+
 /** PEFT's `target_modules`: a list of short names, or the regex itself when one was used. */
 function targetModulesOf(state: PeftState, override?: readonly string[] | string): Json {
   if (override !== undefined) return typeof override === 'string' ? override : [...override];
@@ -79,7 +88,7 @@ function peftFormat(spec: MethodSpec): 'LORA' | 'VERA' | 'ONELORA' {
 function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<string, Json> {
   const term = state.spec.terms[0]!;
   const common: Record<string, Json> = {
-    base_model_name_or_path: opts.baseModel ?? null,
+    base_model_name_or_path: opts.baseModel === undefined ? null : asGiven(opts.baseModel),
     inference_mode: true,
     modules_to_save: headModules(state),
     revision: null,

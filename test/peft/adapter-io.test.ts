@@ -168,3 +168,19 @@ void test('task_type is a PEFT TaskType (null for image classification and diffu
   }
   expectUserError(writeDir(peftLoraConfig({ task_type: 'IMAGE_CLS' }), peftLoraTensors()), /'task_type' "IMAGE_CLS" is not a PEFT TaskType/);
 });
+
+void test('base_model_name_or_path is what a user passes: a hub id or preset as is, a directory relative to the working directory', () => {
+  const written = (baseModel: string): unknown => {
+    const state = applyMethod(new FakeModel(), '1lora');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
+    saveAdapter(dir, state, { baseModel });
+    state.dispose();
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>).base_model_name_or_path;
+  };
+  assert.equal(written('meta-llama/Llama-2-7b-hf'), 'meta-llama/Llama-2-7b-hf');
+  assert.equal(written('llama2-7b'), 'llama2-7b');
+  assert.equal(written('models/tiny'), 'models/tiny');
+  // Configs resolve model.path to an absolute path; the adapter must not carry it.
+  assert.equal(written(path.join(process.cwd(), 'test', 'fixtures', 'models', 'llama-gqa')), path.join('test', 'fixtures', 'models', 'llama-gqa'));
+  assert.equal(written(process.cwd()), '.');
+});

@@ -30,7 +30,7 @@ export interface ModelFamily<C, M> {
   readonly modelTypes: readonly string[];
   /** The base-model prefix (`model`, `vit`) a headless checkpoint's keys lack. */
   readonly basePrefix: string;
-  parseConfig(raw: Readonly<Record<string, unknown>>, source: string, ctx: { numLabels?: number; dir?: string }): C;
+  parseConfig(raw: Readonly<Record<string, unknown>>, source: string, ctx: { numLabels?: number; labels?: readonly string[]; dir?: string }): C;
   layout(config: C): ModelLayout;
   /** Tensors in a file the model does not use (transformers' _keys_to_ignore_on_load_unexpected). */
   ignored(name: string, config: C): boolean;
@@ -93,10 +93,10 @@ function refuseQuantized(dir: string, raw: Readonly<Record<string, unknown>>, sr
  * none or one of another size); `seed` initialises what is created.
  */
 export function loadHfDir<C, M>(
-  family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; seed?: number } = {},
+  family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; labels?: readonly string[]; seed?: number } = {},
 ): { model: M; created: string[] } {
   refuseQuantized(dir, raw);
-  const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, dir });
+  const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, labels: opts.labels, dir });
   const layout = family.layout(config);
   const specs = paramSpecs(layout);
   const src = openSafetensorsDir(dir);

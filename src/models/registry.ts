@@ -58,7 +58,7 @@ const vitFamily: ModelFamily<VitConfig, VitModel> = {
   parseConfig: (raw, source, ctx) => {
     const pre = ctx.dir ? path.join(ctx.dir, 'preprocessor_config.json') : null;
     const preprocessor = pre && fs.existsSync(pre) ? readJsonObject(pre) : null;
-    return parseVitConfig(raw, source, { numLabels: ctx.numLabels, preprocessor, preprocessorSource: pre ?? undefined });
+    return parseVitConfig(raw, source, { numLabels: ctx.numLabels, labels: ctx.labels, preprocessor, preprocessorSource: pre ?? undefined });
   },
   layout: vitLayout,
   // The pooler (dense + tanh on CLS) is unused by ViTForImageClassification.
@@ -81,6 +81,8 @@ export interface ModelDescription {
 export interface LoadOptions {
   /** Classes of the task: sizes (or creates) a ViT classifier, or a DiT's class table (+ the null class). */
   readonly numLabels?: number;
+  /** The task's class names (a dataset's `onelora.classes`, an adapter's id2label): a ViT's id2label, one per class. */
+  readonly labels?: readonly string[];
   /** Seeds random initialisation (presets, created heads). Default 0. */
   readonly seed?: number;
 }
@@ -111,13 +113,13 @@ function readDirConfig(dir: string): Record<string, unknown> {
 /** A Hugging Face family (hf.ts's generic loader): detected by config.json's model_type. */
 function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: LoadedCommon) => LoadedModel): RegisteredFamily {
   const presets = Object.keys(PRESETS).filter((k) => PRESETS[k]!.family === family.name);
-  const config = (ref: Ref, numLabels: number | undefined): { raw: Record<string, unknown>; cfg: C } => {
+  const config = (ref: Ref, numLabels: number | undefined, labels?: readonly string[]): { raw: Record<string, unknown>; cfg: C } => {
     if ('dir' in ref) {
       const raw = readDirConfig(ref.dir);
-      return { raw, cfg: family.parseConfig(raw, path.join(ref.dir, 'config.json'), { dir: ref.dir, numLabels }) };
+      return { raw, cfg: family.parseConfig(raw, path.join(ref.dir, 'config.json'), { dir: ref.dir, numLabels, labels }) };
     }
     const raw = { ...PRESETS[ref.preset]!.hf };
-    return { raw, cfg: family.parseConfig(raw, `preset ${ref.preset}`, { numLabels }) };
+    return { raw, cfg: family.parseConfig(raw, `preset ${ref.preset}`, { numLabels, labels }) };
   };
   return {
     name: family.name,
@@ -132,7 +134,7 @@ function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: Load
         const { model, created } = loadHfDir(family, ref.dir, readDirConfig(ref.dir), opts);
         return wrap(model, { created, dir: ref.dir, name: baseName(ref.dir) });
       }
-      const { raw, cfg } = config(ref, opts.numLabels);
+      const { raw, cfg } = config(ref, opts.numLabels, opts.labels);
       return wrap(randomModel(family, cfg, opts.seed ?? 0, raw), { created: [], dir: null, name: ref.preset });
     },
     describe: (ref, opts) => {

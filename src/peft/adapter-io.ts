@@ -28,6 +28,8 @@ export interface SaveAdapterOptions {
   readonly baseModel?: string;
   /** onelora's task (`causal-lm`…) or a PEFT TaskType; written as PEFT's value (null where PEFT has none). */
   readonly taskType?: string | null;
+  /** The task's class names (a classification dataset's `onelora.classes`): written as `id2label`/`label2id`, as in transformers' config.json. */
+  readonly labels?: readonly string[];
   /** Overrides the `target_modules` written (default: the short names of the adapted modules). */
   readonly targetModules?: readonly string[] | string;
 }
@@ -58,6 +60,35 @@ function peftTaskType(v: unknown, source: string): string | null {
  */
 function asGiven(ref: string): string {
   return path.isAbsolute(ref) ? path.relative(process.cwd(), ref) || '.' : ref;
+}
+
+/**
+ * id2label / label2id in transformers' form (string indices), so the class names travel with the
+ * adapter into predict and merge; PEFT (≥ 0.13) drops config keys it does not know.
+ */
+function labelMaps(labels: readonly string[] | undefined): Record<string, Json> {
+  if (!labels || labels.length === 0) return {};
+  return { id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])), label2id: Object.fromEntries(labels.map((l, i) => [l, i])) };
+}
+
+/** The class names an adapter carries (its `id2label`), in index order; undefined when it has none. */
+export function adapterLabels(dir: string): string[] | undefined {
+  const file = path.join(dir, ADAPTER_CONFIG);
+  if (!fs.existsSync(file)) return undefined;
+  const v = readJsonObject(file).id2label;
+  if (v === undefined || v === null) return undefined;
+  const entries = typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as Record<string, unknown>) : [];
+  const labels = new Array<string>(entries.length);
+  const ok = entries.length > 0 && entries.every(([k, name]) => {
+    const i = Number(k);
+    if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof name !== 'string' || labels[i] !== undefined) return false;
+    labels[i] = name;
+    return true;
+  });
+  if (!ok) {
+    throw new UserError(`${file}: 'id2label' must map every index 0…n-1 to a class name, got ${JSON.stringify(v)}`);
+  }
+  return labels;
 }
 
 /** PEFT's `target_modules`: a list of short names, or the regex itself when one was used. */
@@ -94,6 +125,7 @@ function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<
     revision: null,
     target_modules: targetModulesOf(state, opts.targetModules),
     task_type: peftTaskType(opts.taskType, 'saveAdapter'),
+    ...labelMaps(opts.labels),
   };
   const exclude = state.options.exclude ?? null;
   const r = term.r ?? DEFAULT_RANK;

@@ -191,7 +191,7 @@ export function checkpointDtype(dir: string): SaveDtype {
 }
 
 /** config.json's record of the dtype written: `torch_dtype`, and `dtype` where the base config used the newer key. */
-export function withDtype(config: Readonly<Record<string, unknown>>, dtype: SaveDtype): Record<string, unknown> {
+function withDtype(config: Readonly<Record<string, unknown>>, dtype: SaveDtype): Record<string, unknown> {
   return { ...config, torch_dtype: TORCH_DTYPE[dtype], ...('dtype' in config ? { dtype: TORCH_DTYPE[dtype] } : {}) };
 }
 

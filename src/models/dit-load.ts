@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
-import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { Rng, nameKeys } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from './diffusion.js';
+import type { SaveOptions } from './hf.js';
 import {
   DIT_PRESETS, DitAttention, DitBlock, DitMlp, DitModel, ditLinearSpecs, posEmbedTable, tableRows,
   validateDitConfig, type DitConfig,
@@ -257,6 +258,29 @@ function origWeights(dir: string): string {
   return pts.length === 1 ? path.join(dir, pts[0]!) : dir;
 }
 
+/** Which layout a DiT path holds: a diffusers directory (`diffDir`), else the facebookresearch one. */
+function locate(dirOrPreset: string): { name: string; isFile: boolean; diffDir: string | null } {
+  if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
+  const name = path.basename(path.resolve(dirOrPreset));
+  const isFile = fs.statSync(dirOrPreset).isFile();
+  const sub = path.join(dirOrPreset, 'transformer');
+  const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : ['diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin'].some((n) => fs.existsSync(path.join(dirOrPreset, n)) || fs.existsSync(path.join(dirOrPreset, `${n}.index.json`))) ? dirOrPreset : null;
+  return { name, isFile, diffDir };
+}
+
+/** A DiT checkpoint's config from config.json and the tensor headers alone, no weight read (`onelora params`, before any backend exists). */
+export function readDitConfig(dir: string): DitConfig {
+  const { name, isFile, diffDir } = locate(dir);
+  if (diffDir) return diffusersConfig(path.join(diffDir, 'config.json'), name);
+  const src = openSafetensorsDir(isFile ? dir : origWeights(dir));
+  try {
+    const cfgFile = isFile ? null : path.join(dir, 'config.json');
+    return origConfig(src, cfgFile && fs.existsSync(cfgFile) ? cfgFile : null, name);
+  } finally {
+    src.close();
+  }
+}
+
 /**
  * A DiT from a preset name (random init, seeded), a diffusers directory (the pipeline's, with
  * `transformer/`, or the transformer's own), a directory with `model.safetensors` (or
@@ -266,11 +290,7 @@ function origWeights(dir: string): string {
 export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitModel {
   const preset = DIT_PRESETS[dirOrPreset];
   if (preset) return initDit(withOverrides({ ...preset, numClasses: opts.numClasses ?? preset.numClasses }, opts), opts.seed ?? 0, opts.init ?? 'dit');
-  if (!fs.existsSync(dirOrPreset)) throw new UserError(`${dirOrPreset}: neither a DiT preset (${Object.keys(DIT_PRESETS).join(', ')}) nor an existing path`);
-  const name = path.basename(path.resolve(dirOrPreset));
-  const isFile = fs.statSync(dirOrPreset).isFile();
-  const sub = path.join(dirOrPreset, 'transformer');
-  const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors')) || fs.existsSync(path.join(dirOrPreset, 'diffusion_pytorch_model.safetensors.index.json')) ? dirOrPreset : null;
+  const { name, isFile, diffDir } = locate(dirOrPreset);
   if (diffDir) {
     const config = withOverrides(diffusersConfig(path.join(diffDir, 'config.json'), name), opts);
     const src = openSafetensorsDir(diffDir, 'diffusion_pytorch_model.safetensors');
@@ -302,8 +322,12 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
   }
 }
 
-/** Writes `DIR/model.safetensors` (facebookresearch layout, F32, with pos_embed) and `DIR/config.json`. */
-export function saveDit(model: DitModel, dir: string): void {
+/**
+ * Writes `DIR/model.safetensors` (facebookresearch layout, with pos_embed; F32 unless `dtype`; in
+ * shards with an index above `maxShardBytes`) and `DIR/config.json`.
+ */
+export function saveDit(model: DitModel, dir: string, opts: SaveOptions = {}): void {
+  const dtype = opts.dtype ?? 'F32';
   const c = model.config;
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
@@ -311,11 +335,11 @@ export function saveDit(model: DitModel, dir: string): void {
     const isLinearWeight = v.rank === 2 && name.endsWith('.weight') && !name.startsWith('y_embedder');
     const data = (isLinearWeight ? tf.tidy(() => v.transpose()).dataSync() : v.dataSync()) as Float32Array; // [in, out] -> [out, in]
     const shape = name === 'x_embedder.proj.weight' ? [c.hidden, c.inChannels, c.patchSize, c.patchSize] : isLinearWeight ? [v.shape[1]!, v.shape[0]!] : v.shape;
-    tensors[name] = { dtype: 'F32', shape, data: Float32Array.from(data) };
+    tensors[name] = { dtype, shape, data: Float32Array.from(data) };
   }
   const grid = c.inputSize / c.patchSize;
-  tensors.pos_embed = { dtype: 'F32', shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  tensors.pos_embed = { dtype, shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };
+  writeSafetensorsShards(dir, 'model', Object.entries(tensors).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), opts.maxShardBytes ?? Infinity, { format: 'pt' });
   const json: Record<string, unknown> = { model_type: 'dit' };
   for (const [k, field] of Object.entries(ONELORA_KEYS)) json[k] = c[field];
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(json, null, 2) + '\n');

@@ -22,8 +22,8 @@ export interface GenerateOptions {
   readonly topP?: number;
   /** Default 0. */
   readonly seed?: number;
-  /** Stop after emitting it; default: the config's eos_token_id. null: never stop early. */
-  readonly eosId?: number | null;
+  /** Stop after emitting it (or any of them); default: the model's EOS ids (stopIds). null: never stop early. */
+  readonly eosId?: number | readonly number[] | null;
   /** false recomputes the whole sequence every step (the reference the cache is tested against). */
   readonly kvCache?: boolean;
   /** Called with each new token as soon as it is chosen (streaming output, benchmarks). */
@@ -32,9 +32,14 @@ export interface GenerateOptions {
 
 /** What generation needs from a causal LM. */
 export interface CausalLm {
-  readonly config: { readonly vocabSize: number; readonly eosTokenId: number | null };
+  readonly config: { readonly vocabSize: number; readonly eosTokenIds: readonly number[]; readonly generationEosIds?: readonly number[] };
   hidden(ids: tf.Tensor2D, past?: readonly LayerKv[] | null): { h: tf.Tensor2D; present: LayerKv[] };
   head(h: tf.Tensor2D): tf.Tensor2D;
+}
+
+/** The ids generation stops at by default: generation_config.json's eos_token_id, else config.json's (as transformers' GenerationConfig). */
+export function stopIds(config: CausalLm['config']): readonly number[] {
+  return config.generationEosIds ?? config.eosTokenIds;
 }
 
 /** Index of the largest value (the first one on ties, like torch.argmax). */
@@ -89,7 +94,7 @@ function disposeKv(kv: readonly LayerKv[] | null): void {
 /** New token ids after `promptIds`, stopping after maxNewTokens or once EOS was emitted. */
 export function generate(model: CausalLm, promptIds: readonly number[], opts: GenerateOptions): number[] {
   if (promptIds.length === 0) throw new Error('generate: the prompt needs at least one token (BOS)');
-  const eos = opts.eosId === undefined ? model.config.eosTokenId : opts.eosId;
+  const eos = new Set(opts.eosId === undefined ? stopIds(model.config) : opts.eosId === null ? [] : typeof opts.eosId === 'number' ? [opts.eosId] : opts.eosId);
   const temperature = opts.temperature ?? 1;
   const greedy = (opts.greedy ?? false) || temperature === 0;
   const topP = opts.topP ?? 1;
@@ -110,7 +115,7 @@ export function generate(model: CausalLm, promptIds: readonly number[], opts: Ge
       out.push(next);
       seq.push(next);
       opts.onToken?.(next, step);
-      if (eos !== null && next === eos) break;
+      if (eos.has(next)) break;
     }
   } finally {
     disposeKv(cache);

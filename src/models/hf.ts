@@ -10,9 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
-import { openSafetensorsDir, writeSafetensors, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { mixSeed, nameKeys } from '../nn/rng.js';
 import { RunError, UserError } from '../errors.js';
+import { readJsonObject } from '../json-file.js';
 import { childLog } from '../log.js';
 import { paramSpecs, type ModelLayout, type ParamSpec } from './layout.js';
 import { llamaConfigToHf, llamaLayout } from './llama-config.js';
@@ -29,7 +30,7 @@ export interface ModelFamily<C, M> {
   readonly modelTypes: readonly string[];
   /** The base-model prefix (`model`, `vit`) a headless checkpoint's keys lack. */
   readonly basePrefix: string;
-  parseConfig(raw: Readonly<Record<string, unknown>>, source: string, ctx: { numLabels?: number; dir?: string }): C;
+  parseConfig(raw: Readonly<Record<string, unknown>>, source: string, ctx: { numLabels?: number; labels?: readonly string[]; dir?: string }): C;
   layout(config: C): ModelLayout;
   /** Tensors in a file the model does not use (transformers' _keys_to_ignore_on_load_unexpected). */
   ignored(name: string, config: C): boolean;
@@ -71,19 +72,37 @@ function keyMapper(src: SafetensorsSource, prefix: string, heads: readonly strin
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
+/** Tensors only quantized checkpoints carry: bitsandbytes 8-bit (`SCB`, `weight_format`) and 4-bit (`absmax`, `quant_map`, `quant_state.*`), GPTQ/AWQ (`qweight`, `qzeros`, `scales`, `g_idx`). */
+const QUANTIZED_KEY = /\.(SCB|weight_format|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\..+|qweight|qzeros|scales|g_idx)$/;
+const UNQUANTIZED = 'quantized weights are not supported: use the unquantized checkpoint (F32, F16 or BF16 safetensors, as the base model was published)';
+
+/** One clear error for a quantized checkpoint, before the strict key check would list its extra tensors as unexpected. */
+function refuseQuantized(dir: string, raw: Readonly<Record<string, unknown>>, src?: SafetensorsSource): void {
+  const q = raw.quantization_config;
+  if (q !== undefined && q !== null) {
+    const o = typeof q === 'object' && !Array.isArray(q) ? (q as Record<string, unknown>) : {};
+    const found = ['quant_method', 'bits', 'load_in_4bit', 'load_in_8bit'].filter((k) => o[k] !== undefined && o[k] !== false).map((k) => `${k} ${JSON.stringify(o[k])}`);
+    throw new UserError(`${path.join(dir, 'config.json')}: 'quantization_config' is set${found.length ? ` (${found.join(', ')})` : ''}; ${UNQUANTIZED}`);
+  }
+  const key = src && [...src.tensors.keys()].find((k) => QUANTIZED_KEY.test(k));
+  if (key) throw new UserError(`${src.file}: tensor '${key}' belongs to a quantized checkpoint (bitsandbytes, GPTQ or AWQ); ${UNQUANTIZED}`);
+}
+
 /**
  * Loads `dir` as `family`. `numLabels` sizes a classification head (created when the file has
  * none or one of another size); `seed` initialises what is created.
  */
 export function loadHfDir<C, M>(
-  family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; seed?: number } = {},
+  family: ModelFamily<C, M>, dir: string, raw: Record<string, unknown>, opts: { numLabels?: number; labels?: readonly string[]; seed?: number } = {},
 ): { model: M; created: string[] } {
-  const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, dir });
+  refuseQuantized(dir, raw);
+  const config = family.parseConfig(raw, path.join(dir, 'config.json'), { numLabels: opts.numLabels, labels: opts.labels, dir });
   const layout = family.layout(config);
   const specs = paramSpecs(layout);
   const src = openSafetensorsDir(dir);
   const params = new Map<string, tf.Variable>();
   try {
+    refuseQuantized(dir, raw, src);
     const toModel = keyMapper(src, family.basePrefix, layout.headPaths);
     const fromFile = new Map<string, string>(); // model name -> file name
     for (const fileName of src.tensors.keys()) fromFile.set(toModel(fileName), fileName);
@@ -130,13 +149,56 @@ export const AUX_FILES = [
   'generation_config.json', 'preprocessor_config.json',
 ] as const;
 
+export type SaveDtype = 'F32' | 'F16' | 'BF16';
+
 export interface SaveOptions {
-  readonly dtype?: 'F32' | 'F16';
+  readonly dtype?: SaveDtype;
+  /** Bytes per shard at most (transformers' max_shard_size); default: one file. */
+  readonly maxShardBytes?: number;
+}
+
+/** config.json's torch_dtype (transformers ≥ 4.56 writes `dtype`) for each dtype saved. */
+const TORCH_DTYPE: Readonly<Record<SaveDtype, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/**
+ * The dtype a checkpoint directory was published in: config.json's `torch_dtype` (or `dtype`),
+ * else the dtype most of its float tensors have (a diffusers DiT's config records none). F32 when
+ * neither says (a preset, a file of another dtype).
+ */
+export function checkpointDtype(dir: string): SaveDtype {
+  const fromTorch = (v: unknown): SaveDtype | undefined => (Object.keys(TORCH_DTYPE) as SaveDtype[]).find((d) => TORCH_DTYPE[d] === v);
+  for (const cfgDir of [dir, path.join(dir, 'transformer')]) {
+    const file = path.join(cfgDir, 'config.json');
+    if (!fs.existsSync(file)) continue;
+    const raw = readJsonObject(file);
+    const d = fromTorch(raw.torch_dtype) ?? fromTorch(raw.dtype);
+    if (d) return d;
+  }
+  const candidates: [string, string][] = [[dir, 'model.safetensors'], [path.join(dir, 'transformer'), 'diffusion_pytorch_model.safetensors'], [dir, 'diffusion_pytorch_model.safetensors']];
+  for (const [d, base] of candidates) {
+    if (!fs.existsSync(path.join(d, base)) && !fs.existsSync(path.join(d, `${base}.index.json`))) continue;
+    const src = openSafetensorsDir(d, base);
+    try {
+      const counts = new Map<string, number>();
+      for (const t of src.tensors.values()) if (FLOAT_DTYPES.has(t.dtype)) counts.set(t.dtype, (counts.get(t.dtype) ?? 0) + 1);
+      const top = [...counts].sort((a, b) => b[1] - a[1])[0];
+      return (top?.[0] as SaveDtype | undefined) ?? 'F32';
+    } finally {
+      src.close();
+    }
+  }
+  return 'F32';
+}
+
+/** config.json's record of the dtype written: `torch_dtype`, and `dtype` where the base config used the newer key. */
+function withDtype(config: Readonly<Record<string, unknown>>, dtype: SaveDtype): Record<string, unknown> {
+  return { ...config, torch_dtype: TORCH_DTYPE[dtype], ...('dtype' in config ? { dtype: TORCH_DTYPE[dtype] } : {}) };
 }
 
 /**
- * Writes `model` as a Hugging Face directory: config.json and model.safetensors (linear weights
- * transposed back to [out, in]; a tied lm_head is not written, as transformers does not).
+ * Writes `model` as a Hugging Face directory: config.json and model.safetensors, or shards of at
+ * most `maxShardBytes` with model.safetensors.index.json (linear weights transposed back to
+ * [out, in]; a tied lm_head is not written, as transformers does not).
  * Linear weights and biases come from the modules, so a merged adapter is what gets saved.
  */
 export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {}): void {
@@ -157,7 +219,7 @@ export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {})
   for (const l of modules.values()) {
     if (l.bias && !specNames.has(`${l.path}.bias`)) throw new RunError(`cannot export ${l.path}: it has a bias the ${model.family} layout has no place for`);
   }
-  const tensors: Record<string, TensorToWrite> = {};
+  const tensors: [string, TensorToWrite][] = [];
   for (const spec of specs) {
     const owner = modules.get(spec.name.replace(/\.(weight|bias)$/, ''));
     let data: Float32Array;
@@ -168,14 +230,13 @@ export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {})
       if (!v) throw new RunError(`cannot export: model has no tensor '${spec.name}'`);
       data = (v.dataSync() as Float32Array).slice();
     }
-    tensors[spec.name] = { dtype, shape: spec.shape, data };
+    tensors.push([spec.name, { dtype, shape: spec.shape, data }]);
   }
   fs.mkdirSync(dir, { recursive: true });
-  const config = { ...hfConfig, torch_dtype: dtype === 'F32' ? 'float32' : 'float16' };
+  const config = withDtype(hfConfig, dtype);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   if (model.family === 'vit') {
     fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(vitPreprocessToHf(model.config.preprocess), null, 2) + '\n');
   }
-  fs.rmSync(path.join(dir, 'model.safetensors.index.json'), { force: true });
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeSafetensorsShards(dir, 'model', tensors, opts.maxShardBytes ?? Infinity, { format: 'pt' });
 }

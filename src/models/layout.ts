@@ -98,6 +98,15 @@ export class HfConfigReader {
     return first;
   }
 
+  /** Every id of a key that holds one id or a list of them (Llama 3: eos_token_id [128001, 128009]); [] when absent. */
+  tokenIds(key: string): number[] {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return [];
+    const ids: unknown[] = Array.isArray(v) ? v : [v];
+    if (!ids.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) this.fail(key, 'a token id or a list of them');
+    return ids as number[];
+  }
+
   numList(key: string, def: readonly number[], len: number): number[] {
     const v = this.raw[key] ?? def;
     if (!Array.isArray(v) || v.length !== len || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {

@@ -26,7 +26,10 @@ export interface LlamaConfig {
   readonly attentionBias: boolean;
   readonly mlpBias: boolean;
   readonly bosTokenId: number | null;
-  readonly eosTokenId: number | null;
+  /** config.json's eos_token_id: one id or several (Llama 3); generation stops at any of them. */
+  readonly eosTokenIds: readonly number[];
+  /** generation_config.json's eos_token_id when the directory has one: transformers' generate() stops at these instead. */
+  readonly generationEosIds?: readonly number[];
 }
 
 /** Validates a config.json of model_type "llama" (or a preset written in the same form). */
@@ -62,7 +65,7 @@ export function parseLlamaConfig(raw: Readonly<Record<string, unknown>>, source:
     attentionBias: r.bool('attention_bias', false),
     mlpBias: r.bool('mlp_bias', false),
     bosTokenId: r.tokenId('bos_token_id'),
-    eosTokenId: r.tokenId('eos_token_id'),
+    eosTokenIds: Object.freeze(r.tokenIds('eos_token_id')),
   });
 }
 
@@ -88,7 +91,8 @@ export function llamaConfigToHf(c: LlamaConfig, base: Readonly<Record<string, un
     attention_bias: c.attentionBias,
     mlp_bias: c.mlpBias,
     bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId,
+    // A list stays a list (merge must not cut Llama 3's [128001, 128009] to its first id).
+    eos_token_id: c.eosTokenIds.length === 0 ? null : c.eosTokenIds.length > 1 || Array.isArray(base.eos_token_id) ? [...c.eosTokenIds] : c.eosTokenIds[0],
   };
 }
 

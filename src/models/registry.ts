@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } from './dit.js';
-import { DIT_CLASS_TABLE, loadDit } from './dit-load.js';
+import { DIT_CLASS_TABLE, loadDit, readDitConfig } from './dit-load.js';
 import { readJsonObject } from '../json-file.js';
 import { loadHfDir, randomModel, type ModelFamily } from './hf.js';
-import { countParams } from './layout.js';
+import { HfConfigReader, countParams } from './layout.js';
 import { LlamaModel } from './llama.js';
 import { llamaLayout, parseLlamaConfig, type LlamaConfig } from './llama-config.js';
 import type { LinearSpec, NormSpec } from '../nn/modules.js';
@@ -31,11 +31,19 @@ export type LoadedModel =
   | (LoadedCommon & { readonly family: 'vit'; readonly model: VitModel })
   | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel });
 
+/** generation_config.json's eos_token_id (Llama 3 lists [128001, 128009] there), which generate() stops at. */
+function withGenerationEos(c: LlamaConfig, dir: string | undefined): LlamaConfig {
+  const file = dir ? path.join(dir, 'generation_config.json') : null;
+  if (!file || !fs.existsSync(file)) return c;
+  const ids = new HfConfigReader(readJsonObject(file), file).tokenIds('eos_token_id');
+  return ids.length > 0 ? Object.freeze({ ...c, generationEosIds: Object.freeze(ids) }) : c;
+}
+
 export const llamaFamily: ModelFamily<LlamaConfig, LlamaModel> = {
   name: 'llama',
   modelTypes: ['llama'],
   basePrefix: 'model',
-  parseConfig: (raw, source) => parseLlamaConfig(raw, source),
+  parseConfig: (raw, source, ctx) => withGenerationEos(parseLlamaConfig(raw, source), ctx.dir),
   layout: llamaLayout,
   // inv_freq is recomputed from rope_theta; a tied head is the embedding (older exports still write it).
   ignored: (name, c) => /\.rotary_emb\.inv_freq$/.test(name) || (c.tieWordEmbeddings && name === 'lm_head.weight'),
@@ -50,7 +58,7 @@ const vitFamily: ModelFamily<VitConfig, VitModel> = {
   parseConfig: (raw, source, ctx) => {
     const pre = ctx.dir ? path.join(ctx.dir, 'preprocessor_config.json') : null;
     const preprocessor = pre && fs.existsSync(pre) ? readJsonObject(pre) : null;
-    return parseVitConfig(raw, source, { numLabels: ctx.numLabels, preprocessor, preprocessorSource: pre ?? undefined });
+    return parseVitConfig(raw, source, { numLabels: ctx.numLabels, labels: ctx.labels, preprocessor, preprocessorSource: pre ?? undefined });
   },
   layout: vitLayout,
   // The pooler (dense + tanh on CLS) is unused by ViTForImageClassification.
@@ -73,6 +81,8 @@ export interface ModelDescription {
 export interface LoadOptions {
   /** Classes of the task: sizes (or creates) a ViT classifier, or a DiT's class table (+ the null class). */
   readonly numLabels?: number;
+  /** The task's class names (a dataset's `onelora.classes`, an adapter's id2label): a ViT's id2label, one per class. */
+  readonly labels?: readonly string[];
   /** Seeds random initialisation (presets, created heads). Default 0. */
   readonly seed?: number;
 }
@@ -103,13 +113,13 @@ function readDirConfig(dir: string): Record<string, unknown> {
 /** A Hugging Face family (hf.ts's generic loader): detected by config.json's model_type. */
 function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: LoadedCommon) => LoadedModel): RegisteredFamily {
   const presets = Object.keys(PRESETS).filter((k) => PRESETS[k]!.family === family.name);
-  const config = (ref: Ref, numLabels: number | undefined): { raw: Record<string, unknown>; cfg: C } => {
+  const config = (ref: Ref, numLabels: number | undefined, labels?: readonly string[]): { raw: Record<string, unknown>; cfg: C } => {
     if ('dir' in ref) {
       const raw = readDirConfig(ref.dir);
-      return { raw, cfg: family.parseConfig(raw, path.join(ref.dir, 'config.json'), { dir: ref.dir, numLabels }) };
+      return { raw, cfg: family.parseConfig(raw, path.join(ref.dir, 'config.json'), { dir: ref.dir, numLabels, labels }) };
     }
     const raw = { ...PRESETS[ref.preset]!.hf };
-    return { raw, cfg: family.parseConfig(raw, `preset ${ref.preset}`, { numLabels }) };
+    return { raw, cfg: family.parseConfig(raw, `preset ${ref.preset}`, { numLabels, labels }) };
   };
   return {
     name: family.name,
@@ -124,7 +134,7 @@ function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: Load
         const { model, created } = loadHfDir(family, ref.dir, readDirConfig(ref.dir), opts);
         return wrap(model, { created, dir: ref.dir, name: baseName(ref.dir) });
       }
-      const { raw, cfg } = config(ref, opts.numLabels);
+      const { raw, cfg } = config(ref, opts.numLabels, opts.labels);
       return wrap(randomModel(family, cfg, opts.seed ?? 0, raw), { created: [], dir: null, name: ref.preset });
     },
     describe: (ref, opts) => {
@@ -170,13 +180,8 @@ const ditFamily: RegisteredFamily = {
     return { family: 'dit', model, created: resized ? [DIT_CLASS_TABLE] : [], dir: null, name: ref.preset };
   },
   describe: (ref, opts) => {
-    if ('preset' in ref) return describeDitFor(DIT_PRESETS[ref.preset]!, opts.numLabels);
-    const model = loadDit(ref.dir);
-    try {
-      return describeDitFor(model.config, opts.numLabels);
-    } finally {
-      model.dispose();
-    }
+    // From the config and the tensor headers: no weights, so no backend is needed (as for the HF families).
+    return describeDitFor('preset' in ref ? DIT_PRESETS[ref.preset]! : readDitConfig(ref.dir), opts.numLabels);
   },
 };
 

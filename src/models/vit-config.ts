@@ -85,7 +85,7 @@ function parseLabels(raw: unknown, source: string): string[] | null {
  */
 export function parseVitConfig(
   raw: Readonly<Record<string, unknown>>, source: string,
-  opts: { numLabels?: number; preprocessor?: Readonly<Record<string, unknown>> | null; preprocessorSource?: string } = {},
+  opts: { numLabels?: number; labels?: readonly string[]; preprocessor?: Readonly<Record<string, unknown>> | null; preprocessorSource?: string } = {},
 ): VitConfig {
   const r = new HfConfigReader(raw, source);
   r.refuse('model_type', (v) => v === 'vit', 'expected "vit"');
@@ -101,7 +101,9 @@ export function parseVitConfig(
   // until a task asks for one.
   const headless = Array.isArray(raw.architectures) && raw.architectures.includes('ViTModel');
   const numLabels = opts.numLabels ?? fileLabels?.length ?? (headless ? 0 : r.int('num_labels', 2, 0));
-  const labels = fileLabels && fileLabels.length === numLabels ? fileLabels : Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
+  if (opts.labels && opts.labels.length !== numLabels) throw new UserError(`${source}: ${opts.labels.length} class names for a classifier of ${numLabels} classes`);
+  // The task's names (dataset or adapter) win over the checkpoint's; LABEL_i as transformers names unnamed classes.
+  const labels = opts.labels ? [...opts.labels] : fileLabels && fileLabels.length === numLabels ? fileLabels : Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`);
   const act = r.str('hidden_act', 'gelu');
   return Object.freeze({
     family: 'vit' as const,

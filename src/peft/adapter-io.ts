@@ -26,13 +26,70 @@ const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 export interface SaveAdapterOptions {
   readonly baseModel?: string;
-  /** PEFT task_type: CAUSAL_LM, SEQ_CLS… (null when absent, as PEFT writes it). */
+  /** onelora's task (`causal-lm`…) or a PEFT TaskType; written as PEFT's value (null where PEFT has none). */
   readonly taskType?: string | null;
+  /** The task's class names (a classification dataset's `onelora.classes`): written as `id2label`/`label2id`, as in transformers' config.json. */
+  readonly labels?: readonly string[];
   /** Overrides the `target_modules` written (default: the short names of the adapted modules). */
   readonly targetModules?: readonly string[] | string;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/**
+ * PEFT's TaskType values (huggingface/peft src/peft/utils/peft_types.py); PeftConfig's
+ * __post_init__ refuses any other non-null task_type. PEFT has no type for image classification or
+ * diffusion: those adapters say null, as PEFT itself writes for a model without a task class.
+ */
+const PEFT_TASK_TYPES = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'] as const;
+/** onelora's task names, which adapters before issue 18 wrote as task_type. */
+const ONELORA_TASK_TYPES: Readonly<Record<string, (typeof PEFT_TASK_TYPES)[number] | null>> = { 'causal-lm': 'CAUSAL_LM', classification: null, diffusion: null };
+
+/** task_type as PEFT reads it, from either spelling; anything else is refused naming the field (PEFT refuses it too). */
+function peftTaskType(v: unknown, source: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string' && (PEFT_TASK_TYPES as readonly string[]).includes(v)) return v;
+  if (typeof v === 'string' && v in ONELORA_TASK_TYPES) return ONELORA_TASK_TYPES[v]!;
+  throw new UserError(`${source}: 'task_type' ${JSON.stringify(v)} is not a PEFT TaskType (${PEFT_TASK_TYPES.join(', ')}) nor a onelora task (${Object.keys(ONELORA_TASK_TYPES).join(', ')}); null means none`);
+}
+
+/**
+ * base_model_name_or_path as a user passes it to from_pretrained: a hub id or preset as is, a
+ * directory relative to the working directory. Configs resolve paths to absolute ones, and an
+ * absolute path of this machine means nothing on the next (and PEFT reloads the base from it).
+ */
+function asGiven(ref: string): string {
+  return path.isAbsolute(ref) ? path.relative(process.cwd(), ref) || '.' : ref;
+}
+
+/**
+ * id2label / label2id in transformers' form (string indices), so the class names travel with the
+ * adapter into predict and merge; PEFT (≥ 0.13) drops config keys it does not know.
+ */
+function labelMaps(labels: readonly string[] | undefined): Record<string, Json> {
+  if (!labels || labels.length === 0) return {};
+  return { id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])), label2id: Object.fromEntries(labels.map((l, i) => [l, i])) };
+}
+
+/** The class names an adapter carries (its `id2label`), in index order; undefined when it has none. */
+export function adapterLabels(dir: string): string[] | undefined {
+  const file = path.join(dir, ADAPTER_CONFIG);
+  if (!fs.existsSync(file)) return undefined;
+  const v = readJsonObject(file).id2label;
+  if (v === undefined || v === null) return undefined;
+  const entries = typeof v === 'object' && !Array.isArray(v) ? Object.entries(v as Record<string, unknown>) : [];
+  const labels = new Array<string>(entries.length);
+  const ok = entries.length > 0 && entries.every(([k, name]) => {
+    const i = Number(k);
+    if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof name !== 'string' || labels[i] !== undefined) return false;
+    labels[i] = name;
+    return true;
+  });
+  if (!ok) {
+    throw new UserError(`${file}: 'id2label' must map every index 0…n-1 to a class name, got ${JSON.stringify(v)}`);
+  }
+  return labels;
+}
 
 /** PEFT's `target_modules`: a list of short names, or the regex itself when one was used. */
 function targetModulesOf(state: PeftState, override?: readonly string[] | string): Json {
@@ -62,12 +119,13 @@ function peftFormat(spec: MethodSpec): 'LORA' | 'VERA' | 'ONELORA' {
 function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<string, Json> {
   const term = state.spec.terms[0]!;
   const common: Record<string, Json> = {
-    base_model_name_or_path: opts.baseModel ?? null,
+    base_model_name_or_path: opts.baseModel === undefined ? null : asGiven(opts.baseModel),
     inference_mode: true,
     modules_to_save: headModules(state),
     revision: null,
     target_modules: targetModulesOf(state, opts.targetModules),
-    task_type: opts.taskType ?? null,
+    task_type: peftTaskType(opts.taskType, 'saveAdapter'),
+    ...labelMaps(opts.labels),
   };
   const exclude = state.options.exclude ?? null;
   const r = term.r ?? DEFAULT_RANK;
@@ -160,6 +218,7 @@ function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptio
   const file = path.join(dir, ADAPTER_CONFIG);
   const cfg = readJsonObject(file);
   refuse(file, cfg);
+  peftTaskType(cfg.task_type, file);
   const targets = targetsExpr(file, 'target_modules', cfg.target_modules);
   const exclude = targetsExpr(file, 'exclude_modules', cfg.exclude_modules);
   const mts = cfg.modules_to_save;

@@ -62,7 +62,8 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
   const tokenizer = cfg.task === 'causal-lm' ? await tokenizerFor(cfg) : null;
   const modelRef = cfg.model.path ?? (cfg.model.preset as string);
   const numLabels = train.info.classes?.length;
-  const loaded = await loadModel(modelRef, { numLabels, seed: cfg.seed });
+  const labels = cfg.task === 'classification' && numLabels ? train.info.classes : undefined;
+  const loaded = await loadModel(modelRef, { numLabels, labels, seed: cfg.seed });
   const model = loaded.model;
   if (loaded.created.length > 0) log.info({ created: loaded.created }, 'created for this task (trained, saved with the adapter)');
   // Created tensors that are not head linears (a DiT's class table for the dataset) train whole.
@@ -159,7 +160,7 @@ export function checkpoint(run: RunSetup, output: string, state: { step: number;
       trainable: as(f.values),
       optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
       writeAdapter: (dir) => {
-        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task });
+        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task, labels: cfg.task === 'classification' ? run.train.info.classes : undefined });
         afterAdapter?.();
       },
     },

@@ -14,7 +14,7 @@ import { LlamaModel } from '../../src/models/llama.js';
 import { loadModel } from '../../src/models/registry.js';
 import { loadAdapter, saveAdapter } from '../../src/peft/adapter-io.js';
 import { applyMethod } from '../../src/peft/apply.js';
-import { FIXTURES, expected, maxAbsDiff, tmpDir, values } from './helpers.js';
+import { FIXTURES, copyFixture, expected, maxAbsDiff, tmpDir, values } from './helpers.js';
 
 await initBackend('wasm');
 
@@ -135,4 +135,42 @@ void test('predict --json prints the top-5 classes with labels, as logits of the
   const bad = await run('predict', '--model', path.join(FIXTURES, 'vit'), '--image', path.join(dir, 'bad.png'), '--backend', 'wasm');
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--image .*bad\.png: cannot decode/);
+});
+
+void test('a list of EOS ids (config.json or generation_config.json) stops generation at any of them; merge keeps the list', async () => {
+  const reference = (await loadModel(llamaDir)).model as LlamaModel;
+  const full = reference.generate([1, 5, 9], { maxNewTokens: 10, greedy: true, eosId: null });
+  reference.dispose();
+  const k = full.findIndex((t, i) => i >= 1 && !full.slice(0, i).includes(t));
+  assert.ok(k >= 1, `a greedy continuation with a new id after the first: ${full.join(',')}`);
+  const never = Array.from({ length: 64 }, (_, i) => i).find((t) => !full.includes(t))!;
+  const eos = [never, full[k]!]; // Llama 3's shape: [<|end_of_text|>, <|eot_id|>], the second one is what a chat emits
+  const gen = async (dir: string): Promise<number[]> => {
+    const r = await run('generate', '--model', dir, '--prompt-ids', '1,5,9', '--max-new-tokens', '10', '--greedy', '--json', '--backend', 'wasm');
+    assert.equal(r.code, 0, r.err);
+    return (JSON.parse(r.out.trim().split('\n').at(-1)!) as { ids: number[] }).ids;
+  };
+  const editConfig = (dir: string, edit: Record<string, unknown>): void => {
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...(JSON.parse(fs.readFileSync(file, 'utf8')) as object), ...edit }));
+  };
+  const inConfig = copyFixture('llama-gqa');
+  editConfig(inConfig, { eos_token_id: eos });
+  assert.deepEqual(await gen(inConfig), full.slice(0, k + 1));
+  const inGeneration = copyFixture('llama-gqa');
+  editConfig(inGeneration, { eos_token_id: never });
+  fs.writeFileSync(path.join(inGeneration, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: eos }));
+  assert.deepEqual(await gen(inGeneration), full.slice(0, k + 1));
+
+  const base = (await loadModel(inConfig)).model as LlamaModel;
+  const adapter = tmpDir();
+  const state = applyMethod(base, '1lora');
+  saveAdapter(adapter, state, { baseModel: inConfig });
+  state.dispose();
+  base.dispose();
+  const out = path.join(tmpDir(), 'merged');
+  const m = await run('merge', '--model', inConfig, '--adapter', adapter, '--out', out, '--backend', 'wasm');
+  assert.equal(m.code, 0, m.err);
+  assert.deepEqual((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { eos_token_id: unknown }).eos_token_id, eos);
+  assert.deepEqual(await gen(out), full.slice(0, k + 1));
 });

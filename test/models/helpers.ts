@@ -1,6 +1,7 @@
 // Shared by the model tests: fixture paths, the torch reference outputs, comparisons.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Command } from 'commander';
 import { tf } from '../../src/backend/tf.js';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'models');
@@ -48,4 +49,25 @@ export function copyFixture(name: string): string {
 
 export function values(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
+}
+
+/** Runs `onelora ARGS` in this process with the given commands registered; stdout, stderr and the exit code the action set. */
+export async function runCommands(registers: readonly ((p: Command) => void)[], ...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  const program = new Command('onelora').exitOverride();
+  for (const register of registers) register(program);
+  let out = '';
+  let err = '';
+  const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.exitCode = 0;
+  try {
+    await program.parseAsync(['node', 'onelora', ...args]);
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { out, err, code };
 }

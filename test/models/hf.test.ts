@@ -135,3 +135,28 @@ void test('paper-size presets are described from the config alone, with the publ
   assert.equal(dir.family, 'llama');
   assert.equal(countParams({ linears: dir.linears, norms: dir.norms, extras: [], headPaths: [] }) + 64 * 32, dir.totalParams);
 });
+
+void test('a quantized checkpoint (bitsandbytes 8-bit: int8 weights + .SCB + .weight_format) is one UserError saying so', async () => {
+  // As transformers saves a model loaded with BitsAndBytesConfig(load_in_8bit=True): each quantized
+  // linear has an I8 weight, its per-row scales `SCB` and a `weight_format` byte.
+  const dir = copyFixture('llama-gqa');
+  const file = path.join(dir, 'model.safetensors');
+  const { tensors } = readSafetensors(file);
+  const out: Record<string, TensorToWrite> = {};
+  for (const [k, v] of tensors) {
+    const m = /^(.*\.(q|k|v|o|gate|up|down)_proj)\.weight$/.exec(k);
+    if (!m) {
+      out[k] = { dtype: 'F32', shape: v.shape, data: v.data as Float32Array };
+      continue;
+    }
+    out[k] = { dtype: 'I8', shape: v.shape, data: new Int8Array(v.data.length) };
+    out[`${m[1]}.SCB`] = { dtype: 'F32', shape: [v.shape[0]!], data: new Float32Array(v.shape[0]!) };
+    out[`${m[1]}.weight_format`] = { dtype: 'U8', shape: [], data: new Uint8Array(1) };
+  }
+  writeSafetensors(file, out);
+  await rejects(dir, /model\.safetensors: tensor '.*\.(SCB|weight_format)' belongs to a quantized checkpoint .*quantized weights are not supported/);
+  const cfgFile = path.join(dir, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...cfg, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true, load_in_4bit: false, llm_int8_threshold: 6 } }));
+  await rejects(dir, /config\.json: 'quantization_config' is set \(quant_method "bitsandbytes", load_in_8bit true\); quantized weights are not supported/);
+});

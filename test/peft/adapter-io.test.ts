@@ -142,3 +142,45 @@ void test('bad adapter files are UserErrors naming the key or the field', () => 
   expectUserError(writeDir({ peft_type: 'ONELORA', method: 'lorra' }, {}), /unknown method 'lorra' \(known: 1lora/);
   expectUserError(writeDir({ peft_type: 'VERA', r: 1, save_projection: false }, {}), /'save_projection' false/);
 });
+
+// PEFT's TaskType members, copied from huggingface/peft src/peft/utils/peft_types.py (PEFT is not
+// installed here): PeftConfigMixin.__post_init__ raises "Invalid task type" for any other string.
+const PEFT_TASK_TYPES = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'];
+
+void test('task_type is a PEFT TaskType (null for image classification and diffusion); old spellings still load', () => {
+  const written = (taskType: string): unknown => {
+    const state = applyMethod(new FakeModel(), 'lora:r=2', { seed: 1 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
+    saveAdapter(dir, state, { baseModel: 'fake', taskType });
+    state.dispose();
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    // Round trip: what was written loads back.
+    loadAdapter(dir, new FakeModel()).dispose();
+    return cfg.task_type;
+  };
+  assert.equal(written('causal-lm'), 'CAUSAL_LM');
+  assert.ok(PEFT_TASK_TYPES.includes(written('causal-lm') as string));
+  assert.equal(written('CAUSAL_LM'), 'CAUSAL_LM');
+  assert.equal(written('classification'), null);
+  assert.equal(written('diffusion'), null);
+  for (const old of ['causal-lm', 'classification', 'diffusion', 'CAUSAL_LM', null]) {
+    loadAdapter(writeDir(peftLoraConfig({ task_type: old }), peftLoraTensors()), new FakeModel()).dispose();
+  }
+  expectUserError(writeDir(peftLoraConfig({ task_type: 'IMAGE_CLS' }), peftLoraTensors()), /'task_type' "IMAGE_CLS" is not a PEFT TaskType/);
+});
+
+void test('base_model_name_or_path is what a user passes: a hub id or preset as is, a directory relative to the working directory', () => {
+  const written = (baseModel: string): unknown => {
+    const state = applyMethod(new FakeModel(), '1lora');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
+    saveAdapter(dir, state, { baseModel });
+    state.dispose();
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>).base_model_name_or_path;
+  };
+  assert.equal(written('meta-llama/Llama-2-7b-hf'), 'meta-llama/Llama-2-7b-hf');
+  assert.equal(written('llama2-7b'), 'llama2-7b');
+  assert.equal(written('models/tiny'), 'models/tiny');
+  // Configs resolve model.path to an absolute path; the adapter must not carry it.
+  assert.equal(written(path.join(process.cwd(), 'test', 'fixtures', 'models', 'llama-gqa')), path.join('test', 'fixtures', 'models', 'llama-gqa'));
+  assert.equal(written(process.cwd()), '.');
+});

@@ -2,8 +2,16 @@
 // the last line, the paper's numbers from the presets, and user errors as exit code 2.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
 import { Command } from 'commander';
+import { initBackend } from '../../src/backend/select.js';
 import { registerParams, withRank } from '../../src/cli/commands/params.js';
+import { countDitParams, loadDit, saveDit } from '../../src/models/dit-load.js';
+import { applyMethod } from '../../src/peft/apply.js';
+import { tmpDir } from '../helpers.js';
 
 async function run(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
   const program = new Command('onelora').exitOverride();
@@ -68,4 +76,33 @@ void test('params errors are the user\'s: exit 2 with the name', async () => {
   assert.equal(tg.code, 2);
   assert.match(tg.err, /targets 'nothing_here' match no linear layer/);
   assert.equal(withRank('lora+bitfit', 4).text, 'lora:r=4+bitfit');
+});
+
+void test('params --model on DiT directories (onelora and diffusers layouts) counts from the config, with no backend started', async () => {
+  await initBackend('wasm');
+  const model = loadDit('tiny-dit', { seed: 1 });
+  const orig = tmpDir('params-dit');
+  saveDit(model, orig);
+  const state = applyMethod(model, '1lora');
+  const want = { trainable: [...state.trainable.values()].reduce((n, v) => n + v.size, 0), total: countDitParams(model) };
+  state.dispose();
+  model.dispose();
+  const diffusers = tmpDir('params-dit');
+  const fix = path.join(import.meta.dirname, '..', 'fixtures', 'dit', 'diffusers-f16');
+  fs.copyFileSync(path.join(fix, 'config.json'), path.join(diffusers, 'config.json'));
+  fs.writeFileSync(path.join(diffusers, 'diffusion_pytorch_model.safetensors'), zlib.gunzipSync(fs.readFileSync(path.join(fix, 'diffusion_pytorch_model.safetensors.gz'))));
+  const cli = (dir: string): Record<string, unknown> => {
+    const r = spawnSync('node', ['bin/onelora.js', 'params', '--model', dir, '--method', '1lora', '--json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return lastJson(r.stdout);
+  };
+  const a = cli(orig);
+  assert.equal(a.family, 'dit');
+  assert.equal(a.trainable, want.trainable);
+  assert.equal(a.total_params, want.total);
+  const d = cli(diffusers);
+  assert.equal(d.family, 'dit');
+  const built = loadDit(diffusers);
+  assert.equal(d.total_params, countDitParams(built));
+  built.dispose();
 });

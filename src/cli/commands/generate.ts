@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.js';
+import { stopIds } from '../../models/generate.js';
 import { UserError } from '../../errors.js';
 import { backendOption, parseIntFlag, parseNumFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
@@ -71,7 +72,8 @@ export function registerGenerate(program: Command): void {
         if (tokSpec !== undefined) tokenizer = loadTokenizer(tokSpec);
         else if (f.prompt !== undefined) throw new UserError(`--prompt needs a tokenizer: ${f.model} has no tokenizer.json or tokenizer.model (use --tokenizer or --prompt-ids)`);
         const prompt = f.prompt !== undefined ? tokenizer!.encode(f.prompt, { bos: true }) : parseIds(f.promptIds!, model.config.vocabSize);
-        const eosId = model.config.eosTokenId ?? tokenizer?.eosId ?? null;
+        const fromModel = stopIds(model.config);
+        const eosId = fromModel.length > 0 ? fromModel : tokenizer?.eosId ?? null;
         const ids = model.generate(prompt, { maxNewTokens, greedy: f.greedy ?? false, temperature, topP, seed, eosId });
         const text = tokenizer ? tokenizer.decode(ids) : null;
         printResult(!!f.json, { ids, text }, text ?? ids.join(','));

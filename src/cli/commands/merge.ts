@@ -1,13 +1,16 @@
 // `onelora merge` (docs/architecture.md#cli-conventions): folds an adapter into the base weights (W0 + ΔW) and writes a
-// complete Hugging Face directory in float32 — config.json, model.safetensors and the tokenizer /
-// preprocessor files copied from --model — loadable by transformers and by onelora.
+// complete Hugging Face directory — config.json, model.safetensors (or shards with
+// model.safetensors.index.json above --max-shard-size, as save_pretrained writes them) and the
+// tokenizer / preprocessor / generation files copied from --model — loadable by transformers and
+// by onelora, in the base's dtype unless --dtype says otherwise.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
+import { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { saveDit } from '../../models/dit-load.js';
-import { AUX_FILES, saveHfModel } from '../../models/hf.js';
+import { AUX_FILES, checkpointDtype, saveHfModel, type SaveDtype } from '../../models/hf.js';
 import { mergeAndUnload } from '../../peft/merge.js';
 import { backendOption } from '../flags.js';
 import { action, printResult } from '../run.js';
@@ -17,29 +20,51 @@ interface MergeFlags {
   model?: string;
   adapter?: string;
   out?: string;
+  dtype?: string;
+  maxShardSize: string;
+  overwrite?: boolean;
   backend?: string;
   json?: boolean;
+}
+
+const DTYPES: Readonly<Record<string, SaveDtype>> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+
+/** --out must be new or empty: a merge into a directory that holds something would mix with it (issue 18 item 11). */
+function checkOut(out: string, overwrite: boolean): void {
+  if (!fs.existsSync(out)) return;
+  if (!fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: exists and is not a directory`);
+  const entries = fs.readdirSync(out);
+  if (entries.length > 0 && !overwrite) {
+    throw new UserError(`--out ${out}: the directory exists and is not empty (${entries.length} entries, e.g. ${entries.sort()[0]}); give a new --out, or --overwrite to replace the model files in it`);
+  }
 }
 
 export function registerMerge(program: Command): void {
   program
     .command('merge')
-    .description('fold an adapter into the base model and write a complete Hugging Face directory (float32)')
+    .description('fold an adapter into the base model and write a complete Hugging Face directory')
     .option('--model <dir>', 'base model directory')
     .option('--adapter <dir>', 'adapter directory')
-    .option('--out <dir>', 'output directory (created)')
+    .option('--out <dir>', 'output directory (created; must be new or empty)')
+    .option('--dtype <dtype>', 'f32 | f16 | bf16 (default: the base model\'s, from its config torch_dtype or its files)')
+    .option('--max-shard-size <size>', 'shard the weights above this size, as transformers does (e.g. 5GB, 200MB)', DEFAULT_MAX_SHARD_SIZE)
+    .option('--overwrite', 'write into a non-empty --out, replacing the model files there')
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: MergeFlags) => {
       requireDir('--adapter', f.adapter);
       if (!f.out) throw new UserError('--out is required');
       if (f.model && fs.existsSync(f.model) && path.resolve(f.out) === path.resolve(f.model)) throw new UserError('--out: must not be the --model directory');
+      if (f.dtype !== undefined && !(f.dtype in DTYPES)) throw new UserError(`--dtype: '${f.dtype}' is not one of ${Object.keys(DTYPES).join(', ')}`);
+      const maxShardBytes = parseShardSize(f.maxShardSize, '--max-shard-size');
+      checkOut(f.out, f.overwrite ?? false);
       await initBackend(f.backend);
       const { loaded, peft } = await loadWithAdapter(f.model, f.adapter);
       try {
+        const dtype = f.dtype !== undefined ? DTYPES[f.dtype]! : loaded.dir ? checkpointDtype(loaded.dir) : 'F32';
         const { addedBiases } = mergeAndUnload(peft!);
-        if (loaded.family === 'dit') saveDit(loaded.model, f.out);
-        else saveHfModel(loaded.model, f.out, { dtype: 'F32' });
+        if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        else saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {
           const src = loaded.dir ? path.join(loaded.dir, name) : null;
@@ -48,7 +73,8 @@ export function registerMerge(program: Command): void {
             copied.push(name);
           }
         }
-        printResult(!!f.json, { out: f.out, method: peft!.spec.text, merged: peft!.targets.length, addedBiases, copied }, `merged ${peft!.spec.text} into ${f.out}`);
+        const result = { out: f.out, method: peft!.spec.text, merged: peft!.targets.length, dtype, addedBiases, copied };
+        printResult(!!f.json, result, `merged ${peft!.spec.text} into ${f.out} (${dtype})`);
       } finally {
         peft?.dispose();
         loaded.model.dispose();

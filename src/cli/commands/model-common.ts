@@ -5,7 +5,7 @@ import path from 'node:path';
 import { openSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { loadModel, type LoadedModel } from '../../models/registry.js';
-import { loadAdapter } from '../../peft/adapter-io.js';
+import { adapterLabels, loadAdapter } from '../../peft/adapter-io.js';
 import type { PeftState } from '../../peft/apply.js';
 
 export function requireDir(flag: string, dir: string | undefined): string {
@@ -31,9 +31,16 @@ export async function loadWithAdapter(modelRef: string | undefined, adapterDir: 
   if (!modelRef) throw new UserError('--model is required');
   if (adapterDir !== undefined) requireDir('--adapter', adapterDir);
   const numLabels = adapterDir ? adapterNumLabels(adapterDir) : undefined;
+  let labels: string[] | undefined;
+  try {
+    labels = adapterDir ? adapterLabels(adapterDir) : undefined;
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`--adapter: ${err.message}`, { cause: err });
+    throw err;
+  }
   let loaded: LoadedModel;
   try {
-    loaded = await loadModel(modelRef, { numLabels });
+    loaded = await loadModel(modelRef, { numLabels, labels });
   } catch (err) {
     if (err instanceof UserError) throw new UserError(`--model: ${err.message}`, { cause: err });
     throw err;

@@ -71,7 +71,7 @@ void test('merge: a 1LoRA adapter folded in gives the adapted logits and the sam
   const base = await loadModel(llamaDir);
   const model = base.model as LlamaModel;
   const state = applyMethod(model, '1lora');
-  for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i));
+  for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i + 1));
   const adapter = tmpDir();
   saveAdapter(adapter, state, { baseModel: llamaDir });
   const ids = tf.tensor2d([[1, 5, 9, 3, 7, 11]], undefined, 'int32');

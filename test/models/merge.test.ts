@@ -22,7 +22,7 @@ const merge = (...args: string[]) => runCommands([registerMerge], 'merge', ...ar
 async function adapterFor(dir: string): Promise<string> {
   const model = (await loadModel(dir)).model as LlamaModel;
   const state = applyMethod(model, '1lora');
-  for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i));
+  for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i + 1));
   const out = tmpDir();
   saveAdapter(out, state, { baseModel: dir });
   state.dispose();

@@ -11,9 +11,15 @@ import { restoreTerminal } from '../train/metrics.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
+/** A path under the working directory as the user would write it; anything else absolute. */
+function shown(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : p;
+}
+
 function resumeLine(step: number, checkpoint: string | null, resume: string): string {
   return checkpoint
-    ? `it resumes from step ${step} (${checkpoint}) with:\n  ${resume}`
+    ? `it resumes from step ${step} (${shown(checkpoint)}) with:\n  ${resume}`
     : 'there is nothing to resume: run the same command again with --overwrite';
 }
 

@@ -30,6 +30,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
   const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0', policy: failurePolicyFor(opts.cfg, opts.workers) });
   await coordinator.start();
+  if (coordinator.finished) return { summary: coordinator.finished, restarts: 0 };
   const children = new Map<number, ChildProcess>();
   let restarts = 0;
   let ended = false;
@@ -37,7 +38,9 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     const args = [BIN, 'worker', '--coordinator', `127.0.0.1:${coordinator.port}`, '--rank', String(rank), '--zmq-port', '0'];
     if (opts.backend) args.push('--backend', opts.backend);
     if (opts.curve) args.push('--zmq-curve');
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'] });
+    // A process group of its own: the terminal's Ctrl-C reaches only this process, which stops the
+    // workers at a step boundary through the coordinator (killed with it, they could not checkpoint).
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'], detached: true });
     children.set(rank, child);
     child.on('exit', (code, signal) => {
       if (children.get(rank) === child) children.delete(rank);
@@ -53,6 +56,9 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     });
   };
   for (let r = 0; r < opts.workers; r++) startWorker(r);
+  // An exit that skips the clean stop below (a second Ctrl-C) takes the workers with it.
+  const killAll = (): void => void [...children.values()].forEach((c) => c.kill('SIGTERM'));
+  process.once('exit', killAll);
   try {
     const summary = await coordinator.done;
     return { summary, restarts };
@@ -60,6 +66,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     ended = true;
     // Workers exit by themselves on Stop; a straggler gets a moment, then SIGTERM.
     await Promise.all([...children.values()].map((c) => waitExit(c, 10_000)));
+    process.removeListener('exit', killAll);
   }
 }
 

@@ -11,9 +11,10 @@ import { configHash, type RunConfig } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
-import { publishAdapter, recordConfig, resumePoint, scheduleOf, type TrainSummary } from '../src/train/loop.js';
+import { interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, scheduleOf, type TrainSummary } from '../src/train/loop.js';
 import type { Best } from '../src/train/metrics.js';
-import { totalSteps } from '../src/train/setup.js';
+import { claimOutput } from '../src/train/run-dir.js';
+import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
 import { DataFeed } from './feed.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
@@ -31,6 +32,11 @@ export interface CoordinatorOptions {
   /** host:port; port 0 picks a free one (default 127.0.0.1:29400). */
   bind?: string;
   resume?: boolean;
+  /** A fresh run into a directory holding one deletes that run's files first (else refused, naming `resumeHint`). */
+  overwrite?: boolean;
+  resumeHint?: string;
+  /** Aborted (Ctrl-C): stop at the next step boundary with a checkpoint; `done` rejects with InterruptedError. */
+  signal?: AbortSignal;
   maxSteps?: number;
   metricsPort?: number;
   quiet?: boolean;
@@ -61,6 +67,8 @@ export class Coordinator {
   port = 0;
   metricsPort: number | null = null;
   readonly done: Promise<TrainSummary>;
+  /** A resume with nothing left to train: the run's own summary; start() then starts nothing. */
+  readonly finished: TrainSummary | null = null;
   private state: CoordinatorState;
   private readonly server = new grpc.Server();
   private readonly feed: DataFeed;
@@ -91,13 +99,19 @@ export class Coordinator {
 
   constructor(private readonly opts: CoordinatorOptions) {
     const { cfg } = opts;
-    this.train = Dataset.open(cfg.data.train);
+    if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+    if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite, resumeHint: opts.resumeHint });
+    const point = opts.resume ? resumePoint(opts.output, cfg) : null;
+    this.train = openDataset(cfg.data.train, 'data.train');
     this.feed = new DataFeed(this.train, cfg, createTask(cfg, this.train, null));
     this.total = totalSteps(cfg, this.train.numRows);
     this.stopAt = Math.min(opts.maxSteps ?? cfg.max_steps ?? this.total, this.total);
     let durable: Durable | null = null;
-    if (opts.resume) {
-      const { dir, ck } = resumePoint(opts.output, cfg);
+    if (point) {
+      const { dir, ck } = point;
+      const plan = resumePlan(opts.output, { at: ck.state.step, total: this.total, maxSteps: opts.maxSteps, configMax: cfg.max_steps });
+      this.stopAt = plan.stopAt;
+      this.finished = plan.done;
       durable = { step: ck.state.step, samplesSeen: ck.state.samples_seen, path: dir };
       this.resumedBest = ck.state.best ?? null;
       log.info({ step: durable.step, checkpoint: dir }, `resuming from step ${durable.step}`);
@@ -112,6 +126,8 @@ export class Coordinator {
   /** Binds gRPC (and /metrics), writes config.yaml; resolves once workers can register. */
   async start(): Promise<void> {
     const { output, cfg } = this.opts;
+    const finished = this.finished;
+    if (finished) return this.shutdown().then(() => this.settle.resolve(finished));
     fs.mkdirSync(output, { recursive: true });
     if (!this.opts.resume) recordConfig(output, cfg);
     addCoordinatorService(this.server, this.opts.token, this.handlers());
@@ -119,6 +135,9 @@ export class Coordinator {
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
     this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0 });
     this.timer = setInterval(() => this.tick(), 250);
+    const stop = this.opts.signal;
+    if (stop?.aborted) this.dispatch({ type: 'interrupted' });
+    stop?.addEventListener('abort', () => this.dispatch({ type: 'interrupted' }), { once: true });
     log.info({ port: this.port, workers: this.opts.workers, stop_at: this.stopAt }, `coordinator listening on port ${this.port}, waiting for ${this.opts.workers} workers`);
   }
 
@@ -210,8 +229,8 @@ export class Coordinator {
       return empty;
     }
     this.lastSeen[rank] = Date.now();
-    // A closed stream is a dead worker (or one re-registering, whose generation is then already stale).
-    signal.addEventListener('abort', () => this.lost(rank, 'its control stream closed'), { once: true });
+    // A closed stream is a dead worker (or a stale one re-registering), but expected after a Stop.
+    signal.addEventListener('abort', () => this.state.interrupt !== 'stopping' && this.lost(rank, 'its control stream closed'), { once: true });
     return q;
   }
 
@@ -287,6 +306,10 @@ export class Coordinator {
         return this.finish(a);
       case 'fail':
         return this.fail(a.message);
+      case 'stop-with-checkpoint':
+        return this.broadcast({ generation: a.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false, checkpoint: { step: a.committed.step, samples_seen: a.committed.samplesSeen, epoch: 0, checkpoint_dir: '' } } }, true);
+      case 'interrupt':
+        return this.interrupted(a.durable);
     }
   }
 
@@ -340,6 +363,15 @@ export class Coordinator {
     this.outputs.close();
     log.error(message);
     void this.shutdown().then(() => this.settle.reject(new RunError(message)));
+  }
+
+  private interrupted(durable: Durable | null): void {
+    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false } }, true);
+    for (const p of this.pending.values()) p.reject(new RunError('the run was interrupted'));
+    this.pending.clear();
+    this.outputs.close();
+    const err = interruptedAt(durable?.step ?? 0, this.stopAt, durable?.path ?? null);
+    void this.shutdown().then(() => this.settle.reject(err));
   }
 
   /** Lets the workers read their Stop, then closes the server (forcibly after 5 s). Idempotent. */

@@ -46,6 +46,11 @@ interface Common {
   failures: number;
   committed: Committed;
   durable: Durable | null;
+  /**
+   * Ctrl-C: 'pending' until the step in flight ends; 'stopping' once the workers were told to stop
+   * and rank 0 to checkpoint the last finished step (the others leaving then is no failure).
+   */
+  interrupt: 'pending' | 'stopping' | null;
 }
 
 export interface StepTally {
@@ -86,7 +91,9 @@ export type CoordinatorEvent =
   | { type: 'checkpoint-committed'; generation: number; step: number; path: string; samplesSeen: number }
   | { type: 'allreduce-failed'; rank: number; generation: number; step: number; lateRank: number; message: string }
   /** Recovery waited too long for registrations. */
-  | { type: 'recovery-timeout'; waitedMs: number };
+  | { type: 'recovery-timeout'; waitedMs: number }
+  /** SIGINT/SIGTERM: stop at the next step boundary, with a checkpoint of the last finished step. */
+  | { type: 'interrupted' };
 
 export type CoordinatorAction =
   /**
@@ -116,6 +123,10 @@ export type CoordinatorAction =
   /** The policy decided to wait for a worker in place of rank `rank`: whoever supervises its process (the launcher) restarts it. */
   | { type: 'replace-worker'; generation: number; rank: number }
   | { type: 'finish'; step: number; durable: Durable | null; worldSize: number }
+  /** Interrupted: every worker stops; rank 0 first writes step `committed.step` as a checkpoint and commits it. */
+  | { type: 'stop-with-checkpoint'; generation: number; committed: Committed }
+  /** Interrupted: the run ends unfinished; it resumes from `durable`. */
+  | { type: 'interrupt'; durable: Durable | null }
   | { type: 'fail'; message: string }
   /** The event changed nothing; `reason` is for the log and the RPC's Ack. */
   | { type: 'ignored'; reason: string };
@@ -127,13 +138,13 @@ export interface Transition {
 
 export function initialState(params: JobParams, resume: Durable | null = null): CoordinatorState {
   const committed = resume ? { step: resume.step, samplesSeen: resume.samplesSeen } : { step: 0, samplesSeen: 0 };
-  return { kind: 'waiting-for-workers', params, generation: 1, failures: 0, committed, durable: resume, expected: params.workers, members: [] };
+  return { kind: 'waiting-for-workers', params, generation: 1, failures: 0, committed, durable: resume, interrupt: null, expected: params.workers, members: [] };
 }
 
 const ignore = (state: CoordinatorState, reason: string): Transition => ({ state, actions: [{ type: 'ignored', reason }] });
 
 function common(s: CoordinatorState): Common {
-  return { params: s.params, generation: s.generation, failures: s.failures, committed: s.committed, durable: s.durable };
+  return { params: s.params, generation: s.generation, failures: s.failures, committed: s.committed, durable: s.durable, interrupt: s.interrupt };
 }
 
 export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy: FailurePolicy): Transition {
@@ -159,6 +170,11 @@ export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy:
       return onFailure(state, { kind: 'heartbeat-timeout', rank: event.rank, message: `rank ${event.rank} sent no heartbeat for ${Math.round(event.silentMs / 1000)} s` }, policy);
     case 'worker-exited':
       return onFailure(state, { kind: 'worker-exited', rank: event.rank, message: `rank ${event.rank} exited (${event.detail})`, beforeRegistering: event.beforeRegistering }, policy);
+    case 'interrupted':
+      if (state.interrupt) return ignore(state, 'interrupted again: already stopping');
+      // No step in flight while a group forms: stop now, resuming from the disk.
+      if (state.kind === 'waiting-for-workers' || state.kind === 'recovering') return interrupted(state);
+      return { state: { ...state, interrupt: 'pending' }, actions: [] };
     case 'allreduce-failed':
       return onFailure(state, { kind: 'allreduce-failed', rank: event.lateRank, message: `rank ${event.rank}: ${event.message}` }, policy);
   }
@@ -209,6 +225,13 @@ function startGroup(state: Waiting, actions: CoordinatorAction[]): Transition {
 const due = (p: JobParams, step: number): boolean => checkpointDue(step, { stopAt: p.totalSteps, checkpointEvery: p.checkpointEvery });
 
 function startStep(state: Extract<CoordinatorState, { kind: 'running' }>, actions: CoordinatorAction[]): Transition {
+  if (state.interrupt) {
+    // A step boundary: stop here, after checkpointing the last finished step unless it is on disk.
+    const c = state.committed;
+    if (c.step === 0 || state.durable?.step === c.step) return interrupted(state, actions);
+    actions.push({ type: 'stop-with-checkpoint', generation: state.generation, committed: c });
+    return { state: { ...common(state), interrupt: 'stopping', kind: 'checkpointing', members: state.members, step: c.step }, actions };
+  }
   actions.push({
     type: 'start-step',
     generation: state.generation,
@@ -264,12 +287,20 @@ function applyCommit(state: Checkpointing, durable: Durable, actions: Coordinato
   return startStep({ ...common(state), durable, kind: 'running', members: state.members, step: durable.step + 1, reports: {}, held: null }, actions);
 }
 
+function interrupted(state: CoordinatorState, actions: CoordinatorAction[] = []): Transition {
+  actions.push({ type: 'interrupt', durable: state.durable });
+  return { state: { ...common(state), kind: 'done' }, actions };
+}
+
 function fail(state: CoordinatorState, message: string): Transition {
   return { state: { ...common(state), kind: 'failed', message }, actions: [{ type: 'fail', message }] };
 }
 
 function onFailure(state: CoordinatorState, failure: Failure, p: FailurePolicy): Transition {
   const members = 'members' in state ? state.members : [];
+  if (state.interrupt === 'stopping' && failure.rank !== 0) return ignore(state, `${failure.message}: the run is stopping`);
+  // Stopping anyway: no restart; the run resumes from its last checkpoint on disk.
+  if (state.interrupt) return interrupted(state, state.kind === 'running' || state.kind === 'checkpointing' ? [{ type: 'abort-step', generation: state.generation, step: state.step, reason: failure.message }] : []);
   if (state.kind === 'waiting-for-workers' || state.kind === 'recovering') {
     // A registered worker of the group being formed died: unless the policy gives up, the group
     // still waits for `expected` workers, so one must take its place.

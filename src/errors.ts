@@ -27,7 +27,25 @@ export class RunError extends Error {
   }
 }
 
+/**
+ * The run was stopped by SIGINT/SIGTERM (Ctrl-C) at a step boundary: exit code 130, 128 + SIGINT
+ * as a shell reports it. `step` is the last finished step; `checkpoint` its checkpoint (null when
+ * no step had finished).
+ */
+export class InterruptedError extends Error {
+  readonly exitCode = 130;
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly checkpoint: string | null,
+  ) {
+    super(message);
+    this.name = 'InterruptedError';
+  }
+}
+
 export function exitCodeOf(err: unknown): number {
+  if (err instanceof InterruptedError) return err.exitCode;
   return err instanceof UserError ? 2 : 1;
 }
 

@@ -4,11 +4,12 @@
 // on every rank, the in-memory commit, the report, and rank 0's checkpoint.
 import fs from 'node:fs';
 import { allReduceSum } from '../src/comm/allreduce.js';
-import type { CoordinatorClient, StartStep, StepReport } from '../src/comm/proto.js';
+import type { CoordinatorClient, ResumeState, StartStep, StepReport } from '../src/comm/proto.js';
 import type { Transport } from '../src/comm/transport.js';
 import { fromIpc } from '../src/data/arrow.js';
 import { sampleAt } from '../src/data/sampler.js';
 import type { JobSpec } from '../src/comm/job.js';
+import { RunError } from '../src/errors.js';
 import type { MicroBatch } from '../src/train/engine.js';
 import { evaluatesBefore, finishStep, scheduleOf } from '../src/train/loop.js';
 import { answerExamples, checkpoint, evaluate, headSize, type RunSetup } from '../src/train/setup.js';
@@ -124,4 +125,13 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
       await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
     },
   }, start.checkpoint && rank === 0);
+}
+
+/** Rank 0's checkpoint of committed step `at` (held in memory) when an interrupted run stops between checkpoints. */
+export async function checkpointAtStop(c: StepContext, at: ResumeState): Promise<void> {
+  const snap = c.snapshots.get(at.step);
+  if (!snap) throw new RunError(`rank ${c.rank}: asked to checkpoint step ${at.step}, which it does not hold`);
+  c.run.engine.restore(snap);
+  const dir = checkpoint(c.run, c.spec.output, { step: at.step, samplesSeen: at.samples_seen, best: c.best.value }, c.transport.size);
+  await c.client.commitCheckpoint({ rank: c.rank, generation: c.generation, step: at.step, path: dir, checksums: {}, samples_seen: at.samples_seen, epoch: at.epoch });
 }

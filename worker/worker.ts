@@ -15,7 +15,7 @@ import { childLog } from '../src/log.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
 import { zmqBackend, type CommBackend } from './backend.js';
 import { HeartbeatThread } from './heartbeat.js';
-import { fault, runStep, type Snapshot, type StepContext } from './step.js';
+import { checkpointAtStop, fault, runStep, type Snapshot, type StepContext } from './step.js';
 
 const log = childLog('worker');
 
@@ -156,6 +156,8 @@ async function followControl(c: StepContext, comm: CommBackend, heartbeat: Heart
         return { kind: 'restore', reason: cmd.restore.reason };
       } else if (cmd.kind === 'stop') {
         await inFlight;
+        // Interrupted between checkpoints: rank 0 saves the last finished step before everyone exits.
+        if (cmd.stop.checkpoint && c.rank === 0) await checkpointAtStop(c, cmd.stop.checkpoint);
         return { kind: 'stop', failed: cmd.stop.failed, reason: cmd.stop.reason };
       }
     }

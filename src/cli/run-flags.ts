@@ -18,7 +18,11 @@ export interface RunFlags {
   set?: string[];
   json?: boolean;
   resume?: string;
+  overwrite?: boolean;
 }
+
+export const OVERWRITE_HELP = 'start afresh in an --output that holds a run: first delete its config.yaml, metrics.jsonl, summary.json, checkpoints/ and adapter/ (nothing else); without it such a directory is refused';
+export const RESUME_HELP = 'continue the run in DIR from checkpoints/latest with its saved config (a finished run is left as it is)';
 
 /** The flags that become `--set key=value` overrides, in a fixed order. */
 function flagOverrides(f: RunFlags & { workers?: number; minWorkers?: number; maxFailures?: number }): string[] {
@@ -50,6 +54,7 @@ export function addRunFlags(cmd: Command): Command {
     .option('--method <spec>', 'method SPEC, e.g. 1lora, lora:r=1, 1lora+norms')
     .option('--max-steps <n>', 'absolute optimizer step to stop at (never changes the schedule)', intFlag(1))
     .option('--output <dir>', 'run output directory (default runs/<preset or config name>)')
+    .option('--overwrite', OVERWRITE_HELP)
     .option('--seed <n>', 'seed of every random choice', intFlag(0))
     .addOption(backendOption())
     .option('--set <key=value>', 'set any config key (repeatable)', collect, [] as string[])
@@ -62,4 +67,9 @@ export function defaultOutput(f: RunFlags, cfg: RunConfig): string {
   if (cfg.output) return cfg.output;
   const name = f.preset ?? path.basename(f.config ?? 'run', path.extname(f.config ?? ''));
   return path.join('runs', name);
+}
+
+/** The command line that resumes the run in `output` (what an interrupted run prints). */
+export function resumeCommand(cmd: string, output: string, f: RunFlags, extra = ''): string {
+  return `onelora ${cmd} --resume ${output}${extra}${f.maxSteps !== undefined ? ` --max-steps ${f.maxSteps}` : ''}${f.backend ? ` --backend ${f.backend}` : ''}`;
 }

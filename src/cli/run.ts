@@ -1,6 +1,6 @@
 // The one place where commands turn errors into exit codes (docs/architecture.md#cli-conventions): 2 for anything the user
 // supplied, 1 for a failure while running. Results go to stdout; logs to stderr.
-import { exitCodeOf, messageOf, UserError } from '../errors.js';
+import { exitCodeOf, InterruptedError, messageOf, UserError } from '../errors.js';
 import { log } from '../log.js';
 
 /** Prints a result: with --json one JSON object on the last line, otherwise the human text. */
@@ -17,7 +17,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
     } catch (err) {
       const code = exitCodeOf(err);
       if (code === 1 && err instanceof Error && process.env.ONELORA_LOG === 'debug') log.error({ stack: err.stack }, 'failure');
-      process.stderr.write(`onelora: ${err instanceof UserError ? '' : 'error: '}${messageOf(err)}\n`);
+      process.stderr.write(`onelora: ${err instanceof UserError || err instanceof InterruptedError ? '' : 'error: '}${messageOf(err)}\n`);
       process.exitCode = code;
     }
   };

@@ -71,7 +71,7 @@ export interface ControlRequest { token: string; rank: number; generation: numbe
 export interface StartStep { step: number; samples_seen: number; checkpoint: boolean }
 export interface AbortStep { step: number; reason: string }
 export interface Restore { reason: string; resume: ResumeState | null }
-export interface Stop { reason: string; failed: boolean }
+export interface Stop { reason: string; failed: boolean; checkpoint?: ResumeState | null }
 /** `kind` is proto-loader's virtual oneof field: the name of the member that is set. */
 export type Command = { generation: number } & (
   | { kind: 'start'; start: StartStep }
@@ -107,7 +107,7 @@ export const MESSAGE_FIELDS = {
   StartStep: { step: true, samples_seen: true, checkpoint: true } satisfies FieldSet<StartStep>,
   AbortStep: { step: true, reason: true } satisfies FieldSet<AbortStep>,
   Restore: { reason: true, resume: true } satisfies FieldSet<Restore>,
-  Stop: { reason: true, failed: true } satisfies FieldSet<Stop>,
+  Stop: { reason: true, failed: true, checkpoint: true } satisfies FieldSet<Stop>,
   Command: { generation: true, start: true, abort: true, restore: true, stop: true } satisfies CommandFields,
 } as const;
 

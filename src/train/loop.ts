@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
 import { configHash, toYaml, type RunConfig } from '../config/index.js';
-import { RunError } from '../errors.js';
+import { InterruptedError, RunError, UserError } from '../errors.js';
+import { childLog } from '../log.js';
+import { trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import type { TaskExample } from './task.js';
 
@@ -64,6 +66,36 @@ export function resumePoint(output: string, cfg: RunConfig): { dir: string; ck: 
   return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
 }
 
+/**
+ * Where a resume from checkpoint step `at` stops, or, when there is nothing left to train, the
+ * run's own summary.json (its results stay as they are). --max-steps past the schedule's end is
+ * refused: it only says where to stop, and a longer schedule changes the learning rate of the
+ * steps already taken (and the config hash), so it is a new run.
+ */
+export function resumePlan(output: string, o: { at: number; total: number; maxSteps?: number; configMax?: number }): { stopAt: number; done: TrainSummary | null } {
+  const { at, total, maxSteps } = o;
+  if (maxSteps !== undefined && maxSteps > total) {
+    throw new UserError(
+      `--max-steps ${maxSteps} is past the end of the schedule of ${output} (${total} steps, from schedule.total_steps or schedule.epochs in its config.yaml): ` +
+        `--max-steps only says where to stop and never extends the schedule. To train longer, start a new run with a longer schedule: ` +
+        `--config ${path.join(output, 'config.yaml')} --set schedule.total_steps=${maxSteps} --output NEW_DIR`,
+    );
+  }
+  const stopAt = Math.min(maxSteps ?? o.configMax ?? total, total);
+  if (at < stopAt) return { stopAt, done: null };
+  const file = path.join(output, 'summary.json');
+  if (at > stopAt || !fs.existsSync(file)) {
+    throw new UserError(`${output}: its checkpoint is at step ${at}, so there is nothing to train up to step ${stopAt}${maxSteps !== undefined ? ' (--max-steps)' : ''}; give a --max-steps above ${at} (at most ${total}, the schedule's end)`);
+  }
+  childLog('train').warn(
+    { step: at, total_steps: total },
+    at >= total
+      ? `${output}: the run is finished (step ${at} of ${total}); nothing to train, and its summary.json, adapter/ and metrics.jsonl are left as they are`
+      : `${output}: already at step ${at} (--max-steps ${stopAt}); nothing to train, its results are left as they are (a larger --max-steps, at most ${total}, continues it)`,
+  );
+  return { stopAt, done: JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary };
+}
+
 /** A fresh run records its config beside its outputs; a resume keeps the one it started with. */
 export function recordConfig(output: string, cfg: RunConfig): void {
   writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
@@ -115,7 +147,9 @@ export function stepLine(o: StepLineInput): StepLine {
 
 /** metrics.jsonl, the progress display, the best evaluation, and at the end summary.json. */
 export class RunRecord {
-  private readonly metrics: MetricsLog;
+  private metrics: MetricsLog;
+  /** The last step metrics.jsonl holds. */
+  private logged: number;
   private readonly progress: Progress;
   peak = 0;
   lastLoss = NaN;
@@ -129,6 +163,9 @@ export class RunRecord {
     start: number,
     private readonly opts: { metric: string; best: Best; quiet?: boolean; t0?: number },
   ) {
+    // A resume (or a group restored from disk) trains again the steps after its checkpoint.
+    if (start > 0) this.evalBefore = trimMetrics(output, start);
+    this.logged = start;
     this.metrics = new MetricsLog(output);
     this.progress = new Progress(start, schedule.stopAt, opts.quiet);
     this.t0 = opts.t0 ?? performance.now();
@@ -145,12 +182,16 @@ export class RunRecord {
 
   /** The evaluation before training, recorded at step `step` (the step before the first). */
   before(step: number, ev: Record<string, number>): void {
+    // A group restored to the start trains (and evaluates) from the beginning again.
+    if (this.evalBefore || this.logged > step) this.reopen(step - 1);
     this.evalBefore = ev;
     this.metrics.write({ step, eval: ev });
   }
 
   /** A finished step's line, then its evaluation's (when it evaluated). */
   stepped(m: StepMetrics, ev: Record<string, number> | null): void {
+    if (m.step <= this.logged) this.reopen(m.step - 1);
+    this.logged = m.step;
     this.metrics.write(m);
     this.progress.update(m);
     this.peak = Math.max(this.peak, m.peak_bytes);
@@ -159,6 +200,13 @@ export class RunRecord {
     this.metrics.write({ step: m.step, eval: ev });
     this.best = updateBest(this.best, m.step, this.opts.metric, ev);
     if (m.step === this.schedule.stopAt) this.evalAfter = ev;
+  }
+
+  /** metrics.jsonl cut back to step `step`: the steps after it are trained again (a group restored from disk). */
+  private reopen(step: number): void {
+    this.metrics.close();
+    trimMetrics(this.output, step);
+    this.metrics = new MetricsLog(this.output);
   }
 
   /** Held-out examples answered before the first step of a fresh run, and after its last. */
@@ -218,16 +266,43 @@ export interface LoopHooks {
   checkpoint(step: number, best: Best): string;
 }
 
-/** Steps `from + 1 … stopAt` of a single process, recorded in `record`; the last checkpoint it wrote (or null). */
-export async function runLoop(from: number, s: Schedule, record: RunRecord, hooks: LoopHooks): Promise<string | null> {
+/** How runLoop ended: at `stopAt`, or interrupted at a step boundary. `checkpoint`: the last one it wrote. */
+export interface LoopEnd {
+  checkpoint: string | null;
+  /** The step it stopped after when `stop` fired before stopAt (its checkpoint is written). */
+  interruptedAt?: number;
+}
+
+/** The error of a run interrupted after `step` (0: before any step finished) of `stopAt`; exit 130. */
+export function interruptedAt(step: number, stopAt: number, checkpoint: string | null): InterruptedError {
+  return new InterruptedError(step > 0 ? `interrupted: stopped after step ${step} of ${stopAt}` : 'interrupted before the first step finished: nothing was trained', step, checkpoint);
+}
+
+/** Lets signal handlers run: a step is synchronous tensor work, and microtasks never yield to them. */
+const yieldToEvents = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Steps `from + 1 … stopAt` of a single process, recorded in `record`. When `stop` is aborted
+ * (Ctrl-C) the loop ends at the next step boundary and checkpoints that step when it is not yet
+ * (the trainable state is tiny), so the run resumes from exactly where it stopped.
+ */
+export async function runLoop(from: number, s: Schedule, record: RunRecord, hooks: LoopHooks, stop?: AbortSignal): Promise<LoopEnd> {
   let last: string | null = null;
   for (let step = from + 1; step <= s.stopAt; step++) {
+    await yieldToEvents();
+    if (stop?.aborted) return { checkpoint: last, interruptedAt: step - 1 };
     const m = await hooks.train(step);
+    let saved = false;
     await finishStep(step, s, {
       evaluate: () => hooks.evaluate(),
       record: (ev) => record.stepped(m, ev),
-      checkpoint: () => void (last = hooks.checkpoint(step, record.best)),
+      checkpoint: () => {
+        last = hooks.checkpoint(step, record.best);
+        saved = true;
+      },
     });
+    await yieldToEvents();
+    if (stop?.aborted && step < s.stopAt) return { checkpoint: saved ? last : hooks.checkpoint(step, record.best), interruptedAt: step };
   }
-  return last;
+  return { checkpoint: last };
 }

@@ -47,6 +47,15 @@ export class MetricsLog {
   }
 }
 
+/** Bars drawing on the terminal now (each hides the cursor and line wrap until it stops). */
+const live = new Set<cliProgress.SingleBar>();
+
+/** Stops every bar, which gives the terminal its cursor and line wrap back: before an exit that skips Progress.stop. */
+export function restoreTerminal(): void {
+  for (const bar of live) bar.stop();
+  live.clear();
+}
+
 export class Progress {
   private readonly bar: cliProgress.SingleBar | null;
   private lastLine = 0;
@@ -63,6 +72,7 @@ export class Progress {
         )
       : null;
     this.bar?.start(total, start, { loss: '-', lr: '-', rate: '-' });
+    if (this.bar) live.add(this.bar);
   }
 
   update(m: StepMetrics): void {
@@ -81,5 +91,6 @@ export class Progress {
 
   stop(): void {
     this.bar?.stop();
+    if (this.bar) live.delete(this.bar);
   }
 }

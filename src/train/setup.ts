@@ -41,7 +41,7 @@ export interface RunSetup {
   close(): void;
 }
 
-function openDataset(file: string, key: string): Dataset {
+export function openDataset(file: string, key: string): Dataset {
   if (!fs.existsSync(file)) throw new UserError(`${key}: ${file} does not exist (prepare it with 'onelora data prepare')`);
   return Dataset.open(file);
 }

@@ -11,12 +11,13 @@ import { deriveAccumulation } from './batch.js';
 import type { Dataset } from '../data/arrow-file.js';
 import { dealStep } from '../data/deal.js';
 import { stepsPerEpoch } from '../data/sampler.js';
-import { RunError } from '../errors.js';
+import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
-import { evaluatesBefore, publishAdapter, recordConfig, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type TrainSummary } from './loop.js';
-import { answerExamples, checkpoint, evaluate, headSize, setupRun, totalSteps, type RunSetup } from './setup.js';
+import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type TrainSummary } from './loop.js';
+import { claimOutput } from './run-dir.js';
+import { answerExamples, checkpoint, evaluate, headSize, openDataset, setupRun, totalSteps, type RunSetup } from './setup.js';
 
 export type { TrainSummary } from './loop.js';
 
@@ -25,6 +26,10 @@ const log = childLog('train');
 export interface TrainOptions {
   readonly output: string;
   readonly resume?: boolean;
+  /** A fresh run into a directory that holds one deletes that run's files first (else it is refused). */
+  readonly overwrite?: boolean;
+  /** Aborted (Ctrl-C): stop at the next step boundary with a checkpoint of that step; throws InterruptedError. */
+  readonly signal?: AbortSignal;
   /** Absolute step to stop at (only where to stop; docs/architecture.md#contracts). */
   readonly maxSteps?: number;
   readonly backend?: string;
@@ -42,30 +47,46 @@ export function replicaBatches(train: Dataset, cfg: RunConfig, samplesSeen: numb
     .map((d) => ({ rows: d.rows, ctx: { seed: cfg.seed, epoch: d.samples[0]?.epoch ?? 0, sampleIds: d.samples.map((s) => s.index), training: true } }));
 }
 
+/** The checkpoint a resume starts from, and the step it stops at (resumePlan). */
+type Resumed = ReturnType<typeof resumePoint> & { stopAt: number };
+
 /** Trains as the config says; returns the summary also written to summary.json. */
 export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainSummary> {
+  if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+  if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite });
   const output = path.resolve(opts.output);
   fs.mkdirSync(output, { recursive: true });
+  let resumed: Resumed | null = null;
+  if (opts.resume) {
+    const point = resumePoint(output, cfg);
+    // The schedule's length needs only the row count: a run with nothing left to train loads nothing.
+    const rows = openDataset(cfg.data.train, 'data.train');
+    const total = totalSteps(cfg, rows.numRows);
+    rows.close();
+    const { stopAt, done } = resumePlan(opts.output, { at: point.ck.state.step, total, maxSteps: opts.maxSteps, configMax: cfg.max_steps });
+    if (done) return done;
+    resumed = { ...point, stopAt };
+  }
   const run = await setupRun(cfg, { backend: opts.backend });
   try {
-    return await trainLoop(run, output, opts);
+    return await trainLoop(run, output, opts, resumed);
   } finally {
     run.close();
   }
 }
 
-async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Promise<TrainSummary> {
+async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resumed: Resumed | null): Promise<TrainSummary> {
   const { cfg, engine, train: data } = run;
   const total = totalSteps(cfg, data.numRows);
   stepsPerEpoch(data.numRows, cfg.batch.global);
-  const schedule = scheduleOf(cfg, Math.min(opts.maxSteps ?? cfg.max_steps ?? total, total));
+  const schedule = scheduleOf(cfg, resumed?.stopAt ?? Math.min(opts.maxSteps ?? cfg.max_steps ?? total, total));
   const stopAt = schedule.stopAt;
   let step = 0;
   let samplesSeen = 0;
   let best: Best = null;
   let resumedFrom: string | null = null;
-  if (opts.resume) {
-    const { dir, ck } = resumePoint(output, cfg);
+  if (resumed) {
+    const { dir, ck } = resumed;
     engine.restoreByKey(ck.trainable, ck.m, ck.v, ck.state.optimizer_t, dir);
     step = ck.state.step;
     samplesSeen = ck.state.samples_seen;
@@ -81,7 +102,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
 
   const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet });
   const first = step + 1;
-  let lastCheckpoint: string | null = null;
+  let end: LoopEnd = { checkpoint: null };
   let fresh = false;
   try {
     if (evaluatesBefore(first)) {
@@ -91,7 +112,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
       if (before) record.answered('before', before);
       fresh = true;
     }
-    lastCheckpoint = await runLoop(step, schedule, record, {
+    end = await runLoop(step, schedule, record, {
       evaluate: () => evaluate(run),
       checkpoint: (s, b) => checkpoint(run, output, { step: s, samplesSeen, best: b }),
       train: async (s): Promise<StepMetrics> => {
@@ -115,12 +136,16 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
           stepSeconds: (t3 - t0) / 1000, wallSeconds: record.wallSeconds(), ranks: [{ rank: 0, peakBytes, timing }],
         });
       },
-    });
+    }, opts.signal);
   } finally {
     record.close();
   }
+  if (end.interruptedAt !== undefined) {
+    const at = end.interruptedAt;
+    throw interruptedAt(at, stopAt, end.checkpoint ?? resumedFrom);
+  }
   if (step === stopAt && stopAt > 0) {
-    const from = lastCheckpoint ?? resumedFrom;
+    const from = end.checkpoint ?? resumedFrom;
     if (!from) throw new RunError(`${output}: the last step has no checkpoint to publish adapter/ from`);
     publishAdapter(output, from);
   }

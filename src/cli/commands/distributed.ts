@@ -10,7 +10,8 @@ import { UserError } from '../../errors.js';
 import { backendOption, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
-import { addRunFlags, defaultOutput, resolveRunConfig, type RunFlags } from '../run-flags.js';
+import { interruptible } from '../interrupt.js';
+import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { formatSummary } from '../summary.js';
 
 interface LaunchFlags extends RunFlags {
@@ -41,16 +42,16 @@ export function registerLaunch(program: Command): void {
     .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag(0))
     .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
-    .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
+    .option('--resume <dir>', RESUME_HELP)
     .option('--zmq-curve', CURVE_HELP)
     .action(action(async (f: LaunchFlags) => {
       const cfg = resolveRunConfig(f);
       checkWorkers(cfg, f.workers);
       const output = defaultOutput(f, cfg);
-      const { summary } = await launch({
-        cfg, workers: f.workers, output, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        backend: f.backend, curve: curveOn(f.zmqCurve),
-      });
+      const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${f.workers}`), (signal) => launch({
+        cfg, workers: f.workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
+        backend: f.backend, curve: curveOn(f.zmqCurve), signal,
+      }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
@@ -63,7 +64,8 @@ export function registerCoordinator(program: Command): void {
     .requiredOption('--workers <n>', 'world size', intFlag(1))
     .requiredOption('--output <dir>', 'run output directory')
     .option('--bind <host:port>', 'gRPC address (127.0.0.1 unless told otherwise)', '127.0.0.1:29400')
-    .option('--resume', 'continue from the latest checkpoint in --output')
+    .option('--resume', 'continue from the latest checkpoint in --output (a finished run is left as it is)')
+    .option('--overwrite', OVERWRITE_HELP)
     .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--zmq-curve', `require every worker to use CURVE: ${CURVE_HELP}`)
@@ -71,15 +73,21 @@ export function registerCoordinator(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
-    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
+    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
-      const c = new Coordinator({ cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve) });
-      await c.start();
-      const summary = await c.done;
+      const again = `onelora coordinator --config ${f.config} --workers ${f.workers} --output ${f.output} --resume${f.maxSteps !== undefined ? ` --max-steps ${f.maxSteps}` : ''}`;
+      const summary = await interruptible(f.output, again, async (signal) => {
+        const c = new Coordinator({
+          cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
+          maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), signal,
+        });
+        await c.start();
+        return c.done;
+      });
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

@@ -4,13 +4,14 @@
 import type { Command } from 'commander';
 import { formatPlan, planRun } from '../../train/plan.js';
 import { train } from '../../train/trainer.js';
-import { addRunFlags, defaultOutput, resolveRunConfig, type RunFlags } from '../run-flags.js';
+import { interruptible } from '../interrupt.js';
+import { addRunFlags, defaultOutput, RESUME_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { action, printResult } from '../run.js';
 import { formatSummary } from '../summary.js';
 
 export function registerTrain(program: Command): void {
   addRunFlags(program.command('train').description('fine-tune a model with a PEFT method in this process'))
-    .option('--resume <dir>', 'continue the run in DIR from checkpoints/latest with its saved config')
+    .option('--resume <dir>', RESUME_HELP)
     .option('--dry-run', 'check the config, model and data this machine can see and print the plan; train nothing')
     .action(action(async (f: RunFlags & { dryRun?: boolean }) => {
       const cfg = resolveRunConfig(f);
@@ -20,7 +21,8 @@ export function registerTrain(program: Command): void {
         printResult(!!f.json, plan, formatPlan(plan));
         return;
       }
-      const summary = await train(cfg, { output, resume: !!f.resume, maxSteps: f.maxSteps, backend: f.backend });
+      const summary = await interruptible(output, resumeCommand('train', output, f), (signal) =>
+        train(cfg, { output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, backend: f.backend, signal }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

@@ -11,6 +11,7 @@ import { UserError } from '../errors.js';
 import { describeModel } from '../models/registry.js';
 import { countTrainable } from '../peft/count.js';
 import { methodWithRank } from './method.js';
+import { checkTokenData, tokenizerFor } from './token-check.js';
 
 export interface RunPlan {
   model: { ref: string; family: string | null; params: number | null; found: boolean };
@@ -52,6 +53,18 @@ export async function planRun(cfg: RunConfig, output: string, workers = cfg.dist
   let desc: Awaited<ReturnType<typeof describeModel>> | null = null;
   if (modelFound) desc = await describeModel(ref, { numLabels: classes });
   else missing.push(`model.path: ${path.join(ref, 'config.json')}`);
+  if (desc?.vocabSize !== undefined && cfg.task === 'causal-lm') {
+    const tokenizer = tokenizerFor(cfg);
+    for (const split of ['train', 'validation'] as const) {
+      if (!data[split]?.found) continue;
+      const ds = Dataset.open(data[split].file);
+      try {
+        checkTokenData(ds, `data.${split}`, { ref, vocabSize: desc.vocabSize }, tokenizer);
+      } finally {
+        ds.close();
+      }
+    }
+  }
   const spec = methodWithRank(cfg.method, cfg.rank);
   const count = desc ? countTrainable(desc, spec, { targets: cfg.targets }) : null;
   const trainRows = data.train?.rows ?? null;

@@ -2,18 +2,17 @@
 // and what both loops do with it (evaluate, checkpoint). Shared by `onelora train` and the
 // distributed worker, so both train, evaluate and checkpoint exactly the same thing.
 import fs from 'node:fs';
-import path from 'node:path';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { clearTransposeCache } from '../backend/linear.js';
 import { writeCheckpoint } from '../checkpoint/checkpoint.js';
 import { configHash, type RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
 import { sampleAt } from '../data/sampler.js';
-import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { AdaptableModel } from '../nn/modules.js';
-import { loadModel } from '../models/registry.js';
+import { describeModel, loadModel } from '../models/registry.js';
 import { saveAdapter } from '../peft/adapter-io.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
 import { methodWithRank } from './method.js';
@@ -21,6 +20,7 @@ import { TrainEngine, type MicroBatch } from './engine.js';
 import type { Best } from './metrics.js';
 import type { Task, TaskExample } from './task.js';
 import { createTask } from './tasks/index.js';
+import { checkTokenData, tokenizerFor } from './token-check.js';
 
 const log = childLog('train');
 
@@ -46,22 +46,26 @@ function openDataset(file: string, key: string): Dataset {
   return Dataset.open(file);
 }
 
-/** The tokenizer for a causal-LM run: the config's, else the model directory's, else none. */
-async function tokenizerFor(cfg: RunConfig): Promise<Tokenizer | null> {
-  if (cfg.model.tokenizer) return loadTokenizer(cfg.model.tokenizer);
-  if (cfg.model.path && (fs.existsSync(path.join(cfg.model.path, 'tokenizer.json')) || fs.existsSync(path.join(cfg.model.path, 'tokenizer.model')))) {
-    return loadTokenizer(cfg.model.path);
-  }
-  return null;
-}
-
 export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}): Promise<RunSetup> {
   const backend = await initBackend(opts.backend ?? cfg.backend);
   const train = openDataset(cfg.data.train, 'data.train');
   const validation = cfg.data.validation ? openDataset(cfg.data.validation, 'data.validation') : null;
-  const tokenizer = cfg.task === 'causal-lm' ? await tokenizerFor(cfg) : null;
+  const tokenizer = cfg.task === 'causal-lm' ? tokenizerFor(cfg) : null;
   const modelRef = cfg.model.path ?? (cfg.model.preset as string);
   const numLabels = train.info.classes?.length;
+  // From config.json alone, so a mismatch is refused before any weight is read.
+  const vocabSize = (await describeModel(modelRef, { numLabels })).vocabSize;
+  if (vocabSize !== undefined) {
+    try {
+      for (const [ds, key] of [[train, 'data.train'], [validation, 'data.validation']] as const) {
+        if (ds) checkTokenData(ds, key, { ref: modelRef, vocabSize }, tokenizer);
+      }
+    } catch (err) {
+      train.close();
+      validation?.close();
+      throw err;
+    }
+  }
   const loaded = await loadModel(modelRef, { numLabels, seed: cfg.seed });
   const model = loaded.model;
   if (loaded.created.length > 0) log.info({ created: loaded.created }, 'created for this task (trained, saved with the adapter)');

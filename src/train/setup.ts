@@ -15,6 +15,7 @@ import type { AdaptableModel } from '../nn/modules.js';
 import { describeModel, loadModel } from '../models/registry.js';
 import { saveAdapter } from '../peft/adapter-io.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
+import { paramCount, type ParamCount } from '../peft/count.js';
 import { methodWithRank } from './method.js';
 import { TrainEngine, type MicroBatch } from './engine.js';
 import type { Best } from './metrics.js';
@@ -130,7 +131,6 @@ export async function evaluate(run: RunSetup): Promise<Record<string, number> | 
   return run.task.evaluate(run.model, validationBatches(run.validation, run.cfg));
 }
 
-/** Parameters created for the task (a new head), counted apart from the adapter's. */
 /**
  * The first two validation rows answered by the model (causal LM with a tokenizer), shown before
  * and after training in the summary; null where the task cannot answer.
@@ -141,8 +141,9 @@ export function answerExamples(run: RunSetup): TaskExample[] | null {
   return run.task.examples(run.model, v.rows([0, 1].filter((i) => i < v.numRows)));
 }
 
-export function headSize(run: RunSetup): number {
-  return run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
+/** The run's parameter count: the adapter's trainable elements, and the new task head apart (src/peft/count.ts). */
+export function runParams(run: RunSetup): ParamCount {
+  return paramCount(run.peft);
 }
 
 /**

@@ -16,7 +16,7 @@ import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
 import { evaluatesBefore, publishAdapter, recordConfig, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type TrainSummary } from './loop.js';
-import { answerExamples, checkpoint, evaluate, headSize, setupRun, totalSteps, type RunSetup } from './setup.js';
+import { answerExamples, checkpoint, evaluate, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
 
 export type { TrainSummary } from './loop.js';
 
@@ -75,8 +75,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions): Pro
   } else {
     recordConfig(output, cfg);
   }
-  const trainable = engine.fused.size;
-  const head = headSize(run);
+  const { trainable, head } = runParams(run);
   log.info({ method: cfg.method, trainable, head, targets: run.peft.targets.length, total_steps: total, stop_at: stopAt }, 'training');
 
   const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { clearTransposeCache } from '../backend/linear.js';
 import { writeCheckpoint } from '../checkpoint/checkpoint.js';
-import { configHash, type RunConfig } from '../config/index.js';
+import { configHash, describePath, type RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
 import { sampleAt } from '../data/sampler.js';
 import type { Tokenizer } from '../data/tokenizer.js';
@@ -42,15 +42,17 @@ export interface RunSetup {
   close(): void;
 }
 
-function openDataset(file: string, key: string): Dataset {
-  if (!fs.existsSync(file)) throw new UserError(`${key}: ${file} does not exist (prepare it with 'onelora data prepare')`);
+function openDataset(cfg: RunConfig, key: 'data.train' | 'data.validation'): Dataset {
+  const file = key === 'data.train' ? cfg.data.train : (cfg.data.validation as string);
+  if (!fs.existsSync(file)) throw new UserError(`${describePath(cfg, key)} does not exist (prepare it with 'onelora data prepare')`);
   return Dataset.open(file);
 }
 
 export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}): Promise<RunSetup> {
   const backend = await initBackend(opts.backend ?? cfg.backend);
-  const train = openDataset(cfg.data.train, 'data.train');
-  const validation = cfg.data.validation ? openDataset(cfg.data.validation, 'data.validation') : null;
+  if (cfg.model.path && !fs.existsSync(cfg.model.path)) throw new UserError(`${describePath(cfg, 'model.path')} does not exist`);
+  const train = openDataset(cfg, 'data.train');
+  const validation = cfg.data.validation ? openDataset(cfg, 'data.validation') : null;
   const tokenizer = cfg.task === 'causal-lm' ? tokenizerFor(cfg) : null;
   const modelRef = cfg.model.path ?? (cfg.model.preset as string);
   const numLabels = train.info.classes?.length;

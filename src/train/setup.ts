@@ -7,6 +7,7 @@ import { clearTransposeCache } from '../backend/linear.js';
 import { writeCheckpoint } from '../checkpoint/checkpoint.js';
 import { configHash, describePath, type RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
+import { readLmMeta } from '../data/lm-meta.js';
 import { sampleAt } from '../data/sampler.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { NothingToTrainError, UserError } from '../errors.js';
@@ -166,7 +167,8 @@ export function checkpoint(run: RunSetup, output: string, state: { step: number;
       trainable: as(f.values),
       optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
       writeAdapter: (dir) => {
-        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task });
+        const template = run.train.info.kind === 'lm' ? readLmMeta(run.train).template : undefined;
+        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task, ...(template !== undefined ? { promptTemplate: template } : {}) });
         afterAdapter?.();
       },
     },

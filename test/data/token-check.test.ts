@@ -51,6 +51,9 @@ void test('prepare records the vocabulary size, the tokenizer.json hash and the 
   } finally {
     ds.close();
   }
+  const shown = (await import('../../src/data/inspect.js')).inspect(out);
+  assert.equal(shown.example.vocab_size, 384);
+  assert.equal(shown.example.template, 'alpaca');
 });
 
 void test('data prepared with llama-2 for the demo model: train and --dry-run exit 2 naming both vocabularies and the fix', async () => {

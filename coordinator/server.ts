@@ -102,7 +102,7 @@ export class Coordinator {
     if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
     if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite, resumeHint: opts.resumeHint });
     const point = opts.resume ? resumePoint(opts.output, cfg) : null;
-    this.train = openDataset(cfg.data.train, 'data.train');
+    this.train = openDataset(cfg, 'data.train');
     this.feed = new DataFeed(this.train, cfg, createTask(cfg, this.train, null));
     this.total = totalSteps(cfg, this.train.numRows);
     this.stopAt = Math.min(opts.maxSteps ?? cfg.max_steps ?? this.total, this.total);

@@ -215,3 +215,39 @@ void describe('run config: hash and accumulation', () => {
     throwsUser(() => deriveAccumulation(at(128, 4), 3), '128', 'workers 3', 'batch.micro 4');
   });
 });
+
+void describe('run config: one path rule (docs/config.md#paths)', () => {
+  const ROOT = path.resolve(import.meta.dirname, '..');
+  const bin = path.join(ROOT, 'bin', 'onelora.js');
+
+  void it('--preset NAME and --config presets/NAME.yaml resolve every path alike, and the shipped presets find the committed demo files', () => {
+    for (const name of listPresets()) {
+      const a = loadPreset(name);
+      const b = loadConfig(path.join(ROOT, 'presets', `${name}.yaml`));
+      assert.deepEqual({ model: a.model, data: a.data }, { model: b.model, data: b.data }, name);
+    }
+    for (const name of ['demo', 'tiny-vit-demo', 'tiny-dit-demo']) {
+      const c = loadPreset(name);
+      for (const f of [c.model.path!, c.data.train, c.data.validation!]) assert.ok(fs.existsSync(f), `${name}: ${f}`);
+    }
+    assert.equal(loadPreset('llama2-7b-metamath').data.train, path.join(ROOT, 'data', 'metamath', 'train.arrow'));
+  });
+
+  void it('a preset copied elsewhere resolves against its new directory; a missing file names the path as written and as resolved', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const home = tmpDir('cfg-copy');
+    fs.mkdirSync(path.join(home, 'configs'));
+    const copy = path.join(home, 'configs', 'demo.yaml');
+    fs.copyFileSync(path.join(ROOT, 'presets', 'demo.yaml'), copy);
+    const cfg = loadConfig(copy, [`model.path=${path.join(ROOT, 'models', 'demo-llama')}`]);
+    assert.equal(cfg.data.train, path.join(home, 'data', 'demo', 'metamath-llama', 'train.arrow'));
+    const r = spawnSync(process.execPath, [bin, 'train', '--config', copy, '--set', `model.path=${path.join(ROOT, 'models', 'demo-llama')}`, '--output', path.join(home, 'run'), '--max-steps', '1'],
+      { cwd: home, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.includes(`data.train: ${cfg.data.train} (written '../data/demo/metamath-llama/train.arrow' in ${copy}, relative to its directory ${path.dirname(copy)}) does not exist`), r.stderr);
+    const dry = spawnSync(process.execPath, [bin, 'train', '--config', copy, '--set', 'model.path=nowhere', '--output', path.join(home, 'run'), '--dry-run'], { cwd: home, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.ok(dry.stdout.includes(`model.path: ${path.join(home, 'nowhere')} (from --set model.path=nowhere, relative to the working directory ${home})`), dry.stdout);
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+});

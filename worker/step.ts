@@ -12,7 +12,7 @@ import type { JobSpec } from '../src/comm/job.js';
 import { RunError } from '../src/errors.js';
 import type { MicroBatch } from '../src/train/engine.js';
 import { evaluatesBefore, finishStep, scheduleOf } from '../src/train/loop.js';
-import { answerExamples, checkpoint, evaluate, headSize, type RunSetup } from '../src/train/setup.js';
+import { answerExamples, checkpoint, evaluate, runParams, type RunSetup } from '../src/train/setup.js';
 import { updateBest, type Best } from '../src/train/metrics.js';
 
 export type Snapshot = ReturnType<RunSetup['engine']['snapshot']>;
@@ -114,7 +114,7 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
         for (const [k, v] of Object.entries(ev)) metrics[`eval.${k}`] = v;
         c.best.value = updateBest(c.best.value, step, cfg.eval.metric, ev);
       }
-      Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, trainable: engine.fused.size, head: headSize(run), bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
+      Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, ...runParams(run), bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
       logSamples(c, step, sampleIds);
       if (evalOn && step === c.spec.stop_at) answers.after = answerExamples(run) ?? undefined;
       const examples = answers.before || answers.after ? JSON.stringify(answers) : '';

@@ -43,8 +43,10 @@ export interface MethodResult {
   lower_is_better: boolean;
   best_step: number;
   peak_bytes: number;
-  /** Trainable elements (a newly created task head included). */
+  /** The adapter's trainable elements, as `params` and `train` count them (src/peft/count.ts). */
   trainable: number;
+  /** Elements of a task head created for the run (a ViT classifier, a DiT class table), trained but counted apart. */
+  head?: number;
   total_wall_s: number;
 }
 
@@ -166,7 +168,7 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
       const best = bestFromMetrics(path.join(out, 'metrics.jsonl'), cfg.eval.metric, lower);
       const r: MethodResult = {
         method, time_to_best_s: round(best.wall), metric: cfg.eval.metric, value: round(best.value, 4), lower_is_better: lower, best_step: best.step,
-        peak_bytes: summary.peak_bytes, trainable: summary.trainable + summary.head, total_wall_s: round(summary.wall_s),
+        peak_bytes: summary.peak_bytes, trainable: summary.trainable, head: summary.head, total_wall_s: round(summary.wall_s),
       };
       log.info(r, `${opts.task} ${method}`);
       results.push(r);

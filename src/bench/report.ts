@@ -15,10 +15,13 @@ const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10;
 export function markdownTable(task: string, rows: readonly MethodResult[]): string {
   const metric = rows[0]?.metric ?? 'metric';
   const dir = rows[0]?.lower_is_better ? '↓' : '↑';
+  // The new task head is the same for every method of a task, so it gets its own column, not a share of the bubble.
+  const withHead = rows.some((r) => (r.head ?? 0) > 0);
+  const fmt = (n: number): string => n.toLocaleString('en-US');
   const lines = [
-    `| method | time to best (s) | best ${metric} ${dir} | step | peak memory (MB) | trainable params |`,
-    '|---|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.method} | ${r.time_to_best_s.toFixed(1)} | ${r.value.toFixed(4)} | ${r.best_step} | ${mb(r.peak_bytes).toFixed(1)} | ${r.trainable.toLocaleString('en-US')} |`),
+    `| method | time to best (s) | best ${metric} ${dir} | step | peak memory (MB) | trainable params |${withHead ? ' new task head |' : ''}`,
+    `|---|---:|---:|---:|---:|---:|${withHead ? '---:|' : ''}`,
+    ...rows.map((r) => `| ${r.method} | ${r.time_to_best_s.toFixed(1)} | ${r.value.toFixed(4)} | ${r.best_step} | ${mb(r.peak_bytes).toFixed(1)} | ${fmt(r.trainable)} |${withHead ? ` ${fmt(r.head ?? 0)} |` : ''}`),
   ];
   return `## ${task}\n\n${lines.join('\n')}\n`;
 }

@@ -27,7 +27,7 @@ export function listPresets(): string[] {
   return fs.readdirSync(presetsDir()).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
 }
 
-/** `presets/NAME.yaml`; its relative paths resolve against the repository root (presets/README.md). */
+/** `presets/NAME.yaml`; its relative paths resolve against presets/, as those of any `--config` file against its own directory (docs/config.md#paths). */
 export function loadPreset(name: string, overrides: readonly string[] = []): RunConfig {
   const names = listPresets();
   if (!/^[\w.-]+$/.test(name) || !names.includes(name)) {
@@ -35,6 +35,6 @@ export function loadPreset(name: string, overrides: readonly string[] = []): Run
   }
   const file = path.join(presetsDir(), `${name}.yaml`);
   const raw = parseYaml(readTextFile(file), `presets/${name}.yaml`);
-  return parseConfig(raw, { source: `presets/${name}.yaml`, baseDir: repoRoot(), overrides });
+  return parseConfig(raw, { source: `presets/${name}.yaml`, baseDir: presetsDir(), overrides });
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
 import { readFixed, readLm, type SchemaInfo } from './arrow.js';
 import { Dataset, datasetSplits } from './arrow-file.js';
+import { readLmMeta } from './lm-meta.js';
 import { IGNORE_INDEX } from './metamath.js';
 import { loadTokenizer, resolveTokenizerRef } from './tokenizer.js';
 
@@ -43,7 +44,11 @@ function lmExample(ds: Dataset): Record<string, unknown> {
   const ids = c.inputIds[0]!;
   const labels = c.labels[0]!;
   const promptTokens = labels.findIndex((l) => l !== IGNORE_INDEX);
-  const example: Record<string, unknown> = { tokens: ids.length, prompt_tokens: promptTokens < 0 ? ids.length : promptTokens, tokenizer: ds.info.tokenizer ?? null };
+  const meta = readLmMeta(ds);
+  const example: Record<string, unknown> = {
+    tokens: ids.length, prompt_tokens: promptTokens < 0 ? ids.length : promptTokens, tokenizer: ds.info.tokenizer ?? null,
+    vocab_size: meta.vocabSize ?? null, template: meta.template ?? null,
+  };
   if (ds.info.tokenizer === undefined) return { ...example, text: null, note: `no onelora.tokenizer metadata in ${ds.file}` };
   try {
     const tok = loadTokenizer(resolveTokenizerRef(ds.info.tokenizer, path.dirname(ds.file)));

@@ -5,7 +5,9 @@
 import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
 import { readTextFile } from '../json-file.js';
+import { Schema } from 'apache-arrow';
 import { lmSchema, type LmRow } from './arrow.js';
+import { lmMetaEntries } from './lm-meta.js';
 import { BadRows, LmSplitWriter, validationMask, type PrepareOptions } from './prepare-common.js';
 import { loadTokenizer, tokenizerRef, type Tokenizer } from './tokenizer.js';
 
@@ -146,7 +148,9 @@ export async function prepareMetamath(opts: PrepareOptions, dir: string, bad: Ba
   if (rows.length === 0) throw new UserError(`${file}: no usable rows`);
   const isVal = validationMask(rows.length, opts.valFraction, opts.seed);
   // Named relative to where the files end up (opts.out), not the staging directory beside it.
-  const schema = lmSchema(tokenizerRef(tok.spec, opts.out));
+  const base = lmSchema(tokenizerRef(tok.spec, opts.out));
+  const recorded = lmMetaEntries({ vocabSize: tok.vocabSize, ...(tok.sha256 ? { tokenizerSha256: tok.sha256 } : {}), template: 'alpaca' });
+  const schema = new Schema(base.fields, new Map([...base.metadata, ...recorded]));
   const writers = [new LmSplitWriter(path.join(dir, 'train.arrow'), schema), new LmSplitWriter(path.join(dir, 'validation.arrow'), schema)];
   let truncated = 0;
   let tokens = 0;

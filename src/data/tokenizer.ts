@@ -2,6 +2,7 @@
 // the real ids: "Hello world" -> [15043, 3186], BOS = 1, EOS = 2, as Hugging Face gives them) and
 // any Hugging Face `tokenizer.json` (@huggingface/tokenizers). Special tokens are never added
 // implicitly: callers ask for BOS/EOS, so prompt and response tokenization stay under their control.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
@@ -28,6 +29,8 @@ export interface Tokenizer {
   /** Id used to pad input_ids; the padded positions always carry label -100. */
   readonly padId: number;
   readonly vocabSize: number;
+  /** sha256 of tokenizer.json (none for the built-in LLaMA-2 vocabulary): tells two same-sized vocabularies apart. */
+  readonly sha256?: string;
 }
 
 function wrap(ids: number[], t: { bosId: number; eosId: number }, opts?: EncodeOptions): number[] {
@@ -71,6 +74,7 @@ const PAD_NAMES = ['<pad>', '[PAD]', '<|pad|>'];
 function hfTokenizer(dir: string): Tokenizer {
   const file = path.join(dir, 'tokenizer.json');
   const json = readJsonFile(file);
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
   if (!json || typeof json !== 'object' || !('model' in json)) throw new UserError(`${file}: not a tokenizer.json (no "model")`);
   const cfgFile = path.join(dir, 'tokenizer_config.json');
   const cfg = (fs.existsSync(cfgFile) ? readJsonFile(cfgFile) : {}) as Record<string, TokenSpec>;
@@ -105,6 +109,7 @@ function hfTokenizer(dir: string): Tokenizer {
     eosId,
     padId,
     vocabSize: hf.get_vocab(true).size,
+    sha256,
     encode: (text, opts) => wrap(hf.encode(text, { add_special_tokens: false }).ids, t, opts),
     decode: (ids) => {
       const kept: number[] = [];

@@ -76,6 +76,8 @@ export interface ModelDescription {
   readonly totalParams: number;
   /** Elements of parameters made for the task that are not head linears: a DiT's new class table. */
   readonly headParams?: number;
+  /** Rows of the token embedding (causal LMs): every token id of its data must be below it. */
+  readonly vocabSize?: number;
 }
 
 export interface LoadOptions {
@@ -138,8 +140,11 @@ function hfFamily<C, M>(family: ModelFamily<C, M>, wrap: (model: M, common: Load
       return wrap(randomModel(family, cfg, opts.seed ?? 0, raw), { created: [], dir: null, name: ref.preset });
     },
     describe: (ref, opts) => {
-      const layout = family.layout(config(ref, opts.numLabels).cfg);
+      const cfg = config(ref, opts.numLabels).cfg;
+      const layout = family.layout(cfg);
+      const vocab = (cfg as { vocabSize?: unknown }).vocabSize;
       return {
+        ...(typeof vocab === 'number' ? { vocabSize: vocab } : {}),
         family: family.name,
         name: 'dir' in ref ? baseName(ref.dir) : ref.preset,
         linears: [...layout.linears],

@@ -32,6 +32,18 @@ export interface SaveAdapterOptions {
   readonly labels?: readonly string[];
   /** Overrides the `target_modules` written (default: the short names of the adapted modules). */
   readonly targetModules?: readonly string[] | string;
+  /** The prompt template of the training data (`alpaca`), written as `onelora_prompt_template` for `generate`. */
+  readonly promptTemplate?: string;
+}
+
+const TEMPLATE_FIELD = 'onelora_prompt_template';
+
+/** The prompt template recorded in an adapter directory's config, or null (none recorded; PEFT's own adapters). */
+export function adapterPromptTemplate(dir: string): string | null {
+  const file = path.join(dir, ADAPTER_CONFIG);
+  if (!fs.existsSync(file)) return null;
+  const v = readJsonObject(file)[TEMPLATE_FIELD];
+  return typeof v === 'string' ? v : null;
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -126,6 +138,8 @@ function adapterConfig(state: PeftState, opts: SaveAdapterOptions = {}): Record<
     target_modules: targetModulesOf(state, opts.targetModules),
     task_type: peftTaskType(opts.taskType, 'saveAdapter'),
     ...labelMaps(opts.labels),
+    // An extra field PEFT ignores on load (as it ignores any field it does not know).
+    ...(opts.promptTemplate !== undefined ? { [TEMPLATE_FIELD]: opts.promptTemplate } : {}),
   };
   const exclude = state.options.exclude ?? null;
   const r = term.r ?? DEFAULT_RANK;

@@ -29,16 +29,13 @@ export interface CountOptions {
   readonly trainHead?: boolean;
 }
 
-export interface CountResult {
+export interface CountResult extends ParamCount {
   readonly method: string;
   /** Short names of the adapted linear modules (PEFT's target_modules). */
   readonly targets: string[];
-  readonly trainable: number;
   readonly bytes_fp32: number;
   /** Adapted linear layers. */
   readonly layers: number;
-  /** Parameters of a newly created task head (not in `trainable`). */
-  readonly head: number;
 }
 
 function numel(shape: readonly number[]): number {
@@ -82,6 +79,28 @@ export function trainableKeys(desc: CountDescription, spec: string | MethodSpec,
   }
   const head = (newHead ? desc.linears.filter((l) => heads.has(l.path)).reduce((a, l) => a + linearNumel(l), 0) : 0) + (desc.headParams ?? 0);
   return { keys, layers: desc.linears.filter((l) => touched.has(l.path)), head, rest };
+}
+
+/**
+ * The one parameter count every command reports (`params`, `train --dry-run`, the summary of
+ * `train` and `launch`, `bench methods`): the adapter's trainable elements, and apart from them those
+ * of a task head created for the run (PEFT's modules_to_save; a ViT classifier, a DiT class table),
+ * as the 1LoRA paper's tables count (docs/architecture.md#the-method).
+ */
+export interface ParamCount {
+  readonly trainable: number;
+  readonly head: number;
+}
+
+/** The count of a built PEFT state; countTrainable gives the same from shapes alone (test/peft/conformance.test.ts). */
+export function paramCount(state: { readonly trainable: ReadonlyMap<string, { readonly size: number }>; readonly headKeys: ReadonlySet<string> }): ParamCount {
+  let trainable = 0;
+  let head = 0;
+  for (const [key, v] of state.trainable) {
+    if (state.headKeys.has(key)) head += v.size;
+    else trainable += v.size;
+  }
+  return { trainable, head };
 }
 
 export function countTrainable(desc: CountDescription, spec: string | MethodSpec, opts: CountOptions = {}): CountResult {

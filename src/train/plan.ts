@@ -4,13 +4,14 @@
 // a cluster's volume, data not yet prepared) are listed, not fatal: the run itself checks them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { configHash, type RunConfig } from '../config/index.js';
+import { configHash, describePath, type RunConfig } from '../config/index.js';
 import { deriveAccumulation } from './batch.js';
 import { Dataset } from '../data/arrow-file.js';
 import { UserError } from '../errors.js';
 import { describeModel } from '../models/registry.js';
 import { countTrainable } from '../peft/count.js';
 import { methodWithRank } from './method.js';
+import { checkTokenData, tokenizerFor } from './token-check.js';
 
 export interface RunPlan {
   model: { ref: string; family: string | null; params: number | null; found: boolean };
@@ -38,7 +39,7 @@ export async function planRun(cfg: RunConfig, output: string, workers = cfg.dist
     const file = cfg.data[split];
     if (!file) continue;
     if (!fs.existsSync(file)) {
-      missing.push(`data.${split}: ${file}`);
+      missing.push(describePath(cfg, `data.${split}`));
       data[split] = { file, rows: null, found: false };
       continue;
     }
@@ -51,7 +52,19 @@ export async function planRun(cfg: RunConfig, output: string, workers = cfg.dist
   const modelFound = !cfg.model.path || fs.existsSync(path.join(cfg.model.path, 'config.json'));
   let desc: Awaited<ReturnType<typeof describeModel>> | null = null;
   if (modelFound) desc = await describeModel(ref, { numLabels: classes });
-  else missing.push(`model.path: ${path.join(ref, 'config.json')}`);
+  else missing.push(`${describePath(cfg, 'model.path')} (no config.json there)`);
+  if (desc?.vocabSize !== undefined && cfg.task === 'causal-lm') {
+    const tokenizer = tokenizerFor(cfg);
+    for (const split of ['train', 'validation'] as const) {
+      if (!data[split]?.found) continue;
+      const ds = Dataset.open(data[split].file);
+      try {
+        checkTokenData(ds, `data.${split}`, { ref, vocabSize: desc.vocabSize }, tokenizer);
+      } finally {
+        ds.close();
+      }
+    }
+  }
   const spec = methodWithRank(cfg.method, cfg.rank, { alpha: cfg.alpha, dropout: cfg.dropout });
   const count = desc ? countTrainable(desc, spec, { targets: cfg.targets }) : null;
   const trainRows = data.train?.rows ?? null;

@@ -2,25 +2,27 @@
 // and what both loops do with it (evaluate, checkpoint). Shared by `onelora train` and the
 // distributed worker, so both train, evaluate and checkpoint exactly the same thing.
 import fs from 'node:fs';
-import path from 'node:path';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { clearTransposeCache } from '../backend/linear.js';
 import { writeCheckpoint } from '../checkpoint/checkpoint.js';
-import { configHash, type RunConfig } from '../config/index.js';
+import { configHash, describePath, type RunConfig } from '../config/index.js';
 import { Dataset } from '../data/arrow-file.js';
+import { readLmMeta } from '../data/lm-meta.js';
 import { sampleAt } from '../data/sampler.js';
-import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { AdaptableModel } from '../nn/modules.js';
-import { loadModel } from '../models/registry.js';
+import { describeModel, loadModel } from '../models/registry.js';
 import { saveAdapter } from '../peft/adapter-io.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
+import { paramCount, type ParamCount } from '../peft/count.js';
 import { methodWithRank } from './method.js';
 import { TrainEngine, type MicroBatch } from './engine.js';
 import type { Best } from './metrics.js';
 import type { Task, TaskExample } from './task.js';
 import { createTask } from './tasks/index.js';
+import { checkTokenData, tokenizerFor } from './token-check.js';
 
 const log = childLog('train');
 
@@ -41,27 +43,33 @@ export interface RunSetup {
   close(): void;
 }
 
-export function openDataset(file: string, key: string): Dataset {
-  if (!fs.existsSync(file)) throw new UserError(`${key}: ${file} does not exist (prepare it with 'onelora data prepare')`);
+export function openDataset(cfg: RunConfig, key: 'data.train' | 'data.validation'): Dataset {
+  const file = key === 'data.train' ? cfg.data.train : (cfg.data.validation as string);
+  if (!fs.existsSync(file)) throw new UserError(`${describePath(cfg, key)} does not exist (prepare it with 'onelora data prepare')`);
   return Dataset.open(file);
-}
-
-/** The tokenizer for a causal-LM run: the config's, else the model directory's, else none. */
-async function tokenizerFor(cfg: RunConfig): Promise<Tokenizer | null> {
-  if (cfg.model.tokenizer) return loadTokenizer(cfg.model.tokenizer);
-  if (cfg.model.path && (fs.existsSync(path.join(cfg.model.path, 'tokenizer.json')) || fs.existsSync(path.join(cfg.model.path, 'tokenizer.model')))) {
-    return loadTokenizer(cfg.model.path);
-  }
-  return null;
 }
 
 export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}): Promise<RunSetup> {
   const backend = await initBackend(opts.backend ?? cfg.backend);
-  const train = openDataset(cfg.data.train, 'data.train');
-  const validation = cfg.data.validation ? openDataset(cfg.data.validation, 'data.validation') : null;
-  const tokenizer = cfg.task === 'causal-lm' ? await tokenizerFor(cfg) : null;
+  if (cfg.model.path && !fs.existsSync(cfg.model.path)) throw new UserError(`${describePath(cfg, 'model.path')} does not exist`);
+  const train = openDataset(cfg, 'data.train');
+  const validation = cfg.data.validation ? openDataset(cfg, 'data.validation') : null;
+  const tokenizer = cfg.task === 'causal-lm' ? tokenizerFor(cfg) : null;
   const modelRef = cfg.model.path ?? (cfg.model.preset as string);
   const numLabels = train.info.classes?.length;
+  // From config.json alone, so a mismatch is refused before any weight is read.
+  const vocabSize = (await describeModel(modelRef, { numLabels })).vocabSize;
+  if (vocabSize !== undefined) {
+    try {
+      for (const [ds, key] of [[train, 'data.train'], [validation, 'data.validation']] as const) {
+        if (ds) checkTokenData(ds, key, { ref: modelRef, vocabSize }, tokenizer);
+      }
+    } catch (err) {
+      train.close();
+      validation?.close();
+      throw err;
+    }
+  }
   const labels = cfg.task === 'classification' && numLabels ? train.info.classes : undefined;
   const loaded = await loadModel(modelRef, { numLabels, labels, seed: cfg.seed });
   const model = loaded.model;
@@ -127,7 +135,6 @@ export async function evaluate(run: RunSetup): Promise<Record<string, number> | 
   return run.task.evaluate(run.model, validationBatches(run.validation, run.cfg));
 }
 
-/** Parameters created for the task (a new head), counted apart from the adapter's. */
 /**
  * The first two validation rows answered by the model (causal LM with a tokenizer), shown before
  * and after training in the summary; null where the task cannot answer.
@@ -138,8 +145,9 @@ export function answerExamples(run: RunSetup): TaskExample[] | null {
   return run.task.examples(run.model, v.rows([0, 1].filter((i) => i < v.numRows)));
 }
 
-export function headSize(run: RunSetup): number {
-  return run.created.reduce((n, p) => n + (run.model.parameters().get(p)?.size ?? 0), 0);
+/** The run's parameter count: the adapter's trainable elements, and the new task head apart (src/peft/count.ts). */
+export function runParams(run: RunSetup): ParamCount {
+  return paramCount(run.peft);
 }
 
 /**
@@ -160,7 +168,8 @@ export function checkpoint(run: RunSetup, output: string, state: { step: number;
       trainable: as(f.values),
       optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
       writeAdapter: (dir) => {
-        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task, labels: cfg.task === 'classification' ? run.train.info.classes : undefined });
+        const template = run.train.info.kind === 'lm' ? readLmMeta(run.train).template : undefined;
+        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task, labels: cfg.task === 'classification' ? run.train.info.classes : undefined, ...(template !== undefined ? { promptTemplate: template } : {}) });
         afterAdapter?.();
       },
     },

@@ -17,7 +17,7 @@ import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
 import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type TrainSummary } from './loop.js';
 import { claimOutput } from './run-dir.js';
-import { answerExamples, checkpoint, evaluate, headSize, openDataset, setupRun, totalSteps, type RunSetup } from './setup.js';
+import { answerExamples, checkpoint, evaluate, openDataset, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
 
 export type { TrainSummary } from './loop.js';
 
@@ -60,7 +60,7 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainSu
   if (opts.resume) {
     const point = resumePoint(output, cfg);
     // The schedule's length needs only the row count: a run with nothing left to train loads nothing.
-    const rows = openDataset(cfg.data.train, 'data.train');
+    const rows = openDataset(cfg, 'data.train');
     const total = totalSteps(cfg, rows.numRows);
     rows.close();
     const { stopAt, done } = resumePlan(opts.output, { at: point.ck.state.step, total, maxSteps: opts.maxSteps, configMax: cfg.max_steps });
@@ -96,8 +96,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
   } else {
     recordConfig(output, cfg);
   }
-  const trainable = engine.fused.size;
-  const head = headSize(run);
+  const { trainable, head } = runParams(run);
   log.info({ method: cfg.method, trainable, head, targets: run.peft.targets.length, total_steps: total, stop_at: stopAt }, 'training');
 
   const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet });

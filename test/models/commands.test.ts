@@ -40,6 +40,7 @@ async function run(...args: string[]): Promise<{ out: string; err: string; code:
 }
 
 const llamaDir = path.join(FIXTURES, 'llama-gqa');
+const ROOT_DIR = path.resolve(import.meta.dirname, '../..');
 
 void test('generate --prompt-ids --greedy --json prints the reference continuation and text null', async () => {
   const e = expected['llama-gqa'];
@@ -173,4 +174,48 @@ void test('a list of EOS ids (config.json or generation_config.json) stops gener
   assert.equal(m.code, 0, m.err);
   assert.deepEqual((JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { eos_token_id: unknown }).eos_token_id, eos);
   assert.deepEqual(await gen(out), full.slice(0, k + 1));
+});
+
+void test('prompt templates: alpaca is MetaMath\'s prompt, a FILE replaces {prompt}/{instruction}, anything else is exit 2', async () => {
+  const { promptTemplate } = await import('../../src/data/template.js');
+  const { alpacaPrompt } = await import('../../src/data/metamath.js');
+  assert.equal(promptTemplate('alpaca').apply('Q?'), alpacaPrompt('Q?'));
+  assert.equal(promptTemplate('none').apply('Q?'), 'Q?');
+  const dir = tmpDir();
+  const file = path.join(dir, 'chat.txt');
+  fs.writeFileSync(file, 'User: {instruction}\nAssistant ($&):');
+  assert.equal(promptTemplate(file).apply('a $1 b'), 'User: a $1 b\nAssistant ($&):');
+  fs.writeFileSync(path.join(dir, 'bare.txt'), 'no placeholder');
+  for (const [t, pattern] of [[path.join(dir, 'bare.txt'), /no \{prompt\} or \{instruction\} placeholder/], ['vicuna', /--template vicuna: neither alpaca nor none/]] as const) {
+    const r = await run('generate', '--model', path.join(ROOT_DIR, 'models', 'demo-llama'), '--prompt', 'hi', '--template', t, '--max-new-tokens', '2', '--backend', 'wasm');
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, pattern);
+  }
+});
+
+void test('generate wraps --prompt in the template the adapter was trained with: train records it from the data, --template overrides it', async () => {
+  const { train } = await import('../../src/train/trainer.js');
+  const { loadPreset } = await import('../../src/config/index.js');
+  const out = tmpDir();
+  await train(loadPreset('demo', ['eval.max_batches=1', 'eval.generate=false']), { output: out, maxSteps: 1, quiet: true, backend: 'wasm' });
+  const adapter = path.join(out, 'adapter');
+  const cfg = JSON.parse(fs.readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.onelora_prompt_template, 'alpaca', 'the demo data is built with the Alpaca prompt');
+  const model = path.join(ROOT_DIR, 'models', 'demo-llama');
+  const gen = async (...extra: string[]): Promise<{ ids: number[]; template: string }> => {
+    const r = await run('generate', '--model', model, '--adapter', adapter, '--prompt', 'Ava has 3 apples. How many?', '--max-new-tokens', '6', '--greedy', '--json', '--backend', 'wasm', ...extra);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out.trim().split('\n').at(-1)!) as { ids: number[]; template: string };
+  };
+  const byDefault = await gen();
+  assert.equal(byDefault.template, 'alpaca');
+  assert.deepEqual(byDefault.ids, (await gen('--template', 'alpaca')).ids);
+  // The same prompt, tokenized as the Alpaca text by hand, is what the model was given.
+  const { loadTokenizer } = await import('../../src/data/tokenizer.js');
+  const { alpacaPrompt } = await import('../../src/data/metamath.js');
+  const ids = loadTokenizer(model).encode(alpacaPrompt('Ava has 3 apples. How many?'), { bos: true });
+  const byIds = await run('generate', '--model', model, '--adapter', adapter, '--prompt-ids', ids.join(','), '--max-new-tokens', '6', '--greedy', '--json', '--backend', 'wasm');
+  assert.deepEqual((JSON.parse(byIds.out.trim().split('\n').at(-1)!) as { ids: number[] }).ids, byDefault.ids);
+  assert.equal((await gen('--template', 'none')).template, 'none');
+  fs.rmSync(out, { recursive: true, force: true });
 });

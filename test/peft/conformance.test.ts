@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { initBackend, tf } from '../../src/backend/select.js';
 import { applyMethod, type PeftState } from '../../src/peft/apply.js';
 import { loadAdapter, saveAdapter } from '../../src/peft/adapter-io.js';
-import { countTrainable, trainableKeys, type CountDescription } from '../../src/peft/count.js';
+import { countTrainable, paramCount, trainableKeys, type CountDescription } from '../../src/peft/count.js';
 import { uniformArray } from '../../src/peft/init.js';
 import { methodDef } from '../../src/peft/registry.js';
 import { parseMethodSpec } from '../../src/peft/spec.js';
@@ -160,6 +160,7 @@ function conformance(c: ConformanceCase): void {
       assert.equal(counted.trainable, [...built.values()].reduce((a, b) => a + b, 0), 'count = built');
       assert.equal(counted.head, [...state.headKeys].reduce((a, k) => a + state.trainable.get(k)!.size, 0), 'head count');
       assert.equal(counted.layers, state.targets.length);
+      assert.deepEqual(paramCount(state), { trainable: counted.trainable, head: counted.head }, 'the count train and bench report');
       if (!spec.terms.some((t) => t.name === 'all')) assert.deepEqual(trainableKeys(desc, spec).keys, built, 'keys and sizes');
     });
 

@@ -1,11 +1,16 @@
 // `onelora generate` (docs/architecture.md#cli-conventions): continues a prompt with a LLaMA model and its KV cache.
-// --json prints {"ids": [new ids], "text": decoded text or null without tokenizer files}.
+// --json prints {"ids": [new ids], "text": decoded text or null without tokenizer files}, and with
+// --prompt the "template" it was wrapped in.
+// --prompt is wrapped in the prompt template the adapter was trained with (adapter_config.json's
+// onelora_prompt_template, from its data) unless --template says otherwise (docs/models.md#prompt-templates).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
+import { promptTemplate } from '../../data/template.js';
 import { loadTokenizer, type Tokenizer } from '../../data/tokenizer.js';
 import { stopIds } from '../../models/generate.js';
+import { adapterPromptTemplate } from '../../peft/adapter-io.js';
 import { UserError } from '../../errors.js';
 import { backendOption, parseIntFlag, parseNumFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
@@ -22,6 +27,7 @@ interface GenerateFlags {
   topP?: string;
   seed?: string;
   tokenizer?: string;
+  template?: string;
   backend?: string;
   json?: boolean;
 }
@@ -53,6 +59,7 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling threshold in (0, 1] (default 1)')
     .option('--seed <s>', 'sampling seed (default 0)')
     .option('--tokenizer <spec>', 'llama-2 or a directory (default: the model directory)')
+    .option('--template <t>', "wrap --prompt in alpaca | none | FILE (text with a {prompt} placeholder); default: the adapter's training template, else none")
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: GenerateFlags) => {
@@ -62,6 +69,9 @@ export function registerGenerate(program: Command): void {
       const temperature = parseNumFlag('--temperature', f.temperature, 1, (n) => n >= 0, 'a number ≥ 0');
       const topP = parseNumFlag('--top-p', f.topP, 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
       const seed = parseIntFlag('--seed', f.seed, 0);
+      if (f.template !== undefined && f.prompt === undefined) throw new UserError('--template wraps --prompt text; --prompt-ids are used as given');
+      const recorded = f.adapter !== undefined ? adapterPromptTemplate(f.adapter) : null;
+      const template = promptTemplate(f.template ?? recorded ?? 'none', f.template !== undefined ? '--template' : `${f.adapter}: onelora_prompt_template`);
       await initBackend(f.backend);
       const { loaded, peft } = await loadWithAdapter(f.model, f.adapter);
       try {
@@ -71,12 +81,12 @@ export function registerGenerate(program: Command): void {
         let tokenizer: Tokenizer | null = null;
         if (tokSpec !== undefined) tokenizer = loadTokenizer(tokSpec);
         else if (f.prompt !== undefined) throw new UserError(`--prompt needs a tokenizer: ${f.model} has no tokenizer.json or tokenizer.model (use --tokenizer or --prompt-ids)`);
-        const prompt = f.prompt !== undefined ? tokenizer!.encode(f.prompt, { bos: true }) : parseIds(f.promptIds!, model.config.vocabSize);
+        const prompt = f.prompt !== undefined ? tokenizer!.encode(template.apply(f.prompt), { bos: true }) : parseIds(f.promptIds!, model.config.vocabSize);
         const fromModel = stopIds(model.config);
         const eosId = fromModel.length > 0 ? fromModel : tokenizer?.eosId ?? null;
         const ids = model.generate(prompt, { maxNewTokens, greedy: f.greedy ?? false, temperature, topP, seed, eosId });
         const text = tokenizer ? tokenizer.decode(ids) : null;
-        printResult(!!f.json, { ids, text }, text ?? ids.join(','));
+        printResult(!!f.json, f.prompt !== undefined ? { ids, text, template: template.name } : { ids, text }, text ?? ids.join(','));
       } finally {
         peft?.dispose();
         loaded.model.dispose();

@@ -45,7 +45,9 @@ function openWeightFile(file: string): SafetensorsSource {
   } catch {
     // openSafetensors reports the file that cannot be opened.
   }
-  const torch = /\.(bin|pth?)$/.test(file) || (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80; // 'PK' zip, or a pickle's PROTO
+  // The name decides; only a file named neither way is sniffed ('PK' zip, or a pickle's PROTO).
+  // A safetensors file begins with its header length, whose low byte can be anything (0x80 too).
+  const torch = /\.(bin|pth?)$/.test(file) || (!file.endsWith('.safetensors') && ((head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80));
   return torch ? openTorchFile(file) : openSafetensors(file);
 }
 

@@ -135,3 +135,18 @@ void test("a DiT train.py checkpoint (.pt with model/ema/opt/args) loads its 'em
   model.dispose();
   assert.ok(d < 1e-4, `max |diff| ${d}`);
 });
+
+test('a .safetensors file whose header length begins with byte 0x80 (a pickle PROTO byte) still opens as safetensors', () => {
+  const json = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.padEnd(128, ' '));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = path.join(tmpDir('st80'), 'adapter_model.safetensors');
+  fs.writeFileSync(file, Buffer.concat([len, json, Buffer.from(new Float32Array([1.5]).buffer)]));
+  assert.equal(fs.readFileSync(file)[0], 0x80);
+  const src = openSafetensorsDir(file);
+  try {
+    assert.deepEqual(Array.from(src.read('a').data), [1.5]);
+  } finally {
+    src.close();
+  }
+});

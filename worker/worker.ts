@@ -40,6 +40,11 @@ export interface WorkerOptions {
    * 300 s): workers started by hand or by a scheduler may come up before their coordinator.
    */
   connectTimeoutMs?: number;
+  /**
+   * Started by `onelora launch` (env ONELORA_UNDER_LAUNCH=1): its set-up lines (backend, ZeroMQ
+   * endpoint) go to debug, since the launcher's coordinator logs the group's backends once.
+   */
+  launched?: boolean;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_S = 300;
@@ -58,13 +63,14 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   let initial: Snapshot | null = null;
   let rank = opts.rank;
   // The backend is chosen before registering, so the coordinator can report what each rank runs on.
-  const device = (await initBackend(opts.backend)).name;
+  const setupLevel = opts.launched ? 'debug' : 'info';
+  const device = (await initBackend(opts.backend, { logLevel: setupLevel })).name;
   try {
     for (;;) {
       const endpoint = await comm.onStart();
       if (!run) {
         const how = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
-        log.info({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);
+        log[setupLevel]({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);
         fault('kill-before-register', rank, 0);
       }
       const reply = await register(client, opts.coordinator, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_S * 1000, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });

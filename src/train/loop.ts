@@ -143,6 +143,9 @@ export class RunRecord {
     return (performance.now() - this.t0) / 1000;
   }
 
+  /** Shows an evaluation's progress, `done` of `total` batches (setup.ts evaluate's onBatch). */
+  readonly evaluating = (done: number, total: number): void => this.progress.evaluating(done, total);
+
   /** The evaluation before training, recorded at step `step` (the step before the first). */
   before(step: number, ev: Record<string, number>): void {
     this.evalBefore = ev;

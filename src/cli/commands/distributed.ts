@@ -137,7 +137,7 @@ export function registerWorker(program: Command): void {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
     }));
 }
 

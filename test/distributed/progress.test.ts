@@ -11,7 +11,7 @@ await initBackend('wasm');
 const dir = await tinyLmRun();
 
 /** What a terminal shows: each line's text after its last carriage return and erase. */
-const visible = (raw: string): string[] => raw.replace(/\x1b\[\?25[lh]/g, '').split('\n').map((l) => l.split('\r\x1b[K').at(-1) as string);
+const visible = (raw: string): string[] => raw.replaceAll('\x1b[?25l', '').replaceAll('\x1b[?25h', '').split('\n').map((l) => l.split('\r\x1b[K').at(-1) as string);
 
 test('launch on a terminal: workers\' lines print above the bar, never glued to it; one backend line for the group', async () => {
   const cfg = tinyConfig(dir, { batch: { global: 8, micro: 2 } }, ['distributed.allreduce_timeout_s=20', 'eval.every=2']);

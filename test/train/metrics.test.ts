@@ -51,7 +51,7 @@ function fakeTerminal(columns: number): { stream: NodeJS.WriteStream; text: () =
 }
 
 /** What a terminal shows: each line's text after its last carriage return and erase. */
-const visible = (raw: string): string[] => raw.replace(/\x1b\[\?25[lh]/g, '').split('\n').map((l) => l.split('\r\x1b[K').at(-1) as string);
+const visible = (raw: string): string[] => raw.replaceAll('\x1b[?25l', '').replaceAll('\x1b[?25h', '').split('\n').map((l) => l.split('\r\x1b[K').at(-1) as string);
 
 test('Progress on a terminal: log lines print above the bar, never into it; stop() ends the line and restores the cursor', () => {
   const term = fakeTerminal(80);

@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { childLog } from '../src/log.js';
+import { createInterface } from 'node:readline';
+import { childLog, writeStderr } from '../src/log.js';
 import type { TrainSummary } from '../src/train/loop.js';
 import { failurePolicyFor } from './policy.js';
 import { Coordinator, type CoordinatorOptions } from './server.js';
@@ -40,7 +41,10 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     if (opts.curve) args.push('--zmq-curve');
     // A process group of its own: the terminal's Ctrl-C reaches only this process, which stops the
     // workers at a step boundary through the coordinator (killed with it, they could not checkpoint).
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+    // Their stderr comes through here, line by line, so it prints above the progress bar instead of
+    // into it (src/log.ts writeStderr), each line tagged with its rank as torchrun tags it.
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token, ONELORA_UNDER_LAUNCH: '1' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    if (child.stderr) createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => writeStderr(`[rank ${rank}] ${line}\n`));
     children.set(rank, child);
     child.on('exit', (code, signal) => {
       if (children.get(rank) === child) children.delete(rank);

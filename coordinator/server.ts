@@ -86,6 +86,7 @@ export class Coordinator {
   private readonly registered = new Set<string>();
   private readonly policy: FailurePolicy;
   private devices = new Map<number, string>();
+  private loggedBackends = '';
   private outputs!: JobOutputs;
   private readonly t0 = performance.now();
   private stepStarted = performance.now();
@@ -340,6 +341,10 @@ export class Coordinator {
     this.prom.generation.set(a.generation);
     log.info({ generation: a.generation, workers: a.members.length, step: a.resume.step, samples_seen: a.resume.samplesSeen, from: a.restoreFrom, source_rank: a.stateSourceRank },
       `group formed: ${a.members.length} workers, generation ${a.generation}, from step ${a.resume.step} (${a.restoreFrom}); data dealt over ${a.members.length} ranks from sample ${a.resume.samplesSeen}`);
+    // The group's backends once (and again only should they change): workers under launch log theirs at debug.
+    const devices = a.members.map((m) => this.devices.get(m.rank) ?? '?');
+    const backends = new Set(devices).size === 1 ? `${devices[0]} on all ${devices.length} workers` : a.members.map((m, i) => `rank ${m.rank} ${devices[i]}`).join(', ');
+    if (backends !== this.loggedBackends) log.info({ backends: devices }, `backend ${(this.loggedBackends = backends)}`);
   }
 
   private finish(a: Extract<CoordinatorAction, { type: 'finish' }>): void {

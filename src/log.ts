@@ -5,6 +5,25 @@ import { pino, destination, type Logger } from 'pino';
 
 export type { Logger };
 
+type Sink = (text: string) => void;
+let sink: Sink | null = null;
+
+/**
+ * Routes what goes to stderr through `next` (null: straight to stderr) and returns the previous
+ * route: a progress bar installs one that prints each line above the bar instead of into it.
+ */
+export function setStderrSink(next: Sink | null): Sink | null {
+  const prev = sink;
+  sink = next;
+  return prev;
+}
+
+/** Writes whole lines to stderr, above a progress bar when one is showing. */
+export function writeStderr(text: string): void {
+  if (sink) sink(text);
+  else process.stderr.write(text);
+}
+
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
 /** Turns pino's JSON lines into `LEVEL [component] msg key=value …` for people. */
@@ -20,9 +39,9 @@ function humanStream(): Writable {
             .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
             .join(' ');
           const tag = component ? `[${String(component)}] ` : '';
-          process.stderr.write(`${LEVELS[Number(level)] ?? level} ${tag}${String(msg ?? '')}${extra ? ' ' + extra : ''}\n`);
+          writeStderr(`${LEVELS[Number(level)] ?? level} ${tag}${String(msg ?? '')}${extra ? ' ' + extra : ''}\n`);
         } catch {
-          process.stderr.write(line + '\n');
+          writeStderr(line + '\n');
         }
       }
       done();

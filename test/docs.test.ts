@@ -55,7 +55,8 @@ function subcommand(words: string[]): string[] {
 /** Cheap commands run for real, with the output they must show. */
 const RUNS: Record<string, RegExp> = {
   'onelora --version': /^\d+\.\d+\.\d+/m,
-  'onelora bench kernels --backend wasm --reps 1 --json': /"linear_fwd_bwd_vs_matmul"/,
+  'onelora bench kernels --reps 1 --json': /"linear_fwd_bwd_vs_matmul"/,
+  'onelora presets': /^demo +The default job/m,
 };
 
 function checkOnelora(cmd: string): void {

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../src/backend/select.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
 import { decodeJobSpec, type JobSpec } from '../src/comm/job.js';
-import { CoordinatorClient, type RegisterReply } from '../src/comm/proto.js';
+import { CoordinatorClient, MISSING_TOKEN, type RegisterReply } from '../src/comm/proto.js';
 import type { TlsFlags } from '../src/comm/tls.js';
 import type { Transport } from '../src/comm/transport.js';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
@@ -35,11 +35,23 @@ export interface WorkerOptions {
   tls?: TlsFlags;
   /** Heartbeat period (default 1 s). */
   heartbeatMs?: number;
+  /**
+   * How long Register keeps retrying an unreachable coordinator (worker --connect-timeout, default
+   * 300 s): workers started by hand or by a scheduler may come up before their coordinator.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Started by `onelora launch` (env ONELORA_UNDER_LAUNCH=1): its set-up lines (backend, ZeroMQ
+   * endpoint) go to debug, since the launcher's coordinator logs the group's backends once.
+   */
+  launched?: boolean;
 }
+
+export const DEFAULT_CONNECT_TIMEOUT_S = 300;
 
 /** Runs until the coordinator says stop; throws a RunError when the job failed. */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
-  if (!opts.token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
+  if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
   const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
   const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
@@ -51,12 +63,17 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   let initial: Snapshot | null = null;
   let rank = opts.rank;
   // The backend is chosen before registering, so the coordinator can report what each rank runs on.
-  const device = (await initBackend(opts.backend)).name;
+  const setupLevel = opts.launched ? 'debug' : 'info';
+  const device = (await initBackend(opts.backend, { logLevel: setupLevel })).name;
   try {
     for (;;) {
       const endpoint = await comm.onStart();
-      if (!run) fault('kill-before-register', rank, 0);
-      const reply = await register(client, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
+      if (!run) {
+        const how = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
+        log[setupLevel]({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);
+        fault('kill-before-register', rank, 0);
+      }
+      const reply = await register(client, opts.coordinator, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_S * 1000, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
       const spec = decodeJobSpec(reply.job_spec_json);
       if (!run) {
@@ -88,17 +105,36 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   }
 }
 
-async function register(client: CoordinatorClient, req: Parameters<CoordinatorClient['register']>[0]): Promise<RegisterReply> {
-  try {
-    // Register answers once the whole group is there: wait as long as the coordinator lets a group form.
-    return await client.register(req, 30 * 60_000);
-  } catch (err) {
-    const code = (err as grpc.ServiceError).code;
-    if (code === grpc.status.UNAUTHENTICATED) throw new UserError('the coordinator refused this worker\'s job token (ONELORA_JOB_TOKEN)');
-    if (code === grpc.status.INVALID_ARGUMENT) throw new UserError(`the coordinator refused this worker: ${(err as grpc.ServiceError).details}`, { cause: err });
-    throw new RunError(`register with the coordinator failed: ${messageOf(err)}`, { cause: err });
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Register, retried while the coordinator is unreachable (UNAVAILABLE: not started yet, or
+ * restarting) with exponential backoff, 0.5 s doubling up to 30 s, for at most `connectTimeoutMs`
+ * in all (as torchrun's rendezvous waits for its store).
+ */
+async function register(client: CoordinatorClient, address: string, connectTimeoutMs: number, req: Parameters<CoordinatorClient['register']>[0]): Promise<RegisterReply> {
+  const giveUp = Date.now() + connectTimeoutMs;
+  for (let attempt = 1, delay = 500; ; attempt++, delay = Math.min(2 * delay, 30_000)) {
+    try {
+      // Register answers once the whole group is there: wait as long as the coordinator lets a group form.
+      return await client.register(req, 30 * 60_000);
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.UNAUTHENTICATED) throw new UserError('the coordinator refused this worker\'s job token (ONELORA_JOB_TOKEN)');
+      if (e.code === grpc.status.INVALID_ARGUMENT) throw new UserError(`the coordinator refused this worker: ${e.details}`, { cause: err });
+      const left = giveUp - Date.now();
+      if (e.code !== grpc.status.UNAVAILABLE || left <= 0) {
+        const waited = e.code === grpc.status.UNAVAILABLE ? ` (retried for ${Math.round(connectTimeoutMs / 1000)} s: --connect-timeout)` : '';
+        throw new RunError(`register with the coordinator at ${address} failed${waited}: ${messageOf(err)}`, { cause: err });
+      }
+      const wait = Math.min(delay, left);
+      log.info({ attempt, next_delay_s: wait / 1000 }, `coordinator ${address} not reachable yet (${firstLine(e.details)}); retrying in ${(wait / 1000).toFixed(1)} s`);
+      await sleep(wait);
+    }
   }
 }
+
+const firstLine = (s: string | undefined): string => (s ?? '').split('. ')[0] ?? '';
 
 const pack = (s: Snapshot): Float32Array => {
   const n = s.values.length;

@@ -62,9 +62,10 @@ async function tryBackend(name: BackendName): Promise<string | null> {
 /**
  * Selects and initialises the tensor backend once per process. `choice` comes from --backend,
  * else ONELORA_BACKEND, else 'auto'. An explicit choice that fails is an error (exit 2);
- * 'auto' falls through the candidates and logs why each was skipped.
+ * 'auto' falls through the candidates and logs why each was skipped. The choice is logged at
+ * `logLevel` (info; a worker under `launch` says debug, its coordinator logs the group's backends).
  */
-export async function initBackend(choice?: string): Promise<BackendInfo> {
+export async function initBackend(choice?: string, opts: { logLevel?: 'info' | 'debug' } = {}): Promise<BackendInfo> {
   const resolved = parseBackendChoice(choice ?? process.env.ONELORA_BACKEND, choice ? '--backend' : 'ONELORA_BACKEND');
   if (active && (resolved === 'auto' || resolved === active.name)) return active;
   tf.env().set('PROD', true);
@@ -75,7 +76,7 @@ export async function initBackend(choice?: string): Promise<BackendInfo> {
     if (failure === null) {
       const reason = resolved === 'auto' ? `auto: first available of ${candidates.join(' > ')}` : `requested (${choice ? '--backend' : 'ONELORA_BACKEND'})`;
       active = { name, tfBackend: tf.getBackend(), reason, skipped };
-      log.info({ backend: name, reason, skipped, cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES }, `backend ${name}`);
+      log[opts.logLevel ?? 'info']({ backend: name, reason, skipped, cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES }, `backend ${name}`);
       return active;
     }
     skipped.push(`${name}: ${failure}`);

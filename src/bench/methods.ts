@@ -183,3 +183,20 @@ function round(v: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
 }
+
+/** The human output of `bench methods`: one aligned row per method, the failures and files after it. */
+export function formatMethodsTable(task: string, results: readonly MethodResult[], failed: readonly MethodFailure[], files: readonly string[] = []): string {
+  const metric = results[0]?.metric ?? 'metric';
+  const head = ['method', 'time to best (s)', `best ${metric} ${results[0]?.lower_is_better === false ? '↑' : '↓'}`, 'step', 'peak memory (MB)', 'trainable params'];
+  const rows = results.map((r) => [r.method, r.time_to_best_s.toFixed(1), r.value.toFixed(4), String(r.best_step), (r.peak_bytes / 1e6).toFixed(1), r.trainable.toLocaleString('en-US')]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  // The method name reads left-aligned, the figures right-aligned (as the markdown report aligns them).
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [
+    `${task}:`,
+    line(head),
+    ...rows.map(line),
+    ...failed.map((f) => `${f.method} failed: ${f.error}`),
+    ...(files.length ? [`wrote ${files.join(', ')}`] : []),
+  ].join('\n');
+}

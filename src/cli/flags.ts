@@ -61,9 +61,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 }
 
 /**
- * `--backend <name>`. The value is checked where it is used (initBackend, or the config schema
- * for run commands, whose errors name the config key), so commander gets no choices to enforce.
+ * `--backend <name>`, checked by commander so that a wrong value is an error naming the flag (exit
+ * 2); the config key `backend` and ONELORA_BACKEND are checked where they are read.
  */
 export function backendOption(): Option {
-  return new Option('--backend <name>', BACKEND_CHOICES.join('|'));
+  return new Option('--backend <name>', BACKEND_CHOICES.join('|')).choices(BACKEND_CHOICES);
 }

@@ -15,6 +15,9 @@ const PROTO_PATH = fileURLToPath(new URL('../../proto/onelora.proto', import.met
 export const PROTO_PACKAGE = 'onelora.v1';
 const TOKEN_METADATA_KEY = 'x-onelora-token';
 
+/** The error of a coordinator or worker started without the job token, with how to make one. */
+export const MISSING_TOKEN = 'ONELORA_JOB_TOKEN is not set: the job token is required, the same for the coordinator and every worker (make one with: export ONELORA_JOB_TOKEN=$(openssl rand -hex 24))';
+
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
 export interface RegisterRequest { token: string; requested_rank: number; zmq_endpoint: string; hostname: string; pid: number; device: string; curve_public_key: string }
@@ -133,6 +136,12 @@ export interface ClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** Deadline of each unary call, ms (Register waits for the whole group: give it more). */
   deadlineMs?: number;
+  /**
+   * Longest wait between the channel's reconnection attempts, ms (default 5 s). grpc-js backs off
+   * up to 120 s by default, so a worker that kept retrying a coordinator not yet started would find
+   * it up only minutes later; the worker's own retries (worker --connect-timeout) do the pacing.
+   */
+  maxReconnectBackoffMs?: number;
 }
 
 /** The worker's side: every call carries the token in the request and in `x-onelora-token`. */
@@ -142,7 +151,11 @@ export class CoordinatorClient {
 
   constructor(address: string, private readonly token: string, opts: ClientOptions = {}) {
     const Service = coordinatorService();
-    this.raw = new Service(address, opts.credentials ?? grpc.credentials.createInsecure());
+    const backoff = opts.maxReconnectBackoffMs ?? 5000;
+    this.raw = new Service(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': Math.min(500, backoff),
+      'grpc.max_reconnect_backoff_ms': backoff,
+    });
     this.deadlineMs = opts.deadlineMs ?? 30_000;
   }
 

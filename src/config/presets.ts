@@ -27,13 +27,18 @@ export function listPresets(): string[] {
   return fs.readdirSync(presetsDir()).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
 }
 
-/** `presets/NAME.yaml`; its relative paths resolve against presets/, as those of any `--config` file against its own directory (docs/config.md#paths). */
-export function loadPreset(name: string, overrides: readonly string[] = []): RunConfig {
+/** The file of preset NAME, `presets/NAME.yaml`; an unknown name is an error listing the presets. */
+export function presetFile(name: string): string {
   const names = listPresets();
   if (!/^[\w.-]+$/.test(name) || !names.includes(name)) {
     throw new UserError(`--preset ${name}: no such preset (available: ${names.join(', ') || 'none'})`);
   }
-  const file = path.join(presetsDir(), `${name}.yaml`);
+  return path.join(presetsDir(), `${name}.yaml`);
+}
+
+/** `presets/NAME.yaml`; its relative paths resolve against presets/, as those of any `--config` file against its own directory (docs/config.md#paths). */
+export function loadPreset(name: string, overrides: readonly string[] = []): RunConfig {
+  const file = presetFile(name);
   const raw = parseYaml(readTextFile(file), `presets/${name}.yaml`);
   return parseConfig(raw, { source: `presets/${name}.yaml`, baseDir: presetsDir(), overrides });
 }

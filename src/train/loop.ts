@@ -180,6 +180,9 @@ export class RunRecord {
     return (performance.now() - this.t0) / 1000;
   }
 
+  /** Shows an evaluation's progress, `done` of `total` batches (setup.ts evaluate's onBatch). */
+  readonly evaluating = (done: number, total: number): void => this.progress.evaluating(done, total);
+
   /** The evaluation before training, recorded at step `step` (the step before the first). */
   before(step: number, ev: Record<string, number>): void {
     // A group restored to the start trains (and evaluates) from the beginning again.

@@ -120,19 +120,32 @@ export function totalSteps(cfg: RunConfig, trainRows: number): number {
 }
 
 /** Validation micro-batches in file order, at most eval.max_batches of them (0: all). */
+const validationRows = (validation: Dataset, cfg: RunConfig): number =>
+  cfg.eval.max_batches > 0 ? Math.min(validation.numRows, cfg.eval.max_batches * cfg.batch.micro) : validation.numRows;
+
 function* validationBatches(validation: Dataset, cfg: RunConfig): Generator<MicroBatch> {
   const micro = cfg.batch.micro;
-  const limit = cfg.eval.max_batches > 0 ? Math.min(validation.numRows, cfg.eval.max_batches * micro) : validation.numRows;
+  const limit = validationRows(validation, cfg);
   for (let start = 0; start < limit; start += micro) {
     const ids = Array.from({ length: Math.min(micro, limit - start) }, (_, i) => start + i);
     yield { rows: validation.rows(ids), ctx: { seed: cfg.seed, epoch: 0, sampleIds: ids, training: false } };
   }
 }
 
-/** The task's metrics on the validation split; null without one. */
-export async function evaluate(run: RunSetup): Promise<Record<string, number> | null> {
+/** The task's metrics on the validation split; null without one. `onBatch` hears of each batch done, of how many. */
+export async function evaluate(run: RunSetup, onBatch?: (done: number, total: number) => void): Promise<Record<string, number> | null> {
   if (!run.validation) return null;
-  return run.task.evaluate(run.model, validationBatches(run.validation, run.cfg));
+  const total = Math.ceil(validationRows(run.validation, run.cfg) / run.cfg.batch.micro);
+  function* counted(): Generator<MicroBatch> {
+    let done = 0;
+    onBatch?.(0, total);
+    // A batch is done once the task asks for the next one (or the generator ends).
+    for (const b of validationBatches(run.validation as Dataset, run.cfg)) {
+      yield b;
+      onBatch?.(++done, total);
+    }
+  }
+  return run.task.evaluate(run.model, counted());
 }
 
 /**

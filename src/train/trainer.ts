@@ -105,14 +105,14 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
   let fresh = false;
   try {
     if (evaluatesBefore(first)) {
-      const ev = await evaluate(run);
+      const ev = await evaluate(run, record.evaluating);
       if (ev) record.before(step, ev);
       const before = answerExamples(run);
       if (before) record.answered('before', before);
       fresh = true;
     }
     end = await runLoop(step, schedule, record, {
-      evaluate: () => evaluate(run),
+      evaluate: () => evaluate(run, record.evaluating),
       checkpoint: (s, b) => checkpoint(run, output, { step: s, samplesSeen, best: b }),
       train: async (s): Promise<StepMetrics> => {
         const t0 = performance.now();

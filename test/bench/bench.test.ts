@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ablationGrid, bestFromMetrics } from '../../src/bench/methods.js';
+import { ablationGrid, bestFromMetrics, formatMethodsTable } from '../../src/bench/methods.js';
 import { markdownTable } from '../../src/bench/report.js';
 import { tmpDir } from '../helpers.js';
 
@@ -68,4 +68,19 @@ test('bench pca: the Jacobi eigensolver returns orthonormal eigenvectors sorted 
     const av = [0, 1, 2].map((r) => [0, 1, 2].reduce((s, c) => s + a[r * 3 + c]! * v[c]!, 0));
     av.forEach((x, r) => assert.ok(Math.abs(x - values[i]! * v[r]!) < 1e-9));
   }
+});
+
+test('bench methods without --json prints a table, one aligned row per method, not JSON', () => {
+  const out = execFileSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--backend', 'wasm'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.throws(() => JSON.parse(out));
+  const lines = out.trim().split('\n');
+  assert.equal(lines[0], 'tiny-dit:');
+  assert.match(lines[1] as string, /^method +time to best \(s\) +best loss ↓ +step +peak memory \(MB\) +trainable params$/);
+  assert.deepEqual(lines.slice(2).map((l) => l.split(/ +/)[0]), ['1lora', 'bitfit']);
+  for (const l of lines.slice(2)) assert.match(l, /^\w+ +[\d.]+ +[\d.]+ +\d+ +[\d.]+ +[\d,]+$/);
+  // right-aligned figures: every row ends where the header does
+  assert.ok(lines.slice(1).every((l) => l.length === (lines[1] as string).length), out);
+  const text = formatMethodsTable('t', [{ method: '1lora', time_to_best_s: 4, metric: 'accuracy', value: 0.5, lower_is_better: false, best_step: 2, peak_bytes: 1e6, trainable: 1234, total_wall_s: 6 }],
+    [{ method: 'norms', error: 'nothing to train' }], ['r/report.md']);
+  assert.equal(text, ['t:', 'method  time to best (s)  best accuracy ↑  step  peak memory (MB)  trainable params', '1lora                4.0           0.5000     2               1.0             1,234', 'norms failed: nothing to train', 'wrote r/report.md'].join('\n'));
 });

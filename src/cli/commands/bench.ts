@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { benchKernels } from '../../bench/kernels.js';
-import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, type BenchTask } from '../../bench/methods.js';
+import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, formatMethodsTable, type BenchTask } from '../../bench/methods.js';
 import { benchPca } from '../../bench/pca.js';
 import { writePcaPlot, writeReport } from '../../bench/report.js';
 import { benchScaling, formatScaling } from '../../bench/scaling.js';
@@ -90,7 +90,7 @@ export function registerBench(program: Command): void {
       const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed, warmupSteps: o.warmupSteps });
       const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '');
       const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results, notes) : [];
-      printResult(!!o.json, { task: o.task, results, failed, files });
+      printResult(!!o.json, { task: o.task, results, failed, files }, formatMethodsTable(o.task, results, failed, files));
       if (failed.length) process.exitCode = 1;
     }));
   bench

@@ -1,12 +1,15 @@
 // `onelora deploy render --config FILE --workers N --image IMAGE --out DIR` (docs/architecture.md#cli-conventions): a
 // kustomize overlay for a run config on Kubernetes (docs/deploy.md).
 import type { Command } from 'commander';
+import { presetFile } from '../../config/index.js';
 import { renderOverlay } from '../../deploy/render.js';
+import { UserError } from '../../errors.js';
 import { intFlag } from '../flags.js';
 import { action } from '../run.js';
 
 interface RenderFlags {
-  config: string;
+  config?: string;
+  preset?: string;
   workers: number;
   image: string;
   out: string;
@@ -26,7 +29,8 @@ export function registerDeploy(program: Command): void {
   deploy
     .command('render')
     .description('write a kustomize overlay (deploy/base + worker count, image, run config) for a run config')
-    .requiredOption('--config <file>', 'run config YAML (docs/config.md); relative paths in it must lead to ../data/… (the data volume)')
+    .option('--config <file>', 'run config YAML (docs/config.md); relative paths in it must lead to ../data/… (the data volume)')
+    .option('--preset <name>', 'a preset from presets/NAME.yaml instead of --config (onelora presets lists them)')
     .requiredOption('--workers <n>', 'worker pods, one GPU process each', intFlag(1))
     .requiredOption('--image <image>', 'the onelora image, with a tag or digest (deploy/Dockerfile)')
     .requiredOption('--out <dir>', 'overlay directory to write')
@@ -40,6 +44,8 @@ export function registerDeploy(program: Command): void {
     .option('--zmq-curve', 'CURVE-encrypt the workers\' ZeroMQ links (ONELORA_ZMQ_CURVE=1 in every pod)')
     .option('--dry-run', 'check everything and print the files instead of writing them')
     .action(action((opts: RenderFlags) => {
-      process.stdout.write(renderOverlay(opts));
+      if (!!opts.preset === !!opts.config) throw new UserError('give exactly one of --preset NAME or --config FILE');
+      const config = opts.config ?? presetFile(opts.preset as string);
+      process.stdout.write(renderOverlay({ ...opts, config, name: opts.name ?? opts.preset }));
     }));
 }

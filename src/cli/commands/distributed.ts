@@ -1,12 +1,18 @@
 // `onelora launch`, `onelora coordinator`, `onelora worker` (docs/architecture.md#cli-conventions) and
 // `onelora bench allreduce`: thin wrappers over coordinator/, worker/ and src/comm/.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { launch } from '../../../coordinator/launcher.js';
 import { Coordinator } from '../../../coordinator/server.js';
-import { runWorker } from '../../../worker/worker.js';
+import { DEFAULT_CONNECT_TIMEOUT_S, runWorker } from '../../../worker/worker.js';
 import { loadConfig, type RunConfig } from '../../config/index.js';
+import { MISSING_TOKEN } from '../../comm/proto.js';
 import { clientCredentials, serverCredentials, type TlsFlags } from '../../comm/tls.js';
+import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
 import { UserError } from '../../errors.js';
+import { readJsonObject } from '../../json-file.js';
+import { childLog } from '../../log.js';
 import { backendOption, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
@@ -14,13 +20,24 @@ import { interruptible } from '../interrupt.js';
 import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { formatSummary } from '../summary.js';
 
+const log = childLog('launch');
+
 interface LaunchFlags extends RunFlags {
-  workers: number;
+  workers?: number;
   zmqCurve?: boolean;
   maxFailures?: number;
   minWorkers?: number;
   metricsPort?: number;
 }
+
+// The job token: every gRPC call and ZeroMQ message carries it (docs/distributed.md#processes-coordinatorserverts-worker-coordinatorlauncherts).
+const TOKEN_HELP = `
+Environment:
+  ONELORA_JOB_TOKEN   the job's shared secret, the same for the coordinator and every worker
+                      (required). Make one with:
+                        export ONELORA_JOB_TOKEN=$(openssl rand -hex 24)
+                      or, without openssl:
+                        export ONELORA_JOB_TOKEN=$(node -e "console.log(require('crypto').randomBytes(24).toString('hex'))")`;
 
 const CURVE_HELP = 'encrypt the workers\' ZeroMQ links with CURVE (env ONELORA_ZMQ_CURVE=1)';
 
@@ -36,20 +53,36 @@ function checkWorkers(cfg: RunConfig, workers: number): void {
   }
 }
 
+/**
+ * The world size a resumed run had: its latest checkpoint's (trainer_state.json world_size, the group
+ * that wrote it), else its config.yaml's distributed.workers (which `launch --workers` sets).
+ */
+function runWorldSize(dir: string, cfg: RunConfig): number {
+  const ck = latestCheckpoint(dir);
+  const state = ck ? path.join(ck, 'trainer_state.json') : null;
+  const fromState = state && fs.existsSync(state) ? readJsonObject(state).world_size : undefined;
+  const n = typeof fromState === 'number' && Number.isInteger(fromState) && fromState > 0 ? fromState : cfg.distributed.workers;
+  const source = n === fromState ? `world_size of ${state}` : `distributed.workers of ${path.join(dir, 'config.yaml')}`;
+  log.info({ workers: n }, `--resume ${dir}: ${n} worker(s), the run's own (${source}); give --workers to change it`);
+  return n;
+}
+
 export function registerLaunch(program: Command): void {
   addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
-    .requiredOption('--workers <n>', 'worker processes', intFlag(1))
+    .option('--workers <n>', 'worker processes (with --resume: default the run\'s own)', intFlag(1))
     .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag(0))
     .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--resume <dir>', RESUME_HELP)
     .option('--zmq-curve', CURVE_HELP)
     .action(action(async (f: LaunchFlags) => {
+      if (f.workers === undefined && !f.resume) throw new UserError('--workers <n> is required (it may be left out only with --resume DIR, which takes the run\'s own)');
       const cfg = resolveRunConfig(f);
-      checkWorkers(cfg, f.workers);
+      const workers = f.workers ?? runWorldSize(f.resume as string, cfg);
+      checkWorkers(cfg, workers);
       const output = defaultOutput(f, cfg);
-      const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${f.workers}`), (signal) => launch({
-        cfg, workers: f.workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
+      const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
+        cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
         backend: f.backend, curve: curveOn(f.zmqCurve), signal,
       }));
       printResult(!!f.json, summary, formatSummary(summary));
@@ -73,9 +106,10 @@ export function registerCoordinator(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
+    .addHelpText('after', TOKEN_HELP)
     .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
-      if (!token) throw new UserError('ONELORA_JOB_TOKEN is not set: the job token is required');
+      if (!token) throw new UserError(MISSING_TOKEN);
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
@@ -99,17 +133,19 @@ export function registerWorker(program: Command): void {
     .requiredOption('--coordinator <host:port>', 'the coordinator\'s gRPC address')
     .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag(0))
     .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
-    .option('--zmq-port <port>', 'ZeroMQ port (0: any free port)', intFlag(0), 29500)
+    .option('--zmq-port <port>', 'ZeroMQ port to bind (default: a free port, logged; give one where a firewall needs it)', intFlag(0))
+    .option('--connect-timeout <s>', 'keep retrying an unreachable coordinator this long, with backoff', intFlag(0), DEFAULT_CONNECT_TIMEOUT_S)
     .addOption(backendOption())
     .option('--zmq-curve', CURVE_HELP)
     .option('--tls-ca <file>', 'connect over TLS, trusting this PEM CA (env ONELORA_TLS_CA)')
     .option('--tls-cert <file>', 'TLS client certificate, PEM (env ONELORA_TLS_CERT)')
     .option('--tls-key <file>', 'the client certificate\'s PEM private key (env ONELORA_TLS_KEY)')
-    .action(action(async (f: TlsFlags & { coordinator: string; rank?: number; advertise?: string; zmqPort: number; backend?: string; zmqCurve?: boolean }) => {
+    .addHelpText('after', TOKEN_HELP)
+    .action(action(async (f: TlsFlags & { coordinator: string; rank?: number; advertise?: string; zmqPort?: number; connectTimeout: number; backend?: string; zmqCurve?: boolean }) => {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
     }));
 }
 

@@ -60,6 +60,8 @@ const RUNS: Record<string, RegExp> = {
 };
 
 function checkOnelora(cmd: string): void {
+  // `npm install` puts no `onelora` on PATH; npx finds the package's own bin.
+  assert.match(cmd, /^npx onelora\b/, `'${cmd}': onelora is not on PATH after the README's set-up: write 'npx onelora …'`);
   // Synopsis lines write optional flags as [--flag VALUE] and alternatives as a|b.
   const words = cmd.replace(/^npx /, '').replace(/\s+#.*$/, '').replace(/[[\]]/g, ' ').split(/\s+/).filter(Boolean).slice(1);
   const sub = subcommand(words);
@@ -74,6 +76,12 @@ function checkOnelora(cmd: string): void {
     assert.match(r.out, expect);
   }
 }
+
+test('npx onelora, as every doc writes it, runs this checkout\'s CLI with no network', () => {
+  const r = spawnSync('npx', ['--no-install', 'onelora', '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+/m);
+});
 
 test('every command in README.md and docs/ is checked', () => {
   const files = [path.join(ROOT, 'README.md'), ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md') && !SKIP.has(f)).map((f) => path.join(ROOT, 'docs', f))];

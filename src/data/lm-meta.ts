@@ -67,3 +67,22 @@ export function scanMaxTokenId(ds: Dataset): number {
   }
   return max;
 }
+
+/** Rows and label tokens that train (labels ≠ -100, the prompt's ignore index) in an LM dataset. */
+export function countSupervised(ds: Dataset): { rows: number; rowsWithLabels: number; labels: number } {
+  let rowsWithLabels = 0;
+  let labels = 0;
+  for (let b = 0; b < ds.numBatches; b++) {
+    for (const d of ds.batch(b).getChild('labels')?.data ?? []) {
+      const off = d.valueOffsets;
+      const vals = d.children[0]!.values as Int32Array;
+      for (let r = 0; r < d.length; r++) {
+        let inRow = 0;
+        for (let i = off[r]!, end = off[r + 1]!; i < end; i++) if (vals[i] !== -100) inRow++;
+        labels += inRow;
+        if (inRow > 0) rowsWithLabels++;
+      }
+    }
+  }
+  return { rows: ds.numRows, rowsWithLabels, labels };
+}

@@ -6,9 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunConfig } from '../config/index.js';
 import type { Dataset } from '../data/arrow-file.js';
-import { readLmMeta, scanMaxTokenId } from '../data/lm-meta.js';
+import { countSupervised, readLmMeta, scanMaxTokenId } from '../data/lm-meta.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { UserError } from '../errors.js';
+import { childLog } from '../log.js';
+
+const log = childLog('data');
 
 /** The tokenizer for a causal-LM run: the config's, else the model directory's, else none. */
 export function tokenizerFor(cfg: RunConfig): Tokenizer | null {
@@ -53,6 +56,7 @@ export function checkTokenData(ds: Dataset, key: string, model: { ref: string; v
       throw new UserError(`${where}: its token ids go up to ${n(max)}, but the model ${model.ref} has a vocabulary of ${n(model.vocabSize)}; ${fix}`);
     }
   }
+  checkSupervised(ds, key);
 }
 
 /** A tokenizer spec as the user would type it: `llama-2`, or a directory relative to the working directory. */
@@ -60,4 +64,20 @@ function displaySpec(spec: string): string {
   if (!path.isAbsolute(spec)) return spec;
   const rel = path.relative(process.cwd(), spec);
   return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? spec : rel;
+}
+
+/**
+ * Refuses an LM dataset with no label token to train on (every response cut away by
+ * `data prepare --max-len`, say): its loss would be 0/0, reported as 0, for the whole run. Rows
+ * without any are only counted in the log: the loss normalises over the tokens that remain.
+ */
+export function checkSupervised(ds: Dataset, key: string): void {
+  const c = countSupervised(ds);
+  if (c.labels === 0) {
+    throw new UserError(`${key}: ${ds.file} has no supervised token: all ${n(c.rows)} rows have every label -100 (only prompt); ` +
+      'the responses were probably cut by data prepare --max-len: re-prepare with a larger --max-len');
+  }
+  if (c.rowsWithLabels < c.rows) {
+    log.warn({ file: ds.file, rows: c.rows, without_labels: c.rows - c.rowsWithLabels }, `${key}: ${n(c.rows - c.rowsWithLabels)} of ${n(c.rows)} rows have no supervised token (cut by --max-len?)`);
+  }
 }

@@ -115,3 +115,18 @@ void test('another tokenizer of the same size (another tokenizer.json) is refuse
     ds.close();
   }
 });
+
+void test('data whose every response was cut by --max-len: train and --dry-run exit 2 naming the file and the count, before any step', async () => {
+  const dir = tmpDir('tokcheck');
+  const out = path.join(dir, 'cut');
+  // 24 tokens hold BOS and part of the Alpaca prompt, never a response token.
+  await prepare({ dataset: 'metamath', input: metamathInput(dir, 40), out, tokenizer: DEMO_MODEL, maxLen: 24 });
+  const sets = ['--set', `data.train=${path.join(out, 'train.arrow')}`, '--set', `data.validation=${path.join(out, 'validation.arrow')}`];
+  for (const extra of [['--dry-run'], ['--max-steps', '1']]) {
+    const r = cli(['train', '--preset', 'demo', ...sets, '--output', path.join(dir, 'run'), ...extra]);
+    assert.equal(r.status, 2, `${extra.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /data\.train: .*train\.arrow has no supervised token: all [\d,]+ rows have every label -100/);
+    assert.match(r.stderr, /--max-len/);
+  }
+  assert.equal(fs.existsSync(path.join(dir, 'run', 'metrics.jsonl')), false);
+});

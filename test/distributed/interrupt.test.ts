@@ -62,7 +62,8 @@ test('Ctrl-C in launch: the workers stop at a step boundary and exit, a checkpoi
   assert.equal(m[3], `onelora launch --resume ${out} --workers 2 --max-steps 30 --backend wasm`);
   assert.equal(fs.readFileSync(path.join(out, 'checkpoints', 'latest'), 'utf8').trim(), `step-${step}`);
   // The workers (their own process group, out of the terminal's reach) exited on the coordinator's stop.
-  const workers = [...new Set(r.out.split('\n').filter((l) => l.includes('"component":"worker"')).map((l) => (JSON.parse(l) as { pid: number }).pid))];
+  // Worker lines come through the launcher tagged `[rank N] ` (as torchrun tags them).
+  const workers = [...new Set(r.out.split('\n').filter((l) => l.includes('"component":"worker"')).map((l) => (JSON.parse(l.replace(/^\[rank \d+\] /, '')) as { pid: number }).pid))];
   assert.equal(workers.length, 2, r.out);
   for (const pid of workers) assert.ok(!alive(pid), `worker ${pid} still runs`);
   assert.doesNotMatch(r.out, /restarting it/);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { encodeJobSpec } from '../src/comm/job.js';
 import { addCoordinatorService, bindServer, type Ack, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
-import { configHash, type RunConfig } from '../src/config/index.js';
+import { configHash } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
@@ -17,6 +17,7 @@ import { claimOutput } from '../src/train/run-dir.js';
 import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
 import { DataFeed } from './feed.js';
+import type { CoordinatorOptions } from './options.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
 import { failurePolicyFor, type FailurePolicy } from './policy.js';
 import { AsyncQueue } from './queue.js';
@@ -24,38 +25,8 @@ import { initialState, lateRanks, reduce, type CoordinatorAction, type Coordinat
 
 const log = childLog('coordinator');
 
-export interface CoordinatorOptions {
-  cfg: RunConfig;
-  workers: number;
-  output: string;
-  token: string;
-  /** host:port; port 0 picks a free one (default 127.0.0.1:29400). */
-  bind?: string;
-  resume?: boolean;
-  /** A fresh run into a directory holding one deletes that run's files first (else refused, naming `resumeHint`). */
-  overwrite?: boolean;
-  resumeHint?: string;
-  /** Aborted (Ctrl-C): stop at the next step boundary with a checkpoint; `done` rejects with InterruptedError. */
-  signal?: AbortSignal;
-  maxSteps?: number;
-  metricsPort?: number;
-  quiet?: boolean;
-  /**
-   * A rank silent this long is declared lost (default 30 s). Workers beat from their own thread
-   * (worker/heartbeat.ts) but only from the main thread while that loads, and 10 s gave false
-   * losses then on a loaded 2-core machine (docs/performance.md); a dead process is noticed
-   * sooner, by its closed stream or the launcher's exit event.
-   */
-  heartbeatTimeoutMs?: number;
-  /** How long a group may take to (re-)form (default 300 s). */
-  formTimeoutMs?: number;
-  /** Require ZeroMQ CURVE of every worker (--zmq-curve): each registers its public key, the reply lists them all. */
-  curve?: boolean;
-  /** gRPC server credentials (src/comm/tls.ts); insecure by default. */
-  credentials?: grpc.ServerCredentials;
-  /** What a lost worker means; built once from the config (failurePolicyFor) when not given. */
-  policy?: FailurePolicy;
-}
+export type { CoordinatorOptions };
+
 
 interface PendingRegister {
   req: RegisterRequest;

@@ -71,7 +71,7 @@ function displaySpec(spec: string): string {
  * `data prepare --max-len`, say): its loss would be 0/0, reported as 0, for the whole run. Rows
  * without any are only counted in the log: the loss normalises over the tokens that remain.
  */
-export function checkSupervised(ds: Dataset, key: string): void {
+function checkSupervised(ds: Dataset, key: string): void {
   const c = countSupervised(ds);
   if (c.labels === 0) {
     throw new UserError(`${key}: ${ds.file} has no supervised token: all ${n(c.rows)} rows have every label -100 (only prompt); ` +

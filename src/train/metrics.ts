@@ -110,13 +110,6 @@ const HIDE_CURSOR = '\x1b[?25l';
 const SHOW_CURSOR = '\x1b[?25h';
 const CLEAR_LINE = '\r\x1b[K';
 
-/**
- * The progress display. On a terminal: one status line redrawn in place (every update and each
- * second, for the clock), the cursor hidden meanwhile, and every stderr line written through
- * src/log.ts (this process's logs, a launch's workers' output) printed above it. Otherwise a log
- * line every ~10% of the run.
- */
-
 /** Progress displays drawing on the terminal now (each hides the cursor until it stops). */
 const live = new Set<Progress>();
 
@@ -130,6 +123,15 @@ export function restoreTerminal(): void {
   if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\x1b[?7h');
 }
 
+/**
+ * The progress display. On a terminal: one status line redrawn in place (every update and each
+ * second, for the clock), the cursor hidden meanwhile, and every stderr line written through
+ * src/log.ts (this process's logs, a launch's workers' output) printed above it. Otherwise a log
+ * line every ~10% of the run. Hand-written, not cli-progress: its stop() returns the cursor to
+ * the row it saved at start (overwriting every line printed above the bar since) and it turns
+ * the terminal's line wrap off; printing log lines above a live bar needs the clear, print and
+ * redraw done here.
+ */
 export class Progress {
   private readonly tty: boolean;
   private readonly t0 = performance.now();

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
 import sharp from 'sharp';
 import { initBackend, tf } from '../../src/backend/select.js';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
@@ -14,30 +13,12 @@ import { LlamaModel } from '../../src/models/llama.js';
 import { loadModel } from '../../src/models/registry.js';
 import { loadAdapter, saveAdapter } from '../../src/peft/adapter-io.js';
 import { applyMethod } from '../../src/peft/apply.js';
-import { FIXTURES, copyFixture, expected, maxAbsDiff, tmpDir, values } from './helpers.js';
+import { FIXTURES, copyFixture, expected, maxAbsDiff, runCommands, tmpDir, values } from './helpers.js';
 
 await initBackend('wasm');
 
 /** Runs `onelora ARGS`; returns stdout, stderr and the exit code the action set. */
-async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
-  const program = new Command('onelora').exitOverride();
-  for (const register of [registerGenerate, registerMerge, registerPredict]) register(program);
-  let out = '';
-  let err = '';
-  const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  process.exitCode = 0;
-  try {
-    await program.parseAsync(['node', 'onelora', ...args]);
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return { out, err, code };
-}
+const run = (...args: string[]) => runCommands([registerGenerate, registerMerge, registerPredict], ...args);
 
 const llamaDir = path.join(FIXTURES, 'llama-gqa');
 const ROOT_DIR = path.resolve(import.meta.dirname, '../..');

@@ -173,15 +173,19 @@ function decode(file: string, name: string, info: TensorInfo, fd: number, dataSt
   }
 }
 
-/** Opens one .safetensors file: reads and validates the header, keeps the descriptor for reads. */
-export function openSafetensors(file: string): SafetensorsSource {
+/** A read descriptor of a weights file; a UserError naming it (and the errno code) when it cannot be opened. */
+export function openWeightsFd(file: string): number {
   assertLittleEndian();
-  let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, 'r');
   } catch (err) {
     throw new UserError(`${file}: cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
   }
+}
+
+/** Opens one .safetensors file: reads and validates the header, keeps the descriptor for reads. */
+export function openSafetensors(file: string): SafetensorsSource {
+  const fd = openWeightsFd(file);
   try {
     const size = fs.fstatSync(fd).size;
     if (size < 8) fail(file, `file is ${size} bytes, too short for the 8-byte header length`);

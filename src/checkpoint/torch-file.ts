@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { childLog } from '../log.js';
-import { READABLE_DTYPES, assertLittleEndian, bf16ToF32, f16ToF32, type SafetensorsDtype } from './dtypes.js';
+import { READABLE_DTYPES, bf16ToF32, f16ToF32, type SafetensorsDtype } from './dtypes.js';
 import { PyDict, PyGlobal, PyObject, PyTuple, typeName, unpickle } from './pickle.js';
-import type { LoadedTensor, SafetensorsSource, TensorData, TensorInfo } from './safetensors-read.js';
+import { openWeightsFd, type LoadedTensor, type SafetensorsSource, type TensorData, type TensorInfo } from './safetensors-read.js';
 import { readAt, readZipDirectory, readZipRange, type ZipEntry } from './zip.js';
 
 const log = childLog('checkpoint');
@@ -198,13 +198,7 @@ function materialise(fd: number, file: string, t: TensorRef): Uint8Array {
 
 /** Opens a torch.save file; refuses (naming what it found, and how to convert) anything but a state dict of tensors. */
 export function openTorchFile(file: string): SafetensorsSource {
-  assertLittleEndian();
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new UserError(`${file}: cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
-  }
+  const fd = openWeightsFd(file);
   try {
     const head = Buffer.alloc(Math.min(16, fs.fstatSync(fd).size));
     readAt(fd, head, 0, file);

@@ -27,6 +27,7 @@ safetensors files are read and written by hand (JSON header + raw little-endian 
 safetensors package is not installed here.
 """
 import argparse
+import importlib.util
 import collections
 import gzip
 import json
@@ -41,6 +42,11 @@ import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures')
 OUT = os.path.join(ROOT, 'pickle')
+# The safetensors writer of scripts/make-fixtures.py, for the adapter's safetensors twin.
+_spec = importlib.util.spec_from_file_location('make_fixtures', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'make-fixtures.py'))
+_mf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mf)
+write_safetensors = _mf.write_safetensors
 NP = {'F32': np.float32, 'F16': np.float16}
 
 
@@ -57,20 +63,6 @@ def read_safetensors(path):
         arr = np.frombuffer(raw[8 + n + b:8 + n + end], dtype=NP[e['dtype']]).reshape(e['shape'])
         out[name] = torch.from_numpy(arr.copy())
     return out
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        b = np.ascontiguousarray(tensors[name].detach().numpy().astype(np.float32)).tobytes()
-        header[name] = {'dtype': 'F32', 'shape': list(tensors[name].shape), 'data_offsets': [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header['__metadata__'] = {'format': 'pt'}
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * ((8 - len(h) % 8) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
 
 
 def fresh(d):

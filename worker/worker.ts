@@ -2,6 +2,7 @@
 // spec (setupRun, the same code as `onelora train`), restore the committed state, then follow the
 // coordinator's Control stream — start step k, restore (re-form the group), stop — until done.
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../src/backend/select.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
@@ -104,8 +105,6 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     client.close();
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Register, retried while the coordinator is unreachable (UNAVAILABLE: not started yet, or

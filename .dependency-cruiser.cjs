@@ -2,7 +2,7 @@
 // Type-only imports count: a type shared across a boundary is still a dependency on it.
 /* global module */
 const LOW = '^src/(nn|backend|checkpoint|config)/|^src/(errors|log|json-file)\\.ts$';
-const ABOVE = '^src/(models|peft|train|data|cli|bench|comm|eval|deploy)/|^coordinator/|^worker/';
+const ABOVE = '^src/(models|peft|train|data|watch|cli|bench|comm|eval|deploy)/|^coordinator/|^worker/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -40,7 +40,7 @@ module.exports = {
       comment: 'models, PEFT and data sit under training, the protocol and the applications',
       severity: 'error',
       from: { path: '^src/(models|peft|data)/' },
-      to: { path: '^src/(train|comm|cli|bench|eval|deploy)/|^coordinator/|^worker/' },
+      to: { path: '^src/(train|watch|comm|cli|bench|eval|deploy)/|^coordinator/|^worker/' },
     },
     {
       name: 'low-layers-import-nothing-above',
@@ -48,6 +48,13 @@ module.exports = {
       severity: 'error',
       from: { path: LOW },
       to: { path: ABOVE },
+    },
+    {
+      name: 'watch-below-applications',
+      comment: 'the TensorBoard writer and the plots of src/watch/ are fed by training and the coordinator: they import neither them nor the applications',
+      severity: 'error',
+      from: { path: '^src/watch/(tensorboard|plot)' },
+      to: { path: '^src/(train|comm|cli|bench|eval|deploy)/|^coordinator/|^worker/' },
     },
     {
       name: 'no-circular',

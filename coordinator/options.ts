@@ -20,6 +20,8 @@ export interface CoordinatorOptions {
   maxSteps?: number;
   metricsPort?: number;
   quiet?: boolean;
+  /** false: no TensorBoard event files under output/tensorboard/ (--no-tensorboard). */
+  tensorboard?: boolean;
   /**
    * A rank silent this long is declared lost (default 30 s). Workers beat from their own thread
    * (worker/heartbeat.ts) but only from the main thread while that loads, and 10 s gave false

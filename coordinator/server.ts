@@ -105,7 +105,7 @@ export class Coordinator {
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
-    this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0 });
+    this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0, tensorboard: this.opts.tensorboard });
     this.timer = setInterval(() => this.tick(), 250);
     const stop = this.opts.signal;
     if (stop?.aborted) this.dispatch({ type: 'interrupted' });

@@ -19,9 +19,12 @@ export interface RunFlags {
   json?: boolean;
   resume?: string;
   overwrite?: boolean;
+  /** false with --no-tensorboard. */
+  tensorboard?: boolean;
 }
 
-export const OVERWRITE_HELP = 'start afresh in an --output that holds a run: first delete its config.yaml, metrics.jsonl, summary.json, checkpoints/ and adapter/ (nothing else); without it such a directory is refused';
+export const OVERWRITE_HELP = 'start afresh in an --output that holds a run: first delete its config.yaml, metrics.jsonl, summary.json, checkpoints/, adapter/, tensorboard/ and curves.png (nothing else); without it such a directory is refused';
+export const TENSORBOARD_HELP = 'do not write TensorBoard event files under OUTPUT/tensorboard/ (written by default)';
 export const RESUME_HELP = 'continue the run in DIR from checkpoints/latest with its saved config (a finished run is left as it is)';
 
 /** The flags that become `--set key=value` overrides, in a fixed order. */
@@ -58,6 +61,7 @@ export function addRunFlags(cmd: Command): Command {
     .option('--seed <n>', 'seed of every random choice', intFlag(0))
     .addOption(backendOption())
     .option('--set <key=value>', 'set any config key (repeatable)', collect, [] as string[])
+    .option('--no-tensorboard', TENSORBOARD_HELP)
     .option('--json', 'print the summary as one JSON object on the last line');
 }
 

@@ -12,6 +12,7 @@ import { InterruptedError, RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import { trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
+import { TensorBoardWriter } from '../watch/tensorboard.js';
 import type { TaskExample } from './task.js';
 
 export interface TrainSummary {
@@ -145,9 +146,11 @@ export function stepLine(o: StepLineInput): StepLine {
   };
 }
 
-/** metrics.jsonl, the progress display, the best evaluation, and at the end summary.json. */
+/** metrics.jsonl (and its TensorBoard twin), the progress display, the best evaluation, and at the end summary.json. */
 export class RunRecord {
   private metrics: MetricsLog;
+  /** RUN_DIR/tensorboard/: every metrics line also as TensorBoard scalars (off with --no-tensorboard). */
+  private readonly tensorboard: TensorBoardWriter | null;
   /** The last step metrics.jsonl holds. */
   private logged: number;
   private readonly progress: Progress;
@@ -161,12 +164,14 @@ export class RunRecord {
     readonly output: string,
     private readonly schedule: Schedule,
     start: number,
-    private readonly opts: { metric: string; best: Best; quiet?: boolean; t0?: number },
+    private readonly opts: { metric: string; best: Best; quiet?: boolean; t0?: number; tensorboard?: boolean },
   ) {
     // A resume (or a group restored from disk) trains again the steps after its checkpoint.
     if (start > 0) this.evalBefore = trimMetrics(output, start);
     this.logged = start;
     this.metrics = new MetricsLog(output);
+    this.tensorboard = opts.tensorboard === false ? null : new TensorBoardWriter(output);
+    if (start > 0) this.tensorboard?.restart(start + 1);
     this.progress = new Progress(start, schedule.stopAt, opts.quiet);
     this.t0 = opts.t0 ?? performance.now();
     this.best = opts.best;
@@ -188,21 +193,26 @@ export class RunRecord {
     // A group restored to the start trains (and evaluates) from the beginning again.
     if (this.evalBefore || this.logged > step) this.reopen(step - 1);
     this.evalBefore = ev;
-    this.metrics.write({ step, eval: ev });
+    this.write({ step, eval: ev });
   }
 
   /** A finished step's line, then its evaluation's (when it evaluated). */
   stepped(m: StepMetrics, ev: Record<string, number> | null): void {
     if (m.step <= this.logged) this.reopen(m.step - 1);
     this.logged = m.step;
-    this.metrics.write(m);
+    this.write(m);
     this.progress.update(m);
     this.peak = Math.max(this.peak, m.peak_bytes);
     this.lastLoss = m.loss;
     if (!ev) return;
-    this.metrics.write({ step: m.step, eval: ev });
+    this.write({ step: m.step, eval: ev });
     this.best = updateBest(this.best, m.step, this.opts.metric, ev);
     if (m.step === this.schedule.stopAt) this.evalAfter = ev;
+  }
+
+  private write(line: Record<string, unknown> & { step: number }): void {
+    this.metrics.write(line);
+    this.tensorboard?.line(line);
   }
 
   /** metrics.jsonl cut back to step `step`: the steps after it are trained again (a group restored from disk). */
@@ -210,6 +220,7 @@ export class RunRecord {
     this.metrics.close();
     trimMetrics(this.output, step);
     this.metrics = new MetricsLog(this.output);
+    this.tensorboard?.restart(step + 1);
   }
 
   /** Held-out examples answered before the first step of a fresh run, and after its last. */
@@ -220,6 +231,7 @@ export class RunRecord {
   close(): void {
     this.progress.stop();
     this.metrics.close();
+    this.tensorboard?.close();
   }
 
   /** Writes summary.json from what was recorded and what the caller knows of the run. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 
 /** What onelora writes into --output (docs/architecture.md#run-outputs): --overwrite deletes these and nothing else. */
-const RUN_FILES = ['config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter'] as const;
+const RUN_FILES = ['config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter', 'tensorboard', 'curves.png'] as const;
 /** Temporary files of an atomic write (writeFileAtomic, publishAdapter) a killed process left behind. */
 const LEFTOVER = /^(config\.yaml|summary\.json|metrics\.jsonl|adapter)\.tmp-\d+$/;
 

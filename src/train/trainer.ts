@@ -35,6 +35,8 @@ export interface TrainOptions {
   readonly backend?: string;
   /** No progress bar or periodic lines (tests). */
   readonly quiet?: boolean;
+  /** false: no TensorBoard event files (--no-tensorboard). */
+  readonly tensorboard?: boolean;
 }
 
 /** The micro-batches of global batch `samplesSeen` for one replica (rank of `workers`). */
@@ -99,7 +101,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
   const { trainable, head } = runParams(run);
   log.info({ method: cfg.method, trainable, head, targets: run.peft.targets.length, total_steps: total, stop_at: stopAt }, 'training');
 
-  const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet });
+  const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet, tensorboard: opts.tensorboard });
   const first = step + 1;
   let end: LoopEnd = { checkpoint: null };
   let fresh = false;

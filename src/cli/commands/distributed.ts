@@ -17,7 +17,7 @@ import { backendOption, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
 import { interruptible } from '../interrupt.js';
-import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
+import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, TENSORBOARD_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { formatSummary } from '../summary.js';
 
 const log = childLog('launch');
@@ -83,7 +83,7 @@ export function registerLaunch(program: Command): void {
       const output = defaultOutput(f, cfg);
       const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
         cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        backend: f.backend, curve: curveOn(f.zmqCurve), signal,
+        backend: f.backend, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal,
       }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
@@ -101,13 +101,14 @@ export function registerCoordinator(program: Command): void {
     .option('--overwrite', OVERWRITE_HELP)
     .option('--max-steps <n>', 'absolute optimizer step to stop at', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
+    .option('--no-tensorboard', TENSORBOARD_HELP)
     .option('--zmq-curve', `require every worker to use CURVE: ${CURVE_HELP}`)
     .option('--tls-cert <file>', 'serve gRPC over TLS with this PEM certificate (env ONELORA_TLS_CERT)')
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
     .addHelpText('after', TOKEN_HELP)
-    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
+    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean; tensorboard?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError(MISSING_TOKEN);
       const { credentials } = serverCredentials(f);
@@ -117,7 +118,7 @@ export function registerCoordinator(program: Command): void {
       const summary = await interruptible(f.output, again, async (signal) => {
         const c = new Coordinator({
           cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
-          maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), signal,
+          maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal,
         });
         await c.start();
         return c.done;

@@ -22,7 +22,7 @@ export function registerTrain(program: Command): void {
         return;
       }
       const summary = await interruptible(output, resumeCommand('train', output, f), (signal) =>
-        train(cfg, { output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, backend: f.backend, signal }));
+        train(cfg, { output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, backend: f.backend, tensorboard: f.tensorboard, signal }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

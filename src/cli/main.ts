@@ -10,6 +10,7 @@ import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerMerge } from './commands/merge.js';
 import { registerParams } from './commands/params.js';
+import { registerPlot } from './commands/plot.js';
 import { registerPredict } from './commands/predict.js';
 import { registerPresets } from './commands/presets.js';
 import { registerSample } from './commands/sample.js';
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
   const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
-  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerEval, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
+  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
   return program;
 }
 

@@ -46,6 +46,7 @@ test('onelora train writes event files the independent reader finds equal to met
     assert.ok(r.out!.tags.includes(tag), `${tag} among ${r.out!.tags.join(', ')}`);
   }
   assert.equal(eventFiles(run).length, 1);
+  assert.ok(fs.statSync(path.join(run, 'curves.png')).size > 0, 'train draws curves.png when it ends');
 
   // As if the process had died after step 4 before its checkpoint: the resume trains step 3 again
   // from step 2's and stops there, so step 4's points in the first file are stale. The new file's

@@ -91,7 +91,7 @@ function encodeEvent(e: EventFields, wallTime: number): Buffer {
  * rate and gradient norm, `throughput/…`, `memory/peak_bytes`, `time/…` for the phases of the step
  * (the slowest rank's under launch) and its straggler, `eval/…` for an evaluation line.
  */
-export function scalarsOf(line: Record<string, unknown>): Record<string, number> {
+function scalarsOf(line: Record<string, unknown>): Record<string, number> {
   const out: Record<string, number> = {};
   const put = (tag: string, v: unknown): void => {
     if (typeof v === 'number' && Number.isFinite(v)) out[tag] = v;

@@ -16,6 +16,7 @@ import type { Best } from '../src/train/metrics.js';
 import { claimOutput } from '../src/train/run-dir.js';
 import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
+import { drawRunCurves } from '../src/watch/plot.js';
 import { DataFeed } from './feed.js';
 import type { CoordinatorOptions } from './options.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
@@ -329,7 +330,7 @@ export class Coordinator {
       backend: `${this.devices.get(0) ?? '?'} × ${a.worldSize} workers`,
     });
     log.info({ steps: summary.steps, final_loss: summary.final_loss }, 'done');
-    void this.shutdown().then(() => this.settle.resolve(summary));
+    void Promise.all([this.shutdown(), drawRunCurves(this.opts.output)]).then(() => this.settle.resolve(summary));
   }
 
   private fail(message: string): void {

@@ -18,7 +18,7 @@ import type { Best, StepMetrics } from './metrics.js';
 import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type TrainSummary } from './loop.js';
 import { claimOutput } from './run-dir.js';
 import { answerExamples, checkpoint, evaluate, openDataset, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
-import { writeCurves } from '../watch/plot.js';
+import { drawRunCurves } from '../watch/plot.js';
 
 export type { TrainSummary } from './loop.js';
 
@@ -48,15 +48,6 @@ export function replicaBatches(train: Dataset, cfg: RunConfig, samplesSeen: numb
     .filter((d) => d.rank === rank)
     .sort((a, b) => a.accumIndex - b.accumIndex)
     .map((d) => ({ rows: d.rows, ctx: { seed: cfg.seed, epoch: d.samples[0]?.epoch ?? 0, sampleIds: d.samples.map((s) => s.index), training: true } }));
-}
-
-/** RUN_DIR/curves.png, the run's curves as `onelora plot` draws them; a chart that fails is a warning, never a failed run. */
-async function drawCurves(output: string): Promise<void> {
-  try {
-    await writeCurves([output], path.join(output, 'curves.png'));
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, `${output}/curves.png not drawn`);
-  }
 }
 
 /** The checkpoint a resume starts from, and the step it stops at (resumePlan). */
@@ -163,7 +154,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
   const after = fresh ? answerExamples(run) : null;
   if (after) record.answered('after', after);
   const summary = record.summary({ cfg, steps: step, totalSteps: total, trainable, head, backend: run.backend.name });
-  await drawCurves(output);
+  await drawRunCurves(output);
   log.info({ steps: step, final_loss: summary.final_loss, wall_s: Number(summary.wall_s.toFixed(1)), tensors: tf.memory().numTensors }, 'done');
   return summary;
 }

@@ -1,5 +1,5 @@
 // `onelora plot RUN_DIR… --out curves.png|svg [--metric M]` and the RUN_DIR/curves.png that
-// `train` draws when it ends (docs/training.md#plots): the training loss and every evaluation
+// `train` and `launch` draw when a run ends (docs/training.md#plots): the training loss and every evaluation
 // metric against the step, one panel each, one line per run (legend by run name), from the runs'
 // metrics.jsonl.
 import fs from 'node:fs';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import type * as vegaLite from 'vega-lite';
 import { UserError } from '../errors.js';
 import { readJsonLines } from '../json-file.js';
+import { childLog } from '../log.js';
 import { writeChart } from './plot-render.js';
 
 /** Evaluation fields that count what was evaluated rather than measure it: no panel of their own by default. */
@@ -93,4 +94,13 @@ export async function writeCurves(dirs: readonly string[], out: string, metric?:
   if (!/\.(png|svg)$/i.test(out)) throw new UserError(`--out ${out}: give a .png or .svg file`);
   const [file] = await writeChart(curvesSpec(dirs, metric), out);
   return file as string;
+}
+
+/** RUN_DIR/curves.png when a run ends (train, and launch's coordinator): a chart that fails is a warning, never a failed run. */
+export async function drawRunCurves(output: string): Promise<void> {
+  try {
+    await writeCurves([output], path.join(output, 'curves.png'));
+  } catch (err) {
+    childLog('plot').warn({ err: (err as Error).message }, `${path.join(output, 'curves.png')} not drawn`);
+  }
 }

@@ -81,4 +81,5 @@ test('a 2-worker launch writes them too, with the all-reduce time of the step', 
   assert.equal(r.status, 0, r.err);
   assert.ok(r.out!.tags.includes('time/allreduce_s'));
   assert.ok(r.out!.tags.includes('train/workers'));
+  assert.ok(fs.statSync(path.join(run, 'curves.png')).size > 0, 'launch draws curves.png when the run ends');
 });

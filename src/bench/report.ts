@@ -75,7 +75,7 @@ export function bubbleSpec(task: string, rows: readonly MethodResult[], opts: { 
     const ny = Math.max(l.box.y1, Math.min(p.cy, l.box.y2));
     const gap = Math.hypot(nx - p.cx, ny - p.cy);
     const leader = gap > p.r + 6 ? { lx1: dataX(p.cx + ((nx - p.cx) * p.r) / gap), ly1: dataY(p.cy + ((ny - p.cy) * p.r) / gap), lx2: dataX(nx), ly2: dataY(ny) } : {};
-    return { method: names[i], time: r.time_to_best_s, value: r.value, params: r.trainable, memory: mb(r.peak_bytes), labelX: dataX(l.x), labelY: dataY(l.y), ...leader };
+    return { method: names[i], time: r.time_to_best_s, value: r.value, params: r.trainable, memory: mb(r.peak_bytes), labelX: dataX(l.x), labelY: dataY(l.y), align: l.align, ...leader };
   });
   const color = { field: 'method', type: 'nominal' as const, legend: null, sort: null, scale: { scheme: many ? 'tableau20' : 'tableau10' } };
   const x = { type: 'quantitative' as const, scale: { domain: xd, nice: false } };
@@ -98,7 +98,12 @@ export function bubbleSpec(task: string, rows: readonly MethodResult[], opts: { 
               size: { field: 'params', type: 'quantitative', title: 'parameters', scale: { type: 'sqrt', domain: [0, maxParams], range: [...AREA], nice: false } }, color,
             },
           },
-          { mark: { type: 'text', fontSize: FONT, align: 'center', baseline: 'middle' }, encoding: { x: { field: 'labelX', ...x }, y: { field: 'labelY', ...y }, text: { field: 'method' } } },
+          // One text layer per alignment: vega-lite has no align channel.
+          ...(['left', 'center', 'right'] as const).map((align) => ({
+            transform: [{ filter: { field: 'align', equal: align } }],
+            mark: { type: 'text' as const, fontSize: FONT, align, baseline: 'middle' as const },
+            encoding: { x: { field: 'labelX', ...x }, y: { field: 'labelY', ...y }, text: { field: 'method' } },
+          })),
         ],
       },
       {

@@ -13,10 +13,16 @@ export interface LabelPoint {
   text: string;
 }
 
-/** A placed label: its centre and box in pixels of the plot area. */
+/**
+ * A placed label: its box in pixels of the plot area, and how to anchor its text: a label right of
+ * its bubble starts at the box's left edge (`align` left), one on the left ends at its right edge,
+ * others are centred. So the text hugs the bubble however much narrower it renders than the
+ * estimate its box was made with.
+ */
 export interface PlacedLabel {
   x: number;
   y: number;
+  align: 'left' | 'center' | 'right';
   box: { x1: number; y1: number; x2: number; y2: number };
 }
 
@@ -65,11 +71,12 @@ export function placeLabels(points: readonly LabelPoint[], o: { width: number; h
         if (placed.some((q) => q && overlaps(q.box, box))) continue;
         const covered = points.filter((q, j) => j !== i && cuts(box, q)).length;
         const cost = covered * 1000 + extra + k * 0.5;
-        if (!best || cost < best.cost) best = { cost, label: { x, y, box } };
+        const align = cos > 0.3 ? 'left' : cos < -0.3 ? 'right' : 'center';
+        if (!best || cost < best.cost) best = { cost, label: { x: align === 'left' ? box.x1 : align === 'right' ? box.x2 : x, y, align, box } };
       }
     }
     // Nowhere free inside the plot: right of the bubble, over whatever is there (never seen on the committed plots).
-    placed[i] = best?.label ?? { x: p.cx + p.r + w / 2, y: p.cy, box: boxAt(p.cx + p.r + w / 2, p.cy, w, h) };
+    placed[i] = best?.label ?? { x: p.cx + p.r, y: p.cy, align: 'left', box: boxAt(p.cx + p.r + w / 2, p.cy, w, h) };
   }
   return placed as PlacedLabel[];
 }

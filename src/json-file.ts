@@ -34,10 +34,15 @@ export function readJsonObject(file: string, opts: FileLabel = {}): Record<strin
   return v as Record<string, unknown>;
 }
 
-/** A JSONL file (metrics.jsonl): one value per non-empty line; a bad line is named by its number. */
-export function readJsonLines(file: string, opts: FileLabel = {}): unknown[] {
+/**
+ * A JSONL file (metrics.jsonl): one value per non-empty line; a bad line is named by its number.
+ * `partialLastLine`: a last line without its newline is left out (a file another process is
+ * writing, or one a killed process left torn) instead of being an error.
+ */
+export function readJsonLines(file: string, opts: FileLabel & { partialLastLine?: boolean } = {}): unknown[] {
   const out: unknown[] = [];
-  readTextFile(file, opts).split('\n').forEach((line, i) => {
+  const text = readTextFile(file, opts);
+  (opts.partialLastLine ? text.slice(0, text.lastIndexOf('\n') + 1) : text).split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     try {
       out.push(JSON.parse(line) as unknown);

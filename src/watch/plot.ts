@@ -33,7 +33,7 @@ function runPoints(dir: string, run: string): Point[] {
   const file = path.join(dir, 'metrics.jsonl');
   if (!fs.existsSync(file)) throw new UserError(`${dir}: no metrics.jsonl (not a run directory, or a run that has not logged a step yet)`);
   const out: Point[] = [];
-  for (const line of readJsonLines(file) as Record<string, unknown>[]) {
+  for (const line of readJsonLines(file, { partialLastLine: true }) as Record<string, unknown>[]) {
     const step = line.step;
     if (typeof step !== 'number') continue;
     const ev = line.eval as Record<string, unknown> | undefined;

@@ -47,6 +47,10 @@ test('curves of two runs: a panel for the training loss and each evaluation metr
   assert.equal(values.filter((v) => v.run === 'demo-lora' && v.panel === 'eval loss').length, 5);
   const r = await render(spec);
   assert.ok(r.svg.includes('demo-lora'), 'the legend names the runs');
+  // A run being written (or killed mid-line): its torn last line is left out, not an error.
+  const live = tmpDir('plot-live');
+  fs.writeFileSync(path.join(live, 'metrics.jsonl'), fs.readFileSync(path.join(dirs[0]!, 'metrics.jsonl'), 'utf8') + '{"step":21,"loss":0.7');
+  assert.equal((curvesSpec([live]) as { data: { values: unknown[] } }).data.values.length, values.filter((v) => v.run === 'demo').length);
   const one = curvesSpec(dirs, 'lr') as { data: { values: { panel: string }[] } };
   assert.deepEqual([...new Set(one.data.values.map((v) => v.panel))], ['learning rate']);
 });

@@ -85,7 +85,7 @@ function assembleVae(c: VaeConfig, get: Getter, dry = false): VaeModel {
   );
   const gn = (name: string, ch: number): GroupNormModule => dry ? dryRun(get, [[`${name}.weight`, [ch]], [`${name}.bias`, [ch]]]) : new GroupNormModule(
     name, tf.variable(tf.tensor1d(get(`${name}.weight`, [ch])), false) as tf.Variable<tf.Rank.R1>,
-    tf.variable(tf.tensor1d(get(`${name}.bias`, [ch])), false) as tf.Variable<tf.Rank.R1>, c.normGroups, 1e-6,
+    tf.variable(tf.tensor1d(get(`${name}.bias`, [ch])), false) as tf.Variable<tf.Rank.R1>, c.normGroups, 1e-6, // every GroupNorm of diffusers' AutoencoderKL uses eps 1e-6
   );
   const lin = (name: string, ch: number): LinearModule => dry ? dryRun(get, [[`${name}.weight`, [ch, ch]], [`${name}.bias`, [ch]]]) : new LinearModule(
     name, 'other',
@@ -183,15 +183,18 @@ export function loadVae(dirArg: string): VaeModel {
 }
 
 /**
- * A randomly initialised VAE of `config` (the demo's tiny VAE, benchmarks at the real size):
- * convs and linears N(0, 1/fan_in), norms 1 and 0, biases 0, seeded per tensor name.
+ * The tensor `name` of a randomly initialised VAE, in torch layout: convs and linears
+ * N(0, 1/fan_in), norm weights 1, biases and norm shifts 0; seeded per (seed, name), so a file
+ * written from these (scripts/make-demo-vae.ts) equals `randomVae`.
  */
+export function randomVaeTensor(name: string, shape: readonly number[], seed: number): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (name.endsWith('.bias')) return new Float32Array(n);
+  if (shape.length === 1) return new Float32Array(n).fill(1);
+  return gaussian(Rng.named(seed, name), n, 1 / Math.sqrt(n / shape[0]!));
+}
+
+/** A randomly initialised VAE of `config` (benchmarks at the real size without the weights). */
 export function randomVae(config: VaeConfig, seed: number): VaeModel {
-  return assembleVae(config, (name, shape) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (name.endsWith('.bias')) return new Float32Array(n);
-    if (shape.length === 1) return new Float32Array(n).fill(1);
-    const fanIn = n / shape[0]!;
-    return gaussian(Rng.named(seed, name), n, 1 / Math.sqrt(fanIn));
-  });
+  return assembleVae(config, (name, shape) => randomVaeTensor(name, shape, seed));
 }

@@ -40,9 +40,6 @@ export interface VaeConfig {
   readonly sampleSize: number;
 }
 
-/** diffusers' resnet and attention GroupNorms in AutoencoderKL all use eps 1e-6. */
-const EPS = 1e-6;
-
 /** Runs each stage on the previous stage's output in its own tidy; frees every intermediate (not `x`). */
 function chain(x: T4, stages: readonly ((t: T4) => T4)[]): T4 {
   let cur = x;

@@ -7,12 +7,12 @@ import path from 'node:path';
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
-import { openSafetensors, writeSafetensors } from '../../checkpoint/safetensors.js';
+import { writeSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';
 import { sampleLatents, type SamplerName } from '../../models/diffusion.js';
 import type { DitModel } from '../../models/dit.js';
-import { DIT_CLASS_TABLE, loadDit } from '../../models/dit-load.js';
+import { adapterDitClasses, loadDit } from '../../models/dit-load.js';
 import { loadVae } from '../../models/vae-load.js';
 import { backendOption, floatFlag, intFlag } from '../flags.js';
 import { writeDecodedPngs } from './vae.js';
@@ -42,22 +42,6 @@ export interface SampleHooks {
   readonly applyAdapter?: (model: DitModel, dir: string) => Promise<{ dispose(): void } | void> | { dispose(): void } | void;
 }
 
-/**
- * An adapter trained on another dataset carries its own class table (modules_to_save): its rows
- * fix the class count the model is loaded with, less the classifier-free-guidance null row.
- */
-function adapterClasses(dir: string): number | undefined {
-  const file = path.join(dir, 'adapter_model.safetensors');
-  if (!fs.existsSync(file)) throw new UserError(`--adapter ${dir}: no adapter_model.safetensors`);
-  const src = openSafetensors(file);
-  try {
-    const rows = src.tensors.get(`base_model.model.${DIT_CLASS_TABLE}`)?.shape[0];
-    return rows === undefined ? undefined : rows - 1;
-  } finally {
-    src.close();
-  }
-}
-
 export interface SampleResult {
   readonly out: string;
   readonly shape: number[];
@@ -81,7 +65,8 @@ export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promis
   await initBackend(f.backend);
   const vae = f.vae !== undefined ? loadVae(f.vae) : null;
   if (f.adapter !== undefined && !hooks.applyAdapter) throw new UserError('--adapter: no adapter loader is wired into this command');
-  const numClasses = f.adapter !== undefined ? adapterClasses(f.adapter) : undefined;
+  if (f.adapter !== undefined && !fs.existsSync(path.join(f.adapter, 'adapter_model.safetensors'))) throw new UserError(`--adapter ${f.adapter}: no adapter_model.safetensors`);
+  const numClasses = f.adapter !== undefined ? adapterDitClasses(f.adapter) : undefined;
   const model = loadDit(f.model, { seed: f.seed, numClasses });
   let adapter: { dispose(): void } | void = undefined;
   try {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { openSafetensors, writeSafetensors } from '../../checkpoint/safetensors.js';
 import { centerCropArr, gridImage, listImageFiles, readRgb, writePng, type RgbImage } from '../../data/image-files.js';
+import type { LatentEncoder } from '../../data/vae-latents.js';
 import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';
 import type { VaeModel } from '../../models/vae.js';
@@ -44,6 +45,25 @@ export async function writeDecodedPngs(vae: VaeModel, latents: Float32Array, sha
     await writePng(grid, g.data, g.height, g.width);
   }
   return { files, grid };
+}
+
+/** The VAE as `data prepare --vae` uses it (the data layer does not load models). Dispose with `vae.dispose()`. */
+export async function vaeLatentEncoder(dir: string, mode: string, seed: number): Promise<{ encoder: LatentEncoder; vae: VaeModel }> {
+  if (mode !== 'mean' && mode !== 'sample') throw new UserError(`--vae-sample: expected mean or sample, got '${mode}'`);
+  await initBackend();
+  const vae = loadVae(dir);
+  const f = vae.factor;
+  return {
+    vae,
+    encoder: {
+      id: `${path.resolve(dir)}|${mode}|${seed}`,
+      latentShape: (size) => {
+        if (size % f) throw new UserError(`--image-size ${size}: not a multiple of the VAE's factor ${f}`);
+        return [vae.config.latentChannels, size / f, size / f];
+      },
+      encode: (pixels, n, size, firstIndex) => encodeImages(vae, pixels, n, size, size, { mode, seed, firstIndex }),
+    },
+  };
 }
 
 interface EncodeFlags {

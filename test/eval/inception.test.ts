@@ -128,3 +128,22 @@ test('eval fid --images --ref: folders, pytorch-fid stats (--save-stats) and ADM
   assert.equal(bad.code, 2);
   assert.match(bad.err, /convert-fid-inception\.py/);
 });
+
+test('eval dit-fid: samples with uniform classes to PNGs, FID against a reference, resumed without redoing batches', async () => {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const out = path.join(dir, 'dit-fid');
+  const args = ['eval', 'dit-fid', '--model', path.join(root, 'models', 'demo-dit'), '--vae', path.join(root, 'models', 'demo-vae'), '--ref', path.join(dir, 'a'),
+    '--num', '3', '--batch', '2', '--steps', '4', '--out', out, '--inception', file, '--json'];
+  const r1 = await run(...args);
+  assert.equal(r1.code, 0, r1.err);
+  const first = last(r1.out);
+  assert.deepEqual(fs.readdirSync(path.join(out, 'images')), ['000000.png', '000001.png', '000002.png']);
+  assert.ok((first.fid as number) > 0 && first.reused === 0);
+  const kept = fs.readFileSync(path.join(out, 'images', '000002.png'));
+  fs.rmSync(path.join(out, 'images', '000002.png'));
+  const r2 = await run(...args);
+  assert.equal(r2.code, 0, r2.err);
+  assert.equal(last(r2.out).reused, 2, 'the first batch is kept');
+  assert.ok(fs.readFileSync(path.join(out, 'images', '000002.png')).equals(kept), 'the redone batch equals the original');
+  assert.ok(Math.abs((last(r2.out).fid as number) - (first.fid as number)) < 1e-9 * (first.fid as number));
+});

@@ -9,7 +9,8 @@ import { initBackend } from '../../backend/select.js';
 import { UserError } from '../../errors.js';
 import { fidFromFiles } from '../../eval/fid.js';
 import { fidFromImages } from '../../eval/fid-images.js';
-import { backendOption, intFlag } from '../flags.js';
+import { ditFid } from '../../eval/dit-fid.js';
+import { backendOption, floatFlag, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 
 /** Where the converted FID Inception weights are looked for when --inception is not given. */
@@ -59,5 +60,29 @@ export function registerEval(program: Command): void {
       if (o.real === undefined || o.fake === undefined) throw new UserError('eval fid: give --real and --fake, or --images with --ref');
       const r = fidFromFiles(o.real, o.fake);
       printResult(!!o.json, r, `FID ${r.fid.toFixed(4)} (${r.n_real} real, ${r.n_fake} fake, ${r.dim} features)`);
+    }));
+  ev.command('dit-fid')
+    .description("DiT's protocol: --num samples (classes uniform, guidance), decoded to PNGs, FID against --ref; resumable")
+    .requiredOption('--model <dir|preset>', 'a DiT directory or preset')
+    .option('--adapter <dir>', 'an adapter directory to apply first')
+    .requiredOption('--vae <dir>', 'diffusers AutoencoderKL')
+    .requiredOption('--ref <dir|arrow|npz>', 'reference images or statistics (as eval fid --ref)')
+    .requiredOption('--out <dir>', 'where images/, stats.npz go (rerun with the same flags to resume)')
+    .option('--num <n>', 'samples (DiT reports FID-50K; 10000 is common for fine-tuning)', intFlag(2), 10000)
+    .option('--batch <n>', 'samples per batch', intFlag(1), 16)
+    .option('--steps <n>', 'sampling steps', intFlag(1), 250)
+    .option('--cfg <g>', "classifier-free guidance scale (DiT's FID setting 1.5)", floatFlag(), 1.5)
+    .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
+    .option('--seed <s>', 'seed of classes and noise', intFlag(0), 0)
+    .option('--inception <file>', `FID Inception weights (default $ONELORA_FID_INCEPTION or ${DEFAULT_INCEPTION})`)
+    .addOption(backendOption())
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { model: string; adapter?: string; vae: string; ref: string; out: string; num: number; batch: number; steps: number; cfg: number; sampler: string; seed: number; inception?: string; backend?: string; json?: boolean }) => {
+      if (o.sampler !== 'ddpm' && o.sampler !== 'ddim') throw new UserError(`--sampler: expected ddpm or ddim, got '${o.sampler}'`);
+      if (o.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1, got ${o.cfg}`);
+      const inception = inceptionFile(o.inception);
+      await initBackend(o.backend);
+      const r = await ditFid({ ...o, sampler: o.sampler, inception });
+      printResult(!!o.json, r, `FID ${r.fid!.toFixed(4)} of ${r.samples} samples (${r.reused} reused) vs ${o.ref}`);
     }));
 }

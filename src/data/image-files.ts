@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { UserError, messageOf } from '../errors.js';
 
-export const IMAGE_FILE = /\.(jpe?g|png|webp|gif|tiff?|avif|bmp)$/i;
+const IMAGE_FILE = /\.(jpe?g|png|webp|gif|tiff?|avif|bmp)$/i;
 
 /** The image files of a folder (sorted by name, not recursive) or the one file given. */
 export function listImageFiles(dirOrFile: string, flag = '--images'): string[] {

@@ -47,7 +47,7 @@ export interface DitFidResult extends FidImagesResult {
 const pngName = (i: number): string => `${String(i).padStart(6, '0')}.png`;
 
 /** Sample i's class: uniform over the model's classes, from (seed, i). */
-export function sampleClass(seed: number, i: number, numClasses: number): number {
+function sampleClass(seed: number, i: number, numClasses: number): number {
   return Rng.from(seed, 0xc1a55, i).int(numClasses);
 }
 

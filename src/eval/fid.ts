@@ -85,7 +85,7 @@ function readArrowFeatures(file: string): Features {
 }
 
 /** Features [N, D] from `.safetensors` (tensor `features`), Arrow IPC (column `features`) or `.npy`. */
-export function readFeatures(file: string): Features {
+function readFeatures(file: string): Features {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such feature file`);
   if (file.endsWith('.safetensors')) {
     const src = openSafetensors(file);

@@ -23,7 +23,7 @@ const READERS: Readonly<Record<string, (dv: DataView, at: number) => number>> = 
 };
 
 /** Parses one .npy held in `bytes`. `what` names it in errors (a file, or `file:name` inside an .npz). */
-export function parseNpy(bytes: Uint8Array, what: string): NpyArray {
+function parseNpy(bytes: Uint8Array, what: string): NpyArray {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new UserError(`${what}: not a .npy array (no \\x93NUMPY magic)`);
   const major = bytes[6]!;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

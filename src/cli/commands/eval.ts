@@ -14,9 +14,9 @@ import { backendOption, floatFlag, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 
 /** Where the converted FID Inception weights are looked for when --inception is not given. */
-export const DEFAULT_INCEPTION = 'models/fid-inception.safetensors';
+const DEFAULT_INCEPTION = 'models/fid-inception.safetensors';
 
-export function inceptionFile(flag: string | undefined): string {
+function inceptionFile(flag: string | undefined): string {
   const file = flag ?? process.env.ONELORA_FID_INCEPTION ?? DEFAULT_INCEPTION;
   if (!fs.existsSync(file)) {
     throw new UserError(`--inception ${file}: no such file; convert pytorch-fid's pt_inception-2015-12-05-*.pth with scripts/convert-fid-inception.py (docs/dit.md#fid)`);

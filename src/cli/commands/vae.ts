@@ -114,7 +114,7 @@ interface DecodeFlags {
 }
 
 /** `latents` [N, C, h, w] from a latent file (what `sample` and `vae encode` write). */
-export function readLatentFile(file: string, flag: string): { data: Float32Array; shape: number[] } {
+function readLatentFile(file: string, flag: string): { data: Float32Array; shape: number[] } {
   if (!fs.existsSync(file)) throw new UserError(`${flag} ${file}: no such file`);
   const src = openSafetensors(file);
   try {

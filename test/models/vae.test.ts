@@ -97,3 +97,12 @@ test('the loader is strict and names the file, key and flag', () => {
   fs.writeFileSync(path.join(bad, 'config.json'), JSON.stringify({ ...cfg, norm_num_groups: 3 }));
   assert.throws(() => loadVae(dir), (e: unknown) => e instanceof UserError && /norm_num_groups 3/.test(e.message));
 });
+
+test('the demo VAE (scripts/make-demo-vae.ts) decodes the tiny DiT\'s 4×8×8 latents to 32×32 images', async () => {
+  const vae = loadVae(path.join(import.meta.dirname, '..', '..', 'models', 'demo-vae'));
+  assert.equal(vae.factor, 4);
+  const img = await decodeLatents(vae, new Float32Array(4 * 8 * 8).fill(0.5), 1, 8, 8);
+  assert.equal(img.length, 32 * 32 * 3);
+  assert.ok(new Set(img).size > 10, 'a picture, not a constant');
+  vae.dispose();
+});

@@ -15,6 +15,7 @@ import { registerPredict } from './commands/predict.js';
 import { registerPresets } from './commands/presets.js';
 import { registerSample } from './commands/sample.js';
 import { registerTrain } from './commands/train.js';
+import { registerVae } from './commands/vae.js';
 import { readJsonObject } from '../json-file.js';
 import { loadAdapter } from '../peft/adapter-io.js';
 
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
   const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
-  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
+  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy]) register(program);
   return program;
 }
 

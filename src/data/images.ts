@@ -88,7 +88,7 @@ export async function prepareCifar(opts: PrepareOptions, dir: string, bad: BadRo
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|bmp)$/i;
 
-interface ImageItem {
+export interface ImageItem {
   file: string;
   label: number;
 }
@@ -108,7 +108,7 @@ function listFolder(root: string, classes: string[]): ImageItem[] {
 }
 
 /** The imagefolder layouts, resolved to lists of files per split and the class names. */
-function imagefolderSplits(input: string, valFraction: number, seed: number): { classes: string[]; splits: Record<string, ImageItem[]> } {
+export function imagefolderSplits(input: string, valFraction: number, seed: number): { classes: string[]; splits: Record<string, ImageItem[]> } {
   if (!fs.existsSync(input) || !fs.statSync(input).isDirectory()) throw new UserError(`${input}: not a directory`);
   const meta = path.join(input, 'meta');
   const train = readLines(path.join(meta, 'train.txt'));

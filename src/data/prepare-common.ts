@@ -11,7 +11,7 @@ import { Rng, mixSeed } from '../nn/rng.js';
 
 export const log = childLog('data');
 
-export const DATASETS = ['metamath', 'cifar10', 'cifar100', 'imagefolder', 'latents'] as const;
+export const DATASETS = ['metamath', 'cifar10', 'cifar100', 'imagefolder', 'food101', 'latents'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 export interface PrepareOptions {

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { prepareCifar, prepareImagefolder } from './images.js';
 import { prepareLatents } from './latents.js';
 import { prepareMetamath } from './metamath.js';
+import { prepareVaeLatents, type LatentEncoder } from './vae-latents.js';
 import { BadRows, DATASETS, DEFAULTS, log, type DatasetName, type PrepareOptions } from './prepare-common.js';
 
 export { DATASETS, DEFAULTS, type DatasetName, type PrepareOptions };
@@ -60,8 +61,18 @@ function resolveOptions(partial: Partial<PrepareOptions> & Pick<PrepareOptions, 
   return o;
 }
 
-export async function prepare(partial: Partial<PrepareOptions> & Pick<PrepareOptions, 'dataset' | 'input' | 'out'>): Promise<PrepareReport> {
+/** imagefolder/food101 with a VAE: latent rows instead of image rows (src/data/vae-latents.ts). */
+export interface VaePrepare {
+  readonly encoder: LatentEncoder;
+  readonly flip: boolean;
+}
+
+export async function prepare(partial: Partial<PrepareOptions> & Pick<PrepareOptions, 'dataset' | 'input' | 'out'>, vae?: VaePrepare): Promise<PrepareReport> {
   const opts = resolveOptions(partial);
+  if (vae && opts.dataset !== 'imagefolder' && opts.dataset !== 'food101') throw new UserError(`--vae: only for --dataset imagefolder or food101 (images to latents), not ${opts.dataset}`);
+  if (opts.dataset === 'food101' && !fs.existsSync(path.join(opts.input, 'meta', 'train.txt'))) {
+    throw new UserError(`--input ${opts.input}: not Food-101's layout (images/<class>/<id>.jpg, meta/classes.txt, meta/train.txt, meta/test.txt)`);
+  }
   const out = path.resolve(opts.out);
   checkOut(out);
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -83,7 +94,8 @@ export async function prepare(partial: Partial<PrepareOptions> & Pick<PrepareOpt
         rows = await prepareCifar(opts, tmp, bad);
         break;
       case 'imagefolder':
-        rows = await prepareImagefolder(opts, tmp, bad);
+      case 'food101':
+        rows = vae ? await prepareVaeLatents(opts, tmp, vae.encoder, vae.flip) : await prepareImagefolder(opts, tmp, bad);
         break;
       case 'latents':
         rows = await prepareLatents(opts, tmp, bad);

@@ -1,15 +1,16 @@
 // Fréchet Inception Distance (Heusel et al., "GANs Trained by a Two Time-Scale Update Rule
 // Converge to a Local Nash Equilibrium", 2017) from pre-computed features:
 //   FID = ‖μ_r − μ_f‖² + Tr Σ_r + Tr Σ_f − 2 Tr (Σ_r Σ_f)^{1/2}
-// with unbiased covariances (numpy.cov). Tr (Σ_r Σ_f)^{1/2} = Tr (A Σ_f A)^{1/2} with A = Σ_r^{1/2}:
-// A Σ_f A is symmetric PSD, so both square roots come from symmetric eigendecompositions (cyclic
-// Jacobi, float64) and need no complex arithmetic as scipy.linalg.sqrtm does. Cost O(D³) per sweep:
-// D = 2048 (Inception pool3) takes minutes in JS; the features themselves come from elsewhere.
+// with unbiased covariances (numpy.cov, ddof 1), as pytorch-fid computes it. The trace of the square
+// root comes from symmetric eigenvalues in float64 (src/eval/frechet.ts: seconds at Inception's
+// D = 2048). Features and statistics are read from safetensors, Arrow, .npy and .npz (pytorch-fid's
+// `mu`/`sigma`, ADM's reference batches) files.
 import fs from 'node:fs';
 import { FixedSizeList, tableFromIPC, type Data } from 'apache-arrow';
 import { openSafetensors } from '../checkpoint/safetensors.js';
 import { UserError } from '../errors.js';
-import { symmetricEigen } from '../nn/linalg.js';
+import { traceSqrtProduct } from './frechet.js';
+import { readNpy, readNpz } from './npy.js';
 
 export interface FeatureStats {
   readonly n: number;
@@ -44,43 +45,6 @@ export function featureStats(rows: ArrayLike<number>, n: number, dim: number): F
     }
   }
   return { n, dim, mean, cov };
-}
-
-/** V diag(f(λ)) Vᵀ for a symmetric matrix. */
-function spectralMap(m: Float64Array, d: number, f: (lambda: number) => number): Float64Array {
-  const { values, vectors } = symmetricEigen(m, d);
-  const fl = values.map((x) => f(x));
-  const out = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) {
-    for (let j = i; j < d; j++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += vectors[i * d + k]! * fl[k]! * vectors[j * d + k]!;
-      out[i * d + j] = s;
-      out[j * d + i] = s;
-    }
-  }
-  return out;
-}
-
-/** [d, d] · [d, d], row-major. */
-function matmul(a: Float64Array, b: Float64Array, d: number): Float64Array {
-  const out = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) {
-    for (let k = 0; k < d; k++) {
-      const aik = a[i * d + k]!;
-      if (aik === 0) continue;
-      for (let j = 0; j < d; j++) out[i * d + j]! += aik * b[k * d + j]!;
-    }
-  }
-  return out;
-}
-
-/** Tr (A B)^{1/2} for symmetric PSD A, B (negative eigenvalues from rounding are clamped to 0). */
-export function traceSqrtProduct(a: Float64Array, b: Float64Array, d: number): number {
-  const half = spectralMap(a, d, (x) => Math.sqrt(Math.max(x, 0)));
-  const m = matmul(matmul(half, b, d), half, d);
-  for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) m[i * d + j] = m[j * d + i] = (m[i * d + j]! + m[j * d + i]!) / 2;
-  return symmetricEigen(m, d).values.reduce((s, x) => s + Math.sqrt(Math.max(x, 0)), 0);
 }
 
 export function frechetDistance(r: FeatureStats, f: FeatureStats): number {
@@ -120,7 +84,7 @@ function readArrowFeatures(file: string): Features {
   return { data: out, n: col.length, dim };
 }
 
-/** Features from `.safetensors` (tensor `features` [N, D]) or Arrow IPC (`.arrow`, column `features`). */
+/** Features [N, D] from `.safetensors` (tensor `features`), Arrow IPC (column `features`) or `.npy`. */
 function readFeatures(file: string): Features {
   if (!fs.existsSync(file)) throw new UserError(`${file}: no such feature file`);
   if (file.endsWith('.safetensors')) {
@@ -136,21 +100,51 @@ function readFeatures(file: string): Features {
       src.close();
     }
   }
+  if (file.endsWith('.npy')) {
+    const a = readNpy(file);
+    if (a.shape.length !== 2) throw new UserError(`${file}: features have shape [${a.shape.join(', ')}], expected [N, D]`);
+    return { data: a.data, n: a.shape[0]!, dim: a.shape[1]! };
+  }
   if (file.endsWith('.arrow') || file.endsWith('.feather') || file.endsWith('.ipc')) return readArrowFeatures(file);
-  throw new UserError(`${file}: feature files are .safetensors (tensor 'features' [N, D]) or .arrow (column 'features'); .npz is not read — convert it with numpy + safetensors`);
+  throw new UserError(`${file}: feature files are .safetensors (tensor 'features' [N, D]), .arrow (column 'features') or .npy [N, D]; statistics are .npz (mu, sigma)`);
+}
+
+/** pytorch-fid's (and ADM's) statistics in an .npz: `mu` [D] and `sigma` [D, D]; n is not recorded. */
+export function readNpzStats(file: string): FeatureStats | null {
+  const arrays = readNpz(file);
+  const mu = arrays.get('mu');
+  const sigma = arrays.get('sigma');
+  if (!mu || !sigma) return null;
+  const d = mu.shape[0]!;
+  if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
+    throw new UserError(`${file}: mu [${mu.shape.join(', ')}] and sigma [${sigma.shape.join(', ')}] are not [D] and [D, D]`);
+  }
+  return { n: 0, dim: d, mean: mu.data, cov: sigma.data };
+}
+
+/** Statistics from a features file or an .npz with mu/sigma. */
+export function readStats(file: string): FeatureStats {
+  if (file.endsWith('.npz')) {
+    if (!fs.existsSync(file)) throw new UserError(`${file}: no such statistics file`);
+    const s = readNpzStats(file);
+    if (!s) throw new UserError(`${file}: no 'mu' and 'sigma' arrays (an ADM batch of images, arr_0, needs the Inception network: eval fid --images … --ref ${file})`);
+    return s;
+  }
+  const f = readFeatures(file);
+  return featureStats(f.data, f.n, f.dim);
 }
 
 export interface FidResult {
   readonly fid: number;
+  /** Rows behind each side; 0 where the statistics came from an .npz, which does not record it. */
   readonly n_real: number;
   readonly n_fake: number;
   readonly dim: number;
 }
 
 export function fidFromFiles(realFile: string, fakeFile: string): FidResult {
-  const r = readFeatures(realFile);
-  const f = readFeatures(fakeFile);
+  const r = readStats(realFile);
+  const f = readStats(fakeFile);
   if (r.dim !== f.dim) throw new UserError(`feature sizes differ: ${realFile} has ${r.dim}, ${fakeFile} has ${f.dim}`);
-  const fid = frechetDistance(featureStats(r.data, r.n, r.dim), featureStats(f.data, f.n, f.dim));
-  return { fid, n_real: r.n, n_fake: f.n, dim: r.dim };
+  return { fid: frechetDistance(r, f), n_real: r.n, n_fake: f.n, dim: r.dim };
 }

@@ -51,6 +51,23 @@ export interface LoadDitOptions {
 export const DIT_CLASS_TABLE = 'y_embedder.embedding_table.weight';
 const TABLE = DIT_CLASS_TABLE;
 
+/**
+ * The class count an adapter's own class table fixes (an adapter trained on another dataset saves
+ * the table as modules_to_save): its rows less the classifier-free-guidance null row; undefined
+ * when the adapter carries none.
+ */
+export function adapterDitClasses(adapterDir: string): number | undefined {
+  const file = path.join(adapterDir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) return undefined;
+  const src = openSafetensorsDir(file);
+  try {
+    const rows = src.tensors.get(`base_model.model.${TABLE}`)?.shape[0];
+    return rows === undefined ? undefined : rows - 1;
+  } finally {
+    src.close();
+  }
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -208,7 +225,7 @@ function diffusersConfig(file: string, name: string): DitConfig {
 }
 
 /** facebookresearch name -> diffusers names (several are concatenated along the output rows). */
-function diffusersNames(name: string, depth: number): string[] {
+export function diffusersNames(name: string, depth: number): string[] {
   const fixed: Record<string, string> = {
     'x_embedder.proj': 'pos_embed.proj', 'final_layer.adaLN_modulation.1': 'proj_out_1', 'final_layer.linear': 'proj_out_2',
     't_embedder.mlp.0': 'norm1.emb.timestep_embedder.linear_1', 't_embedder.mlp.2': 'norm1.emb.timestep_embedder.linear_2',
@@ -266,6 +283,11 @@ function locate(dirOrPreset: string): { name: string; isFile: boolean; diffDir: 
   const sub = path.join(dirOrPreset, 'transformer');
   const diffDir = isFile ? null : fs.existsSync(path.join(sub, 'config.json')) ? sub : ['diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin'].some((n) => fs.existsSync(path.join(dirOrPreset, n)) || fs.existsSync(path.join(dirOrPreset, `${n}.index.json`))) ? dirOrPreset : null;
   return { name, isFile, diffDir };
+}
+
+/** The key layout a DiT directory holds, so a merge can write the result in the same one. */
+export function ditLayout(dir: string): 'diffusers' | 'original' {
+  return locate(dir).diffDir ? 'diffusers' : 'original';
 }
 
 /** A DiT checkpoint's config from config.json and the tensor headers alone, no weight read (`onelora params`, before any backend exists). */

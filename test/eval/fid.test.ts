@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { Field, FixedSizeList, Float32, Schema, Table, RecordBatch, Struct, makeData, tableToIPC } from 'apache-arrow';
 import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { Rng } from '../../src/nn/rng.js';
-import { featureStats, fidFromFiles, frechetDistance, traceSqrtProduct } from '../../src/eval/fid.js';
+import { featureStats, fidFromFiles, frechetDistance } from '../../src/eval/fid.js';
+import { traceSqrtProduct } from '../../src/eval/frechet.js';
 import { symmetricEigen } from '../../src/nn/linalg.js';
 import { gaussian } from '../../src/models/diffusion.js';
 import { tmpDir } from '../helpers.js';
@@ -82,7 +83,7 @@ void test('feature files: safetensors and Arrow give the same FID; errors name t
   assert.ok(a.fid > 0 && Math.abs(a.fid - b.fid) < 1e-9 * a.fid);
   writeSafetensors(path.join(dir, 'bad.safetensors'), { feats: { dtype: 'F32', shape: [n, d], data: fake } });
   assert.throws(() => fidFromFiles(path.join(dir, 'real.safetensors'), path.join(dir, 'bad.safetensors')), /no tensor 'features'/);
-  assert.throws(() => fidFromFiles(path.join(dir, 'real.safetensors'), path.join(dir, 'x.npz')), /no such feature file/);
+  assert.throws(() => fidFromFiles(path.join(dir, 'real.safetensors'), path.join(dir, 'x.npz')), /no such statistics file/);
 });
 
 void test('onelora eval fid --json prints the result on the last line', async () => {

@@ -131,7 +131,7 @@ void test('diffusion task: finite loss, equal for any split of the batch, flat t
   model.dispose();
 });
 
-void test('onelora sample writes seeded latents as safetensors; --vae and bad flags exit 2', async () => {
+void test('onelora sample writes seeded latents as safetensors; a --vae folder without a VAE and bad flags exit 2', async () => {
   const { Command } = await import('commander');
   const fs = await import('node:fs');
   const { registerSample } = await import('../../src/cli/commands/sample.js');

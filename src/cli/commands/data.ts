@@ -6,6 +6,7 @@ import { formatInspectReport, inspect } from '../../data/inspect.js';
 import { DATASETS, DEFAULTS, formatPrepareReport, prepare, type DatasetName } from '../../data/prepare.js';
 import { floatFlag, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
+import { vaeLatentEncoder } from './vae.js';
 
 interface PrepareFlags {
   dataset: string;
@@ -18,6 +19,9 @@ interface PrepareFlags {
   skipBad?: boolean;
   imageSize: number;
   latentScale: number;
+  vae?: string;
+  vaeSample: string;
+  flip?: boolean;
   json?: boolean;
 }
 
@@ -36,14 +40,23 @@ export function registerData(program: Command): void {
     .option('--skip-bad', 'skip bad input rows and count them instead of stopping at the first')
     .option('--image-size <n>', 'imagefolder: stored square side (short side scaled, then center-cropped)', intFlag(8), DEFAULTS.imageSize)
     .option('--latent-scale <f>', 'latents: factor applied to the input latents', floatFlag(), DEFAULTS.latentScale)
+    .option('--vae <dir>', 'imagefolder/food101: encode the images with this diffusers AutoencoderKL into DiT latent rows (resumable)')
+    .option('--vae-sample <mode>', 'with --vae: mean | sample (seeded by --seed)', 'mean')
+    .option('--flip', 'with --vae: also store each image\'s horizontally flipped latent')
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: PrepareFlags) => {
       if (!(DATASETS as readonly string[]).includes(o.dataset)) throw new UserError(`--dataset ${o.dataset}: expected one of ${DATASETS.join(', ')}`);
-      const report = await prepare({
-        dataset: o.dataset as DatasetName, input: o.input, out: o.out, tokenizer: o.tokenizer, valFraction: o.valFraction,
-        seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale,
-      });
-      printResult(!!o.json, report, formatPrepareReport(report));
+      if (o.flip && o.vae === undefined) throw new UserError('--flip: only with --vae');
+      const vae = o.vae !== undefined ? await vaeLatentEncoder(o.vae, o.vaeSample, o.seed) : null;
+      try {
+        const report = await prepare({
+          dataset: o.dataset as DatasetName, input: o.input, out: o.out, tokenizer: o.tokenizer, valFraction: o.valFraction,
+          seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale,
+        }, vae ? { encoder: vae.encoder, flip: !!o.flip } : undefined);
+        printResult(!!o.json, report, formatPrepareReport(report));
+      } finally {
+        vae?.vae.dispose();
+      }
     }));
   data
     .command('inspect')

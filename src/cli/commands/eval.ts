@@ -1,19 +1,88 @@
-// `onelora eval fid --real F --fake F [--json]`: the Fréchet distance between two pre-computed
-// feature sets (Inception pool3 features for FID proper), from safetensors (`features` [N, D]) or
-// Arrow (column `features`). Computing Inception features in tfjs is not part of onelora yet (docs/dit.md).
+// `onelora eval fid`: the Fréchet distance (docs/dit.md#fid), two ways:
+//  - `--real F --fake F`: between two pre-computed feature or statistics files (.safetensors with
+//    `features` [N, D], Arrow column `features`, .npy [N, D], or .npz with mu/sigma);
+//  - `--images DIR_OR_ARROW --ref DIR|ARROW|stats.npz [--inception FILE] [--save-stats FILE.npz]`:
+//    Inception pool3 features of images, as pytorch-fid computes FID.
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { initBackend } from '../../backend/select.js';
+import { UserError } from '../../errors.js';
 import { fidFromFiles } from '../../eval/fid.js';
+import { fidFromImages } from '../../eval/fid-images.js';
+import { ditFid } from '../../eval/dit-fid.js';
+import { backendOption, floatFlag, intFlag } from '../flags.js';
 import { action, printResult } from '../run.js';
 
+/** Where the converted FID Inception weights are looked for when --inception is not given. */
+const DEFAULT_INCEPTION = 'models/fid-inception.safetensors';
+
+function inceptionFile(flag: string | undefined): string {
+  const file = flag ?? process.env.ONELORA_FID_INCEPTION ?? DEFAULT_INCEPTION;
+  if (!fs.existsSync(file)) {
+    throw new UserError(`--inception ${file}: no such file; convert pytorch-fid's pt_inception-2015-12-05-*.pth with scripts/convert-fid-inception.py (docs/dit.md#fid)`);
+  }
+  return file;
+}
+
+interface FidFlags {
+  real?: string;
+  fake?: string;
+  images?: string;
+  ref?: string;
+  inception?: string;
+  saveStats?: string;
+  batch: number;
+  backend?: string;
+  json?: boolean;
+}
+
 export function registerEval(program: Command): void {
-  const ev = program.command('eval').description('evaluation metrics computed from files');
+  const ev = program.command('eval').description('evaluation metrics');
   ev.command('fid')
-    .description('Fréchet distance between two feature files (.safetensors with `features` [N, D], or .arrow)')
-    .requiredOption('--real <file>', 'features of the reference images')
-    .requiredOption('--fake <file>', 'features of the generated images')
+    .description('Fréchet distance: of images (Inception pool3, as pytorch-fid) or of two feature/statistics files')
+    .option('--real <file>', 'reference features/statistics (.safetensors, .arrow, .npy, .npz)')
+    .option('--fake <file>', 'generated features/statistics (same formats)')
+    .option('--images <dir|arrow>', 'images to score (a folder, or an image Arrow file)')
+    .option('--ref <dir|arrow|npz>', 'reference images, or pytorch-fid/ADM statistics (.npz: mu/sigma, or arr_0 images)')
+    .option('--inception <file>', `FID Inception weights (safetensors or .pth; default $ONELORA_FID_INCEPTION or ${DEFAULT_INCEPTION})`)
+    .option('--save-stats <file.npz>', "write the images' mu/sigma as pytorch-fid does")
+    .option('--batch <n>', 'images per Inception batch', intFlag(1), 8)
+    .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
-    .action(action((opts: { real: string; fake: string; json?: boolean }) => {
-      const r = fidFromFiles(opts.real, opts.fake);
-      printResult(!!opts.json, r, `FID ${r.fid.toFixed(4)} (${r.n_real} real, ${r.n_fake} fake, ${r.dim} features)`);
+    .action(action(async (o: FidFlags) => {
+      if (o.images !== undefined) {
+        if (o.real !== undefined || o.fake !== undefined) throw new UserError('eval fid: give either --images (with --ref/--save-stats) or --real and --fake');
+        await initBackend(o.backend);
+        const r = await fidFromImages({ images: o.images, ref: o.ref, inception: inceptionFile(o.inception), saveStats: o.saveStats, batch: o.batch });
+        printResult(!!o.json, r, r.fid === null ? `wrote statistics of ${r.n_images} images to ${r.stats}` : `FID ${r.fid.toFixed(4)} (${r.n_images} images vs ${o.ref})`);
+        return;
+      }
+      if (o.real === undefined || o.fake === undefined) throw new UserError('eval fid: give --real and --fake, or --images with --ref');
+      const r = fidFromFiles(o.real, o.fake);
+      printResult(!!o.json, r, `FID ${r.fid.toFixed(4)} (${r.n_real} real, ${r.n_fake} fake, ${r.dim} features)`);
+    }));
+  ev.command('dit-fid')
+    .description("DiT's protocol: --num samples (classes uniform, guidance), decoded to PNGs, FID against --ref; resumable")
+    .requiredOption('--model <dir|preset>', 'a DiT directory or preset')
+    .option('--adapter <dir>', 'an adapter directory to apply first')
+    .requiredOption('--vae <dir>', 'diffusers AutoencoderKL')
+    .requiredOption('--ref <dir|arrow|npz>', 'reference images or statistics (as eval fid --ref)')
+    .requiredOption('--out <dir>', 'where images/, stats.npz go (rerun with the same flags to resume)')
+    .option('--num <n>', 'samples (DiT reports FID-50K; 10000 is common for fine-tuning)', intFlag(2), 10000)
+    .option('--batch <n>', 'samples per batch', intFlag(1), 16)
+    .option('--steps <n>', 'sampling steps', intFlag(1), 250)
+    .option('--cfg <g>', "classifier-free guidance scale (DiT's FID setting 1.5)", floatFlag(), 1.5)
+    .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
+    .option('--seed <s>', 'seed of classes and noise', intFlag(0), 0)
+    .option('--inception <file>', `FID Inception weights (default $ONELORA_FID_INCEPTION or ${DEFAULT_INCEPTION})`)
+    .addOption(backendOption())
+    .option('--json', 'one JSON object on the last line')
+    .action(action(async (o: { model: string; adapter?: string; vae: string; ref: string; out: string; num: number; batch: number; steps: number; cfg: number; sampler: string; seed: number; inception?: string; backend?: string; json?: boolean }) => {
+      if (o.sampler !== 'ddpm' && o.sampler !== 'ddim') throw new UserError(`--sampler: expected ddpm or ddim, got '${o.sampler}'`);
+      if (o.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1, got ${o.cfg}`);
+      const inception = inceptionFile(o.inception);
+      await initBackend(o.backend);
+      const r = await ditFid({ ...o, sampler: o.sampler, inception });
+      printResult(!!o.json, r, `FID ${r.fid!.toFixed(4)} of ${r.samples} samples (${r.reused} reused) vs ${o.ref}`);
     }));
 }

@@ -9,7 +9,8 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
-import { saveDit } from '../../models/dit-load.js';
+import { ditLayout, saveDit } from '../../models/dit-load.js';
+import { saveDitDiffusers } from '../../models/dit-diffusers.js';
 import { AUX_FILES, checkpointDtype, saveHfModel, type SaveDtype } from '../../models/hf.js';
 import { mergeAndUnload } from '../../peft/merge.js';
 import { backendOption } from '../flags.js';
@@ -23,6 +24,7 @@ interface MergeFlags {
   dtype?: string;
   maxShardSize: string;
   overwrite?: boolean;
+  layout?: string;
   backend?: string;
   json?: boolean;
 }
@@ -49,6 +51,7 @@ export function registerMerge(program: Command): void {
     .option('--dtype <dtype>', 'f32 | f16 | bf16 (default: the base model\'s, from its config torch_dtype or its files)')
     .option('--max-shard-size <size>', 'shard the weights above this size, as transformers does (e.g. 5GB, 200MB)', DEFAULT_MAX_SHARD_SIZE)
     .option('--overwrite', 'write into a non-empty --out, replacing the model files there')
+    .option('--layout <name>', 'DiT: original (facebookresearch names) | diffusers (transformer/ as DiTTransformer2DModel); default: the layout --model has')
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: MergeFlags) => {
@@ -56,6 +59,7 @@ export function registerMerge(program: Command): void {
       if (!f.out) throw new UserError('--out is required');
       if (f.model && fs.existsSync(f.model) && path.resolve(f.out) === path.resolve(f.model)) throw new UserError('--out: must not be the --model directory');
       if (f.dtype !== undefined && !(f.dtype in DTYPES)) throw new UserError(`--dtype: '${f.dtype}' is not one of ${Object.keys(DTYPES).join(', ')}`);
+      if (f.layout !== undefined && f.layout !== 'original' && f.layout !== 'diffusers') throw new UserError(`--layout: expected original or diffusers, got '${f.layout}'`);
       const maxShardBytes = parseShardSize(f.maxShardSize, '--max-shard-size');
       checkOut(f.out, f.overwrite ?? false);
       await initBackend(f.backend);
@@ -63,7 +67,10 @@ export function registerMerge(program: Command): void {
       try {
         const dtype = f.dtype !== undefined ? DTYPES[f.dtype]! : loaded.dir ? checkpointDtype(loaded.dir) : 'F32';
         const { addedBiases } = mergeAndUnload(peft!);
-        if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        if (f.layout !== undefined && loaded.family !== 'dit') throw new UserError(`--layout: only DiT models have a choice of layout (this is ${loaded.family})`);
+        const layout = f.layout ?? (loaded.family === 'dit' && loaded.dir && ditLayout(loaded.dir) === 'diffusers' ? 'diffusers' : 'original');
+        if (loaded.family === 'dit' && layout === 'diffusers') await saveDitDiffusers(loaded.model, f.out, { dtype, maxShardBytes });
+        else if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
         else saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {
@@ -73,7 +80,7 @@ export function registerMerge(program: Command): void {
             copied.push(name);
           }
         }
-        const result = { out: f.out, method: peft!.spec.text, merged: peft!.targets.length, dtype, addedBiases, copied };
+        const result = { out: f.out, method: peft!.spec.text, merged: peft!.targets.length, dtype, addedBiases, copied, ...(loaded.family === 'dit' ? { layout, num_classes: loaded.model.config.numClasses } : {}) };
         printResult(!!f.json, result, `merged ${peft!.spec.text} into ${f.out} (${dtype})`);
       } finally {
         peft?.dispose();

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
+import { adapterDitClasses } from '../../models/dit-load.js';
 import { loadModel, type LoadedModel } from '../../models/registry.js';
 import { adapterLabels, loadAdapter } from '../../peft/adapter-io.js';
 import type { PeftState } from '../../peft/apply.js';
@@ -14,16 +15,18 @@ export function requireDir(flag: string, dir: string | undefined): string {
   return dir;
 }
 
-/** A task head saved with the adapter (modules_to_save) fixes the number of classes. */
+/** A task head saved with the adapter (modules_to_save: a classifier, DiT's class table) fixes the number of classes. */
 function adapterNumLabels(adapterDir: string): number | undefined {
   const file = path.join(adapterDir, 'adapter_model.safetensors');
   if (!fs.existsSync(file)) return undefined;
   const src = openSafetensors(file);
   try {
-    return src.tensors.get('base_model.model.classifier.weight')?.shape[0];
+    const classifier = src.tensors.get('base_model.model.classifier.weight')?.shape[0];
+    if (classifier !== undefined) return classifier;
   } finally {
     src.close();
   }
+  return adapterDitClasses(adapterDir);
 }
 
 /** --model (directory or preset) and optionally --adapter applied on top of it. */

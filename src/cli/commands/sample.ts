@@ -1,19 +1,21 @@
 // `onelora sample --model DIR|PRESET [--adapter DIR] --class N [--steps S] [--cfg G]
-//  [--sampler ddpm|ddim] [--eta E] [--num N] [--vae DIR] [--seed S] --out FILE [--json]` (docs/architecture.md#cli-conventions):
+//  [--sampler ddpm|ddim] [--eta E] [--num N] [--vae DIR] [--seed S] --out FILE|DIR [--json]` (docs/architecture.md#cli-conventions):
 // class-conditional DiT latents with classifier-free guidance, written as safetensors
 // (`latents` [N, C, H, W] F32, in the VAE's scaled space, and `labels` [N] I32; the settings in
-// the metadata). Defaults are DiT's sample.py: 250 DDPM steps, guidance 4.
+// the metadata); with `--vae DIR --out DIR` also decoded to PNGs and a grid. Defaults are DiT's sample.py: 250 DDPM steps, guidance 4.
 import path from 'node:path';
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
-import { openSafetensors, writeSafetensors } from '../../checkpoint/safetensors.js';
+import { writeSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';
 import { sampleLatents, type SamplerName } from '../../models/diffusion.js';
 import type { DitModel } from '../../models/dit.js';
-import { DIT_CLASS_TABLE, loadDit } from '../../models/dit-load.js';
+import { adapterDitClasses, loadDit } from '../../models/dit-load.js';
+import { loadVae } from '../../models/vae-load.js';
 import { backendOption, floatFlag, intFlag } from '../flags.js';
+import { writeDecodedPngs } from './vae.js';
 import { action, printResult } from '../run.js';
 
 const log = childLog('sample');
@@ -40,22 +42,6 @@ export interface SampleHooks {
   readonly applyAdapter?: (model: DitModel, dir: string) => Promise<{ dispose(): void } | void> | { dispose(): void } | void;
 }
 
-/**
- * An adapter trained on another dataset carries its own class table (modules_to_save): its rows
- * fix the class count the model is loaded with, less the classifier-free-guidance null row.
- */
-function adapterClasses(dir: string): number | undefined {
-  const file = path.join(dir, 'adapter_model.safetensors');
-  if (!fs.existsSync(file)) throw new UserError(`--adapter ${dir}: no adapter_model.safetensors`);
-  const src = openSafetensors(file);
-  try {
-    const rows = src.tensors.get(`base_model.model.${DIT_CLASS_TABLE}`)?.shape[0];
-    return rows === undefined ? undefined : rows - 1;
-  } finally {
-    src.close();
-  }
-}
-
 export interface SampleResult {
   readonly out: string;
   readonly shape: number[];
@@ -64,19 +50,23 @@ export interface SampleResult {
   readonly cfg: number;
   readonly sampler: SamplerName;
   readonly seed: number;
+  /** With --vae and --out DIR: how many PNGs were written, and the grid. */
+  readonly images?: number;
+  readonly grid?: string;
 }
 
 export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promise<SampleResult> {
   if (f.sampler !== 'ddpm' && f.sampler !== 'ddim') throw new UserError(`--sampler: expected ddpm or ddim, got '${f.sampler}'`);
-  if (f.vae !== undefined) {
-    throw new UserError(`--vae ${f.vae}: decoding latents to images is not implemented yet (the AutoencoderKL decoder is missing, see docs/dit.md); drop --vae to write latents`);
-  }
+  const toImages = !f.out.endsWith('.safetensors');
+  if (toImages && f.vae === undefined) throw new UserError(`--out ${f.out}: without --vae the output is latents, a FILE.safetensors; with --vae DIR it is a folder of PNGs`);
   if (f.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1 (1 = no guidance), got ${f.cfg}`);
   const outDir = path.dirname(path.resolve(f.out));
   if (!fs.existsSync(outDir)) throw new UserError(`--out ${f.out}: directory ${outDir} does not exist`);
   await initBackend(f.backend);
+  const vae = f.vae !== undefined ? loadVae(f.vae) : null;
   if (f.adapter !== undefined && !hooks.applyAdapter) throw new UserError('--adapter: no adapter loader is wired into this command');
-  const numClasses = f.adapter !== undefined ? adapterClasses(f.adapter) : undefined;
+  if (f.adapter !== undefined && !fs.existsSync(path.join(f.adapter, 'adapter_model.safetensors'))) throw new UserError(`--adapter ${f.adapter}: no adapter_model.safetensors`);
+  const numClasses = f.adapter !== undefined ? adapterDitClasses(f.adapter) : undefined;
   const model = loadDit(f.model, { seed: f.seed, numClasses });
   let adapter: { dispose(): void } | void = undefined;
   try {
@@ -100,14 +90,19 @@ export async function runSample(f: SampleFlags, hooks: SampleHooks = {}): Promis
     const data = Float32Array.from(await z.data());
     const shape = [...z.shape];
     z.dispose();
-    writeSafetensors(f.out, {
+    if (toImages) fs.mkdirSync(f.out, { recursive: true });
+    const latentFile = toImages ? path.join(f.out, 'latents.safetensors') : f.out;
+    writeSafetensors(latentFile, {
       latents: { dtype: 'F32', shape, data },
       labels: { dtype: 'I32', shape: [f.num], data: new Int32Array(f.num).fill(f.class) },
     }, { model: f.model, class: String(f.class), steps: String(f.steps), cfg: String(f.cfg), sampler: f.sampler, eta: String(f.eta), seed: String(f.seed) });
-    return { out: f.out, shape, class: f.class, steps: f.steps, cfg: f.cfg, sampler: f.sampler, seed: f.seed };
+    // With a VAE: DIR/images/000000.png …, DIR/grid.png, and the latents beside them.
+    const png = vae && toImages ? await writeDecodedPngs(vae, data, shape, path.join(f.out, 'images'), path.join(f.out, 'grid.png')) : null;
+    return { out: f.out, shape, class: f.class, steps: f.steps, cfg: f.cfg, sampler: f.sampler, seed: f.seed, ...(png ? { images: png.files.length, grid: png.grid! } : {}) };
   } finally {
     adapter?.dispose();
     model.dispose();
+    vae?.dispose();
   }
 }
 
@@ -123,13 +118,13 @@ export function registerSample(program: Command, hooks: SampleHooks = {}): void 
     .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
     .option('--eta <e>', 'DDIM η (0 = deterministic)', floatFlag(), 0)
     .option('--num <n>', 'how many latents', intFlag(1), 1)
-    .option('--vae <dir>', 'diffusers AutoencoderKL to decode to PNG (not implemented yet)')
+    .option('--vae <dir>', 'diffusers AutoencoderKL: decode to DIR/images/*.png + DIR/grid.png (with --out DIR)')
     .option('--seed <s>', 'seed of the noise (and of a preset\'s random weights)', intFlag(0), 0)
-    .requiredOption('--out <file>', 'output .safetensors')
+    .requiredOption('--out <file|dir>', 'FILE.safetensors for latents; with --vae a folder for PNGs')
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (opts: SampleFlags) => {
       const r = await runSample(opts, hooks);
-      printResult(!!opts.json, r, `wrote ${r.shape.join('×')} latents of class ${r.class} to ${r.out}`);
+      printResult(!!opts.json, r, r.images !== undefined ? `wrote ${r.images} images of class ${r.class} to ${r.out} (grid ${r.grid})` : `wrote ${r.shape.join('×')} latents of class ${r.class} to ${r.out}`);
     }));
 }

@@ -2,11 +2,18 @@
 // Type-only imports count: a type shared across a boundary is still a dependency on it.
 /* global module */
 const LOW = '^src/(nn|backend|checkpoint|config)/|^src/(errors|log|json-file)\\.ts$';
-const ABOVE = '^src/(models|peft|train|data|cli|bench|comm|eval|deploy)/|^coordinator/|^worker/';
+const ABOVE = '^src/(models|peft|train|data|cli|bench|comm|eval|deploy|watch)/|^coordinator/|^worker/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
+    {
+      name: 'watch-is-an-application',
+      comment: 'src/watch/ (the dashboard) is an application: nothing below it imports it; of the other applications only the CLI and the coordinator (which feeds its worker table) do',
+      severity: 'error',
+      from: { path: '^src/(?!watch/|cli/)|^worker/' },
+      to: { path: '^src/watch/' },
+    },
     {
       name: 'worker-not-coordinator',
       comment: 'worker/ and coordinator/ share only the protocol (src/comm/), never each other',
@@ -40,7 +47,7 @@ module.exports = {
       comment: 'models, PEFT and data sit under training, the protocol and the applications',
       severity: 'error',
       from: { path: '^src/(models|peft|data)/' },
-      to: { path: '^src/(train|comm|cli|bench|eval|deploy)/|^coordinator/|^worker/' },
+      to: { path: '^src/(train|comm|cli|bench|eval|deploy|watch)/|^coordinator/|^worker/' },
     },
     {
       name: 'low-layers-import-nothing-above',

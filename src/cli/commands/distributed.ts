@@ -19,10 +19,11 @@ import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
 import { interruptible } from '../interrupt.js';
 import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { formatSummary } from '../summary.js';
+import { addDashboardFlags, withDashboard, type DashboardFlags } from './dashboard.js';
 
 const log = childLog('launch');
 
-interface LaunchFlags extends RunFlags {
+interface LaunchFlags extends RunFlags, DashboardFlags {
   workers?: number;
   zmqCurve?: boolean;
   maxFailures?: number;
@@ -68,23 +69,25 @@ function runWorldSize(dir: string, cfg: RunConfig): number {
 }
 
 export function registerLaunch(program: Command): void {
-  addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
+  const cmd = addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
     .option('--workers <n>', 'worker processes (with --resume: default the run\'s own)', intFlag(1))
     .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag(0))
     .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--resume <dir>', RESUME_HELP)
-    .option('--zmq-curve', CURVE_HELP)
+    .option('--zmq-curve', CURVE_HELP);
+  addDashboardFlags(cmd)
     .action(action(async (f: LaunchFlags) => {
       if (f.workers === undefined && !f.resume) throw new UserError('--workers <n> is required (it may be left out only with --resume DIR, which takes the run\'s own)');
       const cfg = resolveRunConfig(f);
       const workers = f.workers ?? runWorldSize(f.resume as string, cfg);
       checkWorkers(cfg, workers);
       const output = defaultOutput(f, cfg);
-      const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
-        cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        backend: f.backend, curve: curveOn(f.zmqCurve), signal,
-      }));
+      const { summary } = await withDashboard(f, output, `launch ${path.basename(path.resolve(output))} · ${workers} workers`, (dash) =>
+        interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
+          cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
+          backend: f.backend, curve: curveOn(f.zmqCurve), signal, onCoordinator: (c) => dash && (dash.group = () => c.groupSnapshot()),
+        })));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

@@ -87,7 +87,7 @@ export class RunTail {
   private evals: EvalPoint[] = [];
   private config: string | null = null;
   private summaryText: string | null = null;
-  private checkpoints = '';
+  private checkpoints = JSON.stringify({ list: [], latest: null });
 
   constructor(
     readonly id: string,

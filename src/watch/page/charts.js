@@ -44,43 +44,47 @@
   function chartData(runs) {
     const cs = curves(runs);
     const charts = new Map();
-    const add = (id, title, yTitle, pts, logOk) => {
-      const c = charts.get(id) ?? { id, title, yTitle, points: [], logOk };
+    const add = (id, title, yTitle, pts) => {
+      const c = charts.get(id) ?? { id, title, yTitle, points: [] };
       c.points.push(...pts);
       charts.set(id, c);
     };
     const series = (c, field, scale = 1) => c.points.filter((p) => typeof p[field] === 'number').map((p) => ({ step: p.step, wall: p.wall, value: p[field] * scale, series: p.series }));
-    for (const c of cs) add('loss', 'Training loss', 'loss', series(c, 'loss'), true);
+    for (const c of cs) add('loss', 'Training loss', 'loss', series(c, 'loss'));
     // `tokens` / `samples` of an evaluation count what it read: not a metric to plot.
     const evalNames = [...new Set(runs.flatMap((r) => r.evals.flatMap((e) => Object.keys(e.eval))))].filter((k) => !COUNTS.has(k)).sort();
     for (const name of evalNames) {
       for (const c of cs) {
         const pts = c.run.evals.filter((e) => typeof e.eval[name] === 'number').map((e) => ({
-          step: e.step, wall: c.wallAt.get(e.step) ?? null, value: e.eval[name], series: c.points.find((p) => p.step === e.step)?.series ?? c.run.name,
+          // The evaluation before training (step 0) belongs to the first segment.
+          step: e.step, wall: c.wallAt.get(e.step) ?? null, value: e.eval[name], series: (c.points.find((p) => p.step >= e.step) ?? c.points[c.points.length - 1])?.series ?? c.run.name,
         }));
-        add(`eval:${name}`, `Evaluation: ${name}`, name, pts, true);
+        add(`eval:${name}`, `Evaluation: ${name}`, name, pts);
       }
     }
-    for (const c of cs) add('lr', 'Learning rate', 'lr', series(c, 'lr'), true);
+    for (const c of cs) add('lr', 'Learning rate', 'lr', series(c, 'lr'));
     const tokens = runs.some((r) => r.steps.some((s) => typeof s.tokens_per_s === 'number'));
-    for (const c of cs) add('throughput', tokens ? 'Throughput (tokens/s)' : 'Throughput (samples/s)', tokens ? 'tokens/s' : 'samples/s', series(c, tokens ? 'tokens_per_s' : 'samples_per_s'), true);
-    for (const c of cs) add('memory', 'Peak tensor memory (MiB)', 'MiB', series(c, 'peak_bytes', 1 / 2 ** 20), true);
+    for (const c of cs) add('throughput', tokens ? 'Throughput (tokens/s)' : 'Throughput (samples/s)', tokens ? 'tokens/s' : 'samples/s', series(c, tokens ? 'tokens_per_s' : 'samples_per_s'));
+    for (const c of cs) add('memory', 'Peak tensor memory (MiB)', 'MiB', series(c, 'peak_bytes', 1 / 2 ** 20));
     return [...charts.values()];
   }
 
   function spec(chart, o) {
     const names = [...new Set(chart.points.map((p) => p.series))];
+    // One legend for every chart, in the page (dashboard.js), so that a chart keeps its width.
     const positive = chart.points.every((p) => p.value > 0);
     const few = chart.points.length <= 80 * Math.max(1, names.length);
     return {
-      width: o.width, height: 210, autosize: { type: 'fit-x', contains: 'padding' },
+      // 'pad': the plot is `width` wide and the axes and legend are added around it (resize: again on every
+      // update, as the labels widen when the data arrives).
+      width: o.width, height: 200, autosize: { type: 'pad', resize: true },
       data: { name: 'points' },
       transform: o.x === 'wall' ? [{ filter: 'isValid(datum.wall)' }] : [],
       mark: { type: 'line', point: few ? { size: 28, filled: true } : false, strokeWidth: 2, tooltip: true, clip: true },
       encoding: {
-        x: { field: o.x, type: 'quantitative', title: o.x === 'wall' ? 'wall time (s)' : 'step', scale: { zero: false, nice: false }, axis: o.x === 'step' ? { tickMinStep: 1, format: 'd' } : {} },
-        y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: { type: o.log && positive && chart.logOk ? 'log' : 'linear', zero: false } },
-        color: { field: 'series', type: 'nominal', scale: { domain: o.domain, range: PALETTE }, legend: names.length > 1 ? { orient: 'bottom', title: null, labelLimit: 320 } : null },
+        x: { field: o.x, type: 'quantitative', title: o.x === 'wall' ? 'wall time (s)' : 'step', scale: { zero: false, nice: false, padding: 10 }, axis: o.x === 'step' ? { tickMinStep: 1, format: 'd' } : {} },
+        y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: o.log && positive ? { type: 'log', nice: false, padding: 10 } : { type: 'linear', zero: false, padding: 10 } },
+        color: { field: 'series', type: 'nominal', scale: { domain: o.domain, range: PALETTE }, legend: null },
       },
       config: {
         view: { stroke: null }, font: 'system-ui, DejaVu Sans, sans-serif',
@@ -92,7 +96,7 @@
 
   /** Draws (or redraws) `chart` into `el`, reusing its view while the spec is unchanged. */
   async function draw(views, el, chart, o) {
-    const s = spec(chart, { ...o, width: Math.max(300, el.clientWidth) });
+    const s = spec(chart, { ...o, width: Math.max(240, el.clientWidth - 80) });
     const key = JSON.stringify(s);
     let entry = views.get(chart.id);
     if (!entry || entry.key !== key) {

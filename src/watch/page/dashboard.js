@@ -40,13 +40,18 @@
     renderRuns();
     const charts = chartData(state.runs);
     const domain = seriesNames();
+    const legend = $('legend');
+    legend.hidden = domain.length < 2;
+    legend.replaceChildren(...domain.map((name, i) => el('span', { class: 'entry', 'data-series': name }, el('span', { class: 'swatch', style: `background:${PALETTE[i % PALETTE.length]}` }), name)));
     const box = $('charts');
     for (const c of charts) {
       let card = box.querySelector(`[data-chart="${CSS.escape(c.id)}"]`);
       if (!card) {
-        card = el('div', { class: 'card', 'data-chart': c.id }, el('h2', {}, c.title), el('div', { class: 'chart' }));
-        box.append(card);
+        card = el('div', { class: 'card', 'data-chart': c.id }, el('h2', {}), el('div', { class: 'chart' }));
       }
+      // In chartData's order, whenever a chart appears (moving a node keeps its vega view).
+      box.append(card);
+      card.querySelector('h2').textContent = c.title;
       await draw(views, card.querySelector('.chart'), c, { x: state.x, log: state.log, domain });
     }
     window.onelora.updates++;

@@ -42,7 +42,7 @@ export interface DashboardOptions {
   title: string;
 }
 
-export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\./.test(host);
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 /** Refuses a dashboard bound beyond loopback without the job token (as the coordinator's RPCs need it). */
 export function dashboardToken(host: string, hostFlag: string): string | undefined {
@@ -119,7 +119,14 @@ export class Dashboard {
 
   private authorised(req: http.IncomingMessage, url: URL, res: http.ServerResponse): boolean {
     const token = this.opts.token;
-    if (!token) return true;
+    if (!token) {
+      // Loopback without a token: a page elsewhere that points its own host name at 127.0.0.1 (DNS
+      // rebinding) must not read the run, so only loopback names are answered.
+      const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+      if (isLoopback(host.replace(/^\[(.*)\]$/, '$1'))) return true;
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' }).end('the dashboard answers only to a loopback address (127.0.0.1, localhost)\n');
+      return false;
+    }
     const given = url.searchParams.get('token');
     if (given !== null && sameSecret(given, token)) {
       // Once from the URL, then from a cookie, so the page's own requests need not carry it.

@@ -106,6 +106,12 @@ test('onelora dashboard RUN_DIR RUN_DIR --port 0: the runs from disk, overlaid w
   try {
     // The URL alone on a line of stdout.
     const url = await until('the URL line', () => /^(http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(server.out())?.[1], 120_000, server.out);
+    // Loopback without a token answers only to loopback names (no DNS rebinding).
+    const status = (host: string) => new Promise<number>((resolve, reject) => http.get(`${url}api/snapshot`, { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject));
+    assert.deepEqual([await status('evil.example'), await status('localhost')], [403, 200]);
     const page = await browser.newPage();
     await page.goto(url);
     await page.waitForSelector('#status.finished', { timeout: 60_000 });

@@ -93,7 +93,7 @@ export function registerLaunch(program: Command): void {
 }
 
 export function registerCoordinator(program: Command): void {
-  program
+  const cmd = program
     .command('coordinator')
     .description('the job\'s gRPC coordinator: data, state machine, checkpoints, failures (workers connect to it)')
     .requiredOption('--config <file>', 'run config YAML (docs/config.md)')
@@ -109,22 +109,24 @@ export function registerCoordinator(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
-    .addHelpText('after', TOKEN_HELP)
-    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
+    .addHelpText('after', TOKEN_HELP);
+  addDashboardFlags(cmd)
+    .action(action(async (f: TlsFlags & DashboardFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError(MISSING_TOKEN);
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
       const again = `onelora coordinator --config ${f.config} --workers ${f.workers} --output ${f.output} --resume${f.maxSteps !== undefined ? ` --max-steps ${f.maxSteps}` : ''}`;
-      const summary = await interruptible(f.output, again, async (signal) => {
+      const summary = await withDashboard(f, f.output, `coordinator ${path.basename(path.resolve(f.output))} · ${f.workers} workers`, (dash) => interruptible(f.output, again, async (signal) => {
         const c = new Coordinator({
           cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
           maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), signal,
         });
         await c.start();
+        if (dash) dash.group = () => c.groupSnapshot();
         return c.done;
-      });
+      }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

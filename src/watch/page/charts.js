@@ -83,7 +83,7 @@
       mark: { type: 'line', point: few ? { size: 28, filled: true } : false, strokeWidth: 2, tooltip: true, clip: true },
       encoding: {
         x: { field: o.x, type: 'quantitative', title: o.x === 'wall' ? 'wall time (s)' : 'step', scale: { zero: false, nice: false, padding: 10 }, axis: o.x === 'step' ? { tickMinStep: 1, format: 'd' } : {} },
-        y: { field: 'value', type: 'quantitative', title: chart.yTitle, scale: o.log && positive ? { type: 'log', nice: false, padding: 10 } : { type: 'linear', zero: false, padding: 10 } },
+        y: { field: 'value', type: 'quantitative', title: chart.yTitle, axis: { tickCount: 6, labelOverlap: 'greedy' }, scale: o.log && positive ? { type: 'log', nice: false, padding: 10 } : { type: 'linear', zero: false, padding: 10 } },
         color: { field: 'series', type: 'nominal', scale: { domain: o.domain, range: PALETTE }, legend: null },
       },
       config: {

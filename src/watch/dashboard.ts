@@ -28,6 +28,7 @@ const FILES: Record<string, { file: () => string; type: string }> = {
 
 const COOKIE = 'onelora_dashboard';
 const POLL_MS = 500;
+const KEEPALIVE_TICKS = 30;
 
 export interface DashboardOptions {
   /** The runs shown (expandRunDirs of what the user named, or a live run's --output). */
@@ -64,6 +65,7 @@ export class Dashboard {
   private readonly clients = new Set<http.ServerResponse>();
   private timer: NodeJS.Timeout | null = null;
   private lastGroup = '';
+  private ticks = 0;
   /** A `launch`'s worker table, once its coordinator listens. */
   group: (() => GroupSnapshot) | null = null;
   url = '';
@@ -104,6 +106,8 @@ export class Dashboard {
   }
 
   private tick(): void {
+    // A comment line now and then, so that nothing between the page and here drops an idle stream.
+    if (++this.ticks % KEEPALIVE_TICKS === 0) for (const c of this.clients) c.write(':\n\n');
     for (const t of this.tails) {
       const u = t.poll();
       if (u) this.broadcast('run', u);

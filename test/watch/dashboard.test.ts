@@ -134,15 +134,18 @@ test('onelora dashboard RUN_DIR RUN_DIR --port 0: the runs from disk, overlaid w
   }
 });
 
-test('refusals: a taken --dashboard-port, and a dashboard beyond loopback without the job token, exit 2', { timeout: 120_000 }, async () => {
+test('refusals: a taken --dashboard-port, a dashboard beyond loopback without the job token, a host without a port, a missing RUN_DIR: exit 2', { timeout: 120_000 }, async () => {
   const taken = http.createServer();
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
   const port = (taken.address() as { port: number }).port;
-  // The three at once: each is mostly the CLI's start-up.
+  // All at once: each is mostly the CLI's start-up.
   const busy = onelora(['train', '--preset', 'demo', '--output', path.join(tmpDir('busy'), 'run'), '--dashboard-port', String(port)]);
   const open = onelora(['train', '--preset', 'demo', '--output', path.join(tmpDir('open'), 'run'), '--dashboard-port', '0', '--dashboard-host', '0.0.0.0'], { ONELORA_JOB_TOKEN: '' });
   const missing = onelora(['dashboard', path.join(tmpDir('none'), 'nothing')]);
-  const [b, o, m] = await Promise.all([exited(busy), exited(open), exited(missing)]);
+  const hostOnly = onelora(['launch', '--preset', 'demo', '--workers', '2', '--output', path.join(tmpDir('host'), 'run'), '--dashboard-host', '127.0.0.1']);
+  const [b, o, m, h] = await Promise.all([exited(busy), exited(open), exited(missing), exited(hostOnly)]);
+  assert.equal(h, 2, hostOnly.out());
+  assert.match(hostOnly.out(), /--dashboard-host 127\.0\.0\.1: give --dashboard-port too/);
   taken.close();
   assert.equal(b, 2, busy.out());
   assert.match(busy.out(), new RegExp(`--dashboard-port ${port}: cannot serve the dashboard on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));

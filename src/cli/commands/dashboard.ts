@@ -3,6 +3,7 @@
 // serves the same page for the run in progress (src/watch/dashboard.ts).
 import path from 'node:path';
 import type { Command } from 'commander';
+import { UserError } from '../../errors.js';
 import { childLog } from '../../log.js';
 import { expandRunDirs } from '../../watch/dashboard-runs.js';
 import { Dashboard, dashboardToken } from '../../watch/dashboard.js';
@@ -28,7 +29,10 @@ export function addDashboardFlags(cmd: Command): Command {
  * taken port stops the command at once), runs `fn`, and closes it when the run ends.
  */
 export async function withDashboard<T>(f: DashboardFlags, output: string, title: string, fn: (d: Dashboard | null) => Promise<T>): Promise<T> {
-  if (f.dashboardPort === undefined) return fn(null);
+  if (f.dashboardPort === undefined) {
+    if (f.dashboardHost !== undefined) throw new UserError(`--dashboard-host ${f.dashboardHost}: give --dashboard-port too (0 for a free port)`);
+    return fn(null);
+  }
   const host = f.dashboardHost ?? '127.0.0.1';
   const d = await Dashboard.start({
     runs: [{ dir: output, name: path.basename(path.resolve(output)) }], port: f.dashboardPort, host, token: dashboardToken(host, '--dashboard-host'),

@@ -1,9 +1,9 @@
 // The dashboard in a real browser: a 2-worker `onelora launch` of the demo preset serves it, Debian's
-// chromium (headless, through playwright-core, no browser download) opens it mid-run, and the page
-// must show one loss point per logged step, both ranks with their state, and a worker killed with
-// kill -9 first lost, then restarted by the launcher. It writes the guide's screenshot
-// (docs/images/dashboard.png). Then `onelora dashboard` serves the finished run (and a copy of it,
-// overlaid) from disk, and the flags' refusals exit 2.
+// chromium (headless, through playwright-core, no browser download) opens it from the start and
+// again mid-run, and the page must show one loss point per logged step, both ranks with their
+// state, and a worker killed with kill -9 first lost, then restarted by the launcher. It writes the
+// guide's screenshot (docs/images/dashboard.png). Then `onelora dashboard` serves the finished run
+// (and a resumed copy of it, overlaid) from disk, and the flags' refusals exit 2.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
@@ -71,14 +71,21 @@ test('launch --dashboard-port 0: live curves, both ranks, a kill -9 shown lost t
     await page.goto(url);
     await row(page, 0, '[data-state="running"]');
     await row(page, 1, '[data-state="running"]');
-    // Opened mid-run: two steps logged, then rank 1's process (its pid from the table) dies.
-    await page.waitForSelector('[data-chart="loss"] .chart[data-points="2"]', { timeout: 240_000 });
+    // Two steps logged, then rank 1's process (its pid from the table) dies.
+    await page.waitForFunction(`Number(document.querySelector('[data-chart="loss"] .chart')?.dataset.points ?? 0) >= 2`, null, { timeout: 240_000, polling: 100 });
     const pid = Number(await page.textContent('#workers tr[data-rank="1"] td:nth-child(3)'));
     assert.ok(pid > 0);
     process.kill(pid, 'SIGKILL');
     await row(page, 1, '[data-state="lost"]');
     await row(page, 1, '[data-state="running"][data-restarts="1"]');
     assert.match((await page.textContent('#failures')) ?? '', /rank 1/);
+    // A page opened now, in the middle of the run, gets the whole story from the stream's snapshot.
+    const late = await browser.newPage();
+    await late.goto(url);
+    await row(late, 1, '[data-state="running"][data-restarts="1"]');
+    await until('the late page to hold every step', async () => (await lossPoints(late)) === stepLines(output), 30_000);
+    assert.match((await late.textContent('#failures')) ?? '', /rank 1/);
+    await late.close();
     assert.match((await page.textContent('#generations')) ?? '', /generation 2: 2 workers/);
     // One point per logged step (a step the kill interrupted is trained again and logged once).
     await until('the loss chart to catch up', () => stepLines(output) >= STEPS - 2, 240_000, job.out);

@@ -21,15 +21,19 @@ const SHOT = path.join(ROOT, 'docs', 'images', 'dashboard.png');
 const STEPS = 8;
 
 let browser: BrowserContext;
+const profile = tmpDir('chromium');
 before(async () => {
   if (SKIP) return;
   // A fresh profile each run (the persistent context is playwright's way to name its directory).
-  browser = await chromium.launchPersistentContext(tmpDir('chromium'), {
+  browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1400, height: 900 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 });
-after(async () => browser?.close());
+after(async () => {
+  await browser?.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+});
 
 function onelora(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcessWithoutNullStreams & { out: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ONELORA_LOG: 'info', ...env }, stdio: 'pipe' });

@@ -8,6 +8,13 @@ const ABOVE = '^src/(models|peft|train|data|watch|cli|bench|comm|eval|deploy)/|^
 module.exports = {
   forbidden: [
     {
+      name: 'watch-is-an-application',
+      comment: 'src/watch/ (the dashboard) is an application: nothing below it imports it; of the other applications only the CLI and the coordinator (which feeds its worker table) do',
+      severity: 'error',
+      from: { path: '^src/(?!watch/|cli/)|^worker/' },
+      to: { path: '^src/watch/' },
+    },
+    {
       name: 'worker-not-coordinator',
       comment: 'worker/ and coordinator/ share only the protocol (src/comm/), never each other',
       severity: 'error',

@@ -16,6 +16,8 @@ const log = childLog('launch');
 
 export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind' | 'policy'> {
   backend?: string;
+  /** Called once the coordinator listens (the dashboard reads its worker table). */
+  onCoordinator?: (c: Coordinator) => void;
   /** Extra environment for the workers (tests). */
   env?: NodeJS.ProcessEnv;
 }
@@ -31,6 +33,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
   const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0', policy: failurePolicyFor(opts.cfg, opts.workers) });
   await coordinator.start();
+  opts.onCoordinator?.(coordinator);
   if (coordinator.finished) return { summary: coordinator.finished, restarts: 0 };
   const children = new Map<number, ChildProcess>();
   let restarts = 0;

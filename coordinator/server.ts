@@ -17,6 +17,7 @@ import { claimOutput } from '../src/train/run-dir.js';
 import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
 import { drawRunCurves } from '../src/watch/plot.js';
+import { GroupHistory, type GroupSnapshot } from '../src/watch/dashboard-group.js';
 import { DataFeed } from './feed.js';
 import type { CoordinatorOptions } from './options.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
@@ -59,6 +60,8 @@ export class Coordinator {
   private readonly policy: FailurePolicy;
   private devices = new Map<number, string>();
   private loggedBackends = '';
+  /** The dashboard's worker table and history (src/watch/dashboard-group.ts). */
+  private readonly history = new GroupHistory();
   private outputs!: JobOutputs;
   private readonly t0 = performance.now();
   private stepStarted = performance.now();
@@ -133,6 +136,11 @@ export class Coordinator {
     if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
       this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
     }
+  }
+
+  /** The worker table, generations and failures, for the dashboard. */
+  groupSnapshot(): GroupSnapshot {
+    return this.history.snapshot(this.state, this.lastSeen, this.devices);
   }
 
   get generation(): number {
@@ -226,6 +234,7 @@ export class Coordinator {
 
   private dispatch(event: CoordinatorEvent): CoordinatorAction[] {
     const t = reduce(this.state, event, this.policy);
+    this.history.observe(event, t.actions, this.state.generation);
     this.state = t.state;
     for (const a of t.actions) this.execute(a);
     return t.actions;
@@ -233,6 +242,7 @@ export class Coordinator {
 
   private stepCompleted(a: Extract<CoordinatorAction, { type: 'step-completed' }>): void {
     const reports = [...this.reports.values()];
+    this.history.stepped(a.step, reports);
     this.outputs.step({
       step: a.step, reports, globalUnits: this.feed.batches(a.step, a.samplesSeen, a.worldSize).globalUnits,
       samples: reports.reduce((n, r) => n + r.samples, 0), stepSeconds: (performance.now() - this.stepStarted) / 1000,

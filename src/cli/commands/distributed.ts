@@ -19,10 +19,11 @@ import { benchAllreduce, formatAllreduceBench } from '../../bench/allreduce.js';
 import { interruptible } from '../interrupt.js';
 import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, TENSORBOARD_HELP, resolveRunConfig, resumeCommand, type RunFlags } from '../run-flags.js';
 import { formatSummary } from '../summary.js';
+import { addDashboardFlags, withDashboard, type DashboardFlags } from './dashboard.js';
 
 const log = childLog('launch');
 
-interface LaunchFlags extends RunFlags {
+interface LaunchFlags extends RunFlags, DashboardFlags {
   workers?: number;
   zmqCurve?: boolean;
   maxFailures?: number;
@@ -68,29 +69,31 @@ function runWorldSize(dir: string, cfg: RunConfig): number {
 }
 
 export function registerLaunch(program: Command): void {
-  addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
+  const cmd = addRunFlags(program.command('launch').description('train with N local worker processes: a coordinator here, workers restarted when they die'))
     .option('--workers <n>', 'worker processes (with --resume: default the run\'s own)', intFlag(1))
     .option('--max-failures <n>', 'worker restarts allowed (default 3)', intFlag(0))
     .option('--min-workers <n>', 'go on with this many workers after a loss instead of waiting for a restart', intFlag(1))
     .option('--metrics-port <port>', 'serve Prometheus /metrics on 127.0.0.1:PORT', intFlag(0))
     .option('--resume <dir>', RESUME_HELP)
-    .option('--zmq-curve', CURVE_HELP)
+    .option('--zmq-curve', CURVE_HELP);
+  addDashboardFlags(cmd)
     .action(action(async (f: LaunchFlags) => {
       if (f.workers === undefined && !f.resume) throw new UserError('--workers <n> is required (it may be left out only with --resume DIR, which takes the run\'s own)');
       const cfg = resolveRunConfig(f);
       const workers = f.workers ?? runWorldSize(f.resume as string, cfg);
       checkWorkers(cfg, workers);
       const output = defaultOutput(f, cfg);
-      const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
-        cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
-        backend: f.backend, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal,
-      }));
+      const { summary } = await withDashboard(f, output, `launch ${path.basename(path.resolve(output))} · ${workers} workers`, (dash) =>
+        interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
+          cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
+          backend: f.backend, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal, onCoordinator: (c) => dash && (dash.group = () => c.groupSnapshot()),
+        })));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
 
 export function registerCoordinator(program: Command): void {
-  program
+  const cmd = program
     .command('coordinator')
     .description('the job\'s gRPC coordinator: data, state machine, checkpoints, failures (workers connect to it)')
     .requiredOption('--config <file>', 'run config YAML (docs/config.md)')
@@ -107,22 +110,24 @@ export function registerCoordinator(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s PEM private key (env ONELORA_TLS_KEY)')
     .option('--tls-ca <file>', 'require worker client certificates signed by this PEM CA (env ONELORA_TLS_CA)')
     .option('--json', 'print the summary as one JSON object on the last line')
-    .addHelpText('after', TOKEN_HELP)
-    .action(action(async (f: TlsFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean; tensorboard?: boolean }) => {
+    .addHelpText('after', TOKEN_HELP);
+  addDashboardFlags(cmd)
+    .action(action(async (f: TlsFlags & DashboardFlags & { config: string; workers: number; output: string; bind: string; resume?: boolean; overwrite?: boolean; maxSteps?: number; metricsPort?: number; json?: boolean; zmqCurve?: boolean; tensorboard?: boolean }) => {
       const token = process.env.ONELORA_JOB_TOKEN ?? '';
       if (!token) throw new UserError(MISSING_TOKEN);
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
       const again = `onelora coordinator --config ${f.config} --workers ${f.workers} --output ${f.output} --resume${f.maxSteps !== undefined ? ` --max-steps ${f.maxSteps}` : ''}`;
-      const summary = await interruptible(f.output, again, async (signal) => {
+      const summary = await withDashboard(f, f.output, `coordinator ${path.basename(path.resolve(f.output))} · ${f.workers} workers`, (dash) => interruptible(f.output, again, async (signal) => {
         const c = new Coordinator({
           cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
           maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal,
         });
         await c.start();
+        if (dash) dash.group = () => c.groupSnapshot();
         return c.done;
-      });
+      }));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }

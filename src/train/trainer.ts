@@ -107,7 +107,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
     if (evaluatesBefore(first)) {
       const ev = await evaluate(run, record.evaluating);
       if (ev) record.before(step, ev);
-      const before = answerExamples(run);
+      const before = await answerExamples(run);
       if (before) record.answered('before', before);
       fresh = true;
     }
@@ -148,7 +148,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
     if (!from) throw new RunError(`${output}: the last step has no checkpoint to publish adapter/ from`);
     publishAdapter(output, from);
   }
-  const after = fresh ? answerExamples(run) : null;
+  const after = fresh ? await answerExamples(run) : null;
   if (after) record.answered('after', after);
   const summary = record.summary({ cfg, steps: step, totalSteps: total, trainable, head, backend: run.backend.name });
   log.info({ steps: step, final_loss: summary.final_loss, wall_s: Number(summary.wall_s.toFixed(1)), tensors: tf.memory().numTensors }, 'done');

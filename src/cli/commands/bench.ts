@@ -23,7 +23,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'one JSON object on the last line')
     .action(action(async (opts: { backend?: string; reps: number; json?: boolean }) => {
       await initBackend(opts.backend);
-      const r = benchKernels({ reps: opts.reps });
+      const r = await benchKernels({ reps: opts.reps });
       printResult(!!opts.json, r);
     }));
   const d = DEFAULT_STEP_SHAPE;

@@ -63,8 +63,8 @@ export function registerMerge(program: Command): void {
       try {
         const dtype = f.dtype !== undefined ? DTYPES[f.dtype]! : loaded.dir ? checkpointDtype(loaded.dir) : 'F32';
         const { addedBiases } = mergeAndUnload(peft!);
-        if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
-        else saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
+        if (loaded.family === 'dit') await saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        else await saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {
           const src = loaded.dir ? path.join(loaded.dir, name) : null;

@@ -34,6 +34,7 @@ let dawn: DawnModule | null = null;
 // when it is collected and the adapter's device then crashes the process (SIGSEGV, measured).
 let chosen: { gpu: GPU; adapter: GPUAdapter; summary: AdapterSummary } | null = null;
 let bindingLimit = Infinity;
+let registered = false;
 
 async function loadDawn(): Promise<DawnModule> {
   if (dawn) return dawn;
@@ -135,6 +136,9 @@ export function checkFitsDevice(name: string, shape: readonly number[], dtype = 
  */
 export async function registerWebGpu(): Promise<AdapterSummary> {
   const summary = await probeAdapter();
+  // Once per process: a WebGPU adapter gives one device, and tfjs keeps the backend it made.
+  if (registered) return summary;
+  registered = true;
   const { gpu, adapter } = chosen as { gpu: GPU; adapter: GPUAdapter };
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
   // Node 20 has no global navigator (21+ has one without `gpu`); tfjs-backend-webgpu checks navigator.gpu at import.

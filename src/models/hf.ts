@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readFloats } from '../backend/read.js';
+import { checkFitsDevice } from '../backend/webgpu.js';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
@@ -129,6 +130,7 @@ export function loadHfDir<C, M>(
         continue;
       }
       const t = src.read(fromFile.get(spec.name)!);
+      checkFitsDevice(spec.name, t.shape);
       params.set(spec.name, tf.tidy(() => {
         const x = tf.tensor(t.data as Float32Array, [...t.shape], 'float32');
         return frozen(spec.kind === 'linear' ? tf.transpose(x) : x); // [out, in] -> [in, out]

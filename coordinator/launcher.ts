@@ -4,9 +4,9 @@
 // for a replacement: the one budget is the policy's (--max-failures, distributed.max_failures).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
+import { selfScript } from '../src/install.js';
 import { childLog, writeStderr } from '../src/log.js';
 import type { TrainSummary } from '../src/train/loop.js';
 import { failurePolicyFor } from './policy.js';
@@ -25,7 +25,7 @@ export interface LaunchResult {
   restarts: number;
 }
 
-const BIN = fileURLToPath(new URL('../bin/onelora.js', import.meta.url));
+const BIN = selfScript();
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');

@@ -1,6 +1,5 @@
 // The `onelora` command line (docs/architecture.md#cli-conventions). Each subcommand lives in src/cli/commands/ and is
 // registered from this explicit list (docs/internals.md#explicit-registries: no side-effect imports).
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerData } from './commands/data.js';
@@ -15,10 +14,11 @@ import { registerPredict } from './commands/predict.js';
 import { registerPresets } from './commands/presets.js';
 import { registerSample } from './commands/sample.js';
 import { registerTrain } from './commands/train.js';
+import { installPath } from '../install.js';
 import { readJsonObject } from '../json-file.js';
 import { loadAdapter } from '../peft/adapter-io.js';
 
-const pkg = readJsonObject(fileURLToPath(new URL('../../package.json', import.meta.url))) as { version: string };
+const pkg = readJsonObject(installPath('package.json')) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('onelora')

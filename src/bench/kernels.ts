@@ -33,7 +33,7 @@ async function runRead(fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
 }
 
 /** Median seconds of `fn`, its results read back. */
-export async function medianSeconds(fn: () => tf.Tensor | tf.Tensor[], reps = 7, warmup = 2): Promise<number> {
+async function medianSeconds(fn: () => tf.Tensor | tf.Tensor[], reps = 7, warmup = 2): Promise<number> {
   for (let i = 0; i < warmup; i++) await runRead(fn);
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {

@@ -74,7 +74,7 @@ async function wasmState(): Promise<DoctorReport['wasm']> {
 }
 
 /** Probes every backend in `auto`'s order (tensorflow-gpu and tensorflow share one tfjs id: the first that loads is timed). */
-export async function doctor(seconds: number): Promise<DoctorReport> {
+async function doctor(seconds: number): Promise<DoctorReport> {
   let webgpu: DoctorReport['webgpu'];
   try {
     webgpu = await probeAdapter();

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['tmp/**', 'node_modules/**', 'bin/**', 'eslint.config.js', 'deploy/**', 'docs/**', 'runs/**', '.gl/**'] },
+  { ignores: ['tmp/**', 'node_modules/**', 'bin/**', 'eslint.config.js', 'deploy/**', 'docs/**', 'runs/**', '.gl/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,9 +4,9 @@
 // for a replacement: the one budget is the policy's (--max-failures, distributed.max_failures).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
+import { selfScript } from '../src/install.js';
 import { childLog, writeStderr } from '../src/log.js';
 import type { TrainSummary } from '../src/train/loop.js';
 import { failurePolicyFor } from './policy.js';
@@ -27,7 +27,7 @@ export interface LaunchResult {
   restarts: number;
 }
 
-const BIN = fileURLToPath(new URL('../bin/onelora.js', import.meta.url));
+const BIN = selfScript();
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
@@ -46,7 +46,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     // workers at a step boundary through the coordinator (killed with it, they could not checkpoint).
     // Their stderr comes through here, line by line, so it prints above the progress bar instead of
     // into it (src/log.ts writeStderr), each line tagged with its rank as torchrun tags it.
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...opts.env, ONELORA_JOB_TOKEN: token, ONELORA_UNDER_LAUNCH: '1' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...workerDevice(rank), ...opts.env, ONELORA_JOB_TOKEN: token, ONELORA_UNDER_LAUNCH: '1' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     if (child.stderr) createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => writeStderr(`[rank ${rank}] ${line}\n`));
     children.set(rank, child);
     child.on('exit', (code, signal) => {
@@ -75,6 +75,16 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     await Promise.all([...children.values()].map((c) => waitExit(c, 10_000)));
     process.removeListener('exit', killAll);
   }
+}
+
+/**
+ * One GPU per worker, as torchrun's users set it: with CUDA_VISIBLE_DEVICES=0,1,2,3 in launch's
+ * environment, rank r sees only entry r mod 4 (tfjs-node-gpu through CUDA, webgpu through
+ * src/backend/webgpu.ts). Unset, every worker sees what launch sees (2 ranks on one GPU).
+ */
+export function workerDevice(rank: number, visible = process.env.CUDA_VISIBLE_DEVICES): { CUDA_VISIBLE_DEVICES?: string } {
+  const ids = (visible ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return ids.length > 0 ? { CUDA_VISIBLE_DEVICES: ids[rank % ids.length] as string } : {};
 }
 
 function waitExit(child: ChildProcess, ms: number): Promise<void> {

@@ -17,12 +17,12 @@ const arg = (name: string, def: string): string => {
 const backend = await initBackend(arg('--backend', 'wasm'));
 const tokens = Number(arg('--tokens', '256'));
 
-function bench(label: string, model: LlamaModel, kvCache: boolean, n: number): Record<string, unknown> {
+async function bench(label: string, model: LlamaModel, kvCache: boolean, n: number): Promise<Record<string, unknown>> {
   const prompt = [1, 5, 9, 13, 17, 21, 25, 29];
-  model.generate(prompt, { maxNewTokens: 4, greedy: true, eosId: null, kvCache }); // warm-up: kernels, RoPE table, masks
+  await model.generate(prompt, { maxNewTokens: 4, greedy: true, eosId: null, kvCache }); // warm-up: kernels, RoPE table, masks
   const stamps: number[] = [];
   const t0 = performance.now();
-  model.generate(prompt, { maxNewTokens: n, greedy: true, eosId: null, kvCache, onToken: () => stamps.push(performance.now()) });
+  await model.generate(prompt, { maxNewTokens: n, greedy: true, eosId: null, kvCache, onToken: () => stamps.push(performance.now()) });
   const total = (performance.now() - t0) / 1000;
   const window = (from: number, to: number): number => {
     const a = Math.min(from, stamps.length - 1);
@@ -41,9 +41,9 @@ const tiny = (await loadModel('tiny-llama')).model as LlamaModel;
 const smallRaw = { ...PRESETS['tiny-llama']!.hf, vocab_size: 32000, hidden_size: 256, intermediate_size: 688, num_attention_heads: 8, num_key_value_heads: 8, num_hidden_layers: 4 };
 const small = randomModel(llamaFamily, parseLlamaConfig(smallRaw, 'bench'), 0, smallRaw);
 const rows = [
-  bench('tiny-llama (2×64, V=256)', tiny, true, tokens),
-  bench('tiny-llama (2×64, V=256)', tiny, false, Math.min(tokens, 128)),
-  bench('small (4×256, V=32000)', small, true, tokens),
-  bench('small (4×256, V=32000)', small, false, Math.min(tokens, 128)),
+  await bench('tiny-llama (2×64, V=256)', tiny, true, tokens),
+  await bench('tiny-llama (2×64, V=256)', tiny, false, Math.min(tokens, 128)),
+  await bench('small (4×256, V=32000)', small, true, tokens),
+  await bench('small (4×256, V=32000)', small, false, Math.min(tokens, 128)),
 ];
 console.log(JSON.stringify({ backend: backend.name, rows }, null, 1));

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     demo.close();
     const tmp = `${out}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
-    saveDit(model, tmp);
+    await saveDit(model, tmp);
     fs.rmSync(out, { recursive: true, force: true });
     fs.renameSync(tmp, out);
     log.info({ out, params: [...model.parameters().values()].reduce((n, v) => n + v.size, 0), tensors: tf.memory().numTensors }, 'demo DiT written');

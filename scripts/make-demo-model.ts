@@ -97,8 +97,8 @@ async function main(): Promise<void> {
     engine.applyUpdate(grad, step);
     if (step % 50 === 0 || step === STEPS - 1) log.info({ step, loss: Number((lossSum / units).toFixed(4)), s: Math.round((performance.now() - t0) / 1000) }, 'pre-training');
   }
-  saveHfModel(model, tmp, { dtype: 'F16' });
-  const sample = model.generate(tok.encode('Question: Ava has 12 apples. Ava gets 5 more apples. How many apples does Ava have now?\nAnswer:', { bos: true }), { maxNewTokens: 40, greedy: true, eosId: tok.eosId });
+  await saveHfModel(model, tmp, { dtype: 'F16' });
+  const sample = await model.generate(tok.encode('Question: Ava has 12 apples. Ava gets 5 more apples. How many apples does Ava have now?\nAnswer:', { bos: true }), { maxNewTokens: 40, greedy: true, eosId: tok.eosId });
   log.info({ sample: tok.decode(sample) }, 'sample');
   fs.rmSync(out, { recursive: true, force: true });
   fs.renameSync(tmp, out);

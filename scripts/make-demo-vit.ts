@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const backbone = new VitModel({ ...model.config, numLabels: 0, labels: [] }, params, { ...model.hfConfigBase, num_labels: undefined });
     const tmp = `${out}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
-    saveHfModel(backbone, tmp, { dtype: 'F16' });
+    await saveHfModel(backbone, tmp, { dtype: 'F16' });
     fs.rmSync(out, { recursive: true, force: true });
     fs.renameSync(tmp, out);
     log.info({ out, params: [...params.values()].reduce((n, v) => n + v.size, 0), tensors: tf.memory().numTensors }, 'demo ViT written');

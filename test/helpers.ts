@@ -30,6 +30,8 @@ export function throwsUser(fn: () => unknown, ...parts: (string | RegExp)[]): vo
  * tests run with that backend active (selected through initBackend, as the CLI does). Backends
  * that map onto one tfjs backend (tensorflow-gpu and tensorflow) run once; unavailable ones are
  * reported as skipped suites with the reason. ONELORA_TEST_BACKENDS=wasm,cpu narrows the list.
+ * webgpu runs only when ONELORA_TEST_BACKENDS names it: without a GPU its adapter is a software one
+ * (~50× slower than wasm), and test/backend/conformance.test.ts checks every op there already.
  */
 export async function forEachBackend(suite: (backend: string) => void): Promise<void> {
   const { BACKEND_CHOICES } = await import('../src/backend/choices.js');
@@ -38,6 +40,10 @@ export async function forEachBackend(suite: (backend: string) => void): Promise<
   const seen = new Set<string>();
   for (const name of BACKEND_CHOICES) {
     if (name === 'auto' || (only && !only.includes(name))) continue;
+    if (name === 'webgpu' && !only) {
+      describe(`on ${name}`, { skip: 'webgpu: covered by test/backend/conformance.test.ts (ONELORA_TEST_BACKENDS=webgpu runs this suite there)' }, () => {});
+      continue;
+    }
     let tfBackend: string;
     try {
       tfBackend = (await initBackend(name)).tfBackend;

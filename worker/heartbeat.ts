@@ -8,6 +8,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { clientCredentials, type TlsFlags } from '../src/comm/tls.js';
 import { CoordinatorClient } from '../src/comm/proto.js';
+import { heartbeatThreadEntry } from '../src/install.js';
 
 export interface HeartbeatConfig {
   coordinator: string;
@@ -38,7 +39,7 @@ export class HeartbeatThread {
     this.timer = setInterval(() => {
       if (this.last && !this.threadReady) client.heartbeat(this.last).catch(() => undefined);
     }, cfg.intervalMs);
-    this.worker = new Worker(new URL('./heartbeat-thread.mjs', import.meta.url), { workerData: cfg });
+    this.worker = new Worker(heartbeatThreadEntry(), { workerData: cfg });
     this.worker.unref();
     this.worker.on('message', (m: FromThread) => {
       if (m.kind === 'ready') {

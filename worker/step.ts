@@ -82,7 +82,7 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const answers: { before?: unknown; after?: unknown } = {};
   if (evalOn && evaluatesBefore(step)) {
     for (const [k, v] of Object.entries((await evaluate(run)) ?? {})) metrics[`eval_before.${k}`] = v;
-    answers.before = answerExamples(run) ?? undefined;
+    answers.before = (await answerExamples(run)) ?? undefined;
   }
   const t1 = performance.now();
   const { grad, lossSum, peakBytes } = await engine.computeGrads(micro, units);
@@ -116,12 +116,12 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
       }
       Object.assign(metrics, { lr, grad_norm: gradNorm, peak_bytes: peakBytes, ...runParams(run), bytes_sent: c.transport.stats.bytesSent, bytes_received: c.transport.stats.bytesReceived });
       logSamples(c, step, sampleIds);
-      if (evalOn && step === c.spec.stop_at) answers.after = answerExamples(run) ?? undefined;
+      if (evalOn && step === c.spec.stop_at) answers.after = (await answerExamples(run)) ?? undefined;
       const examples = answers.before || answers.after ? JSON.stringify(answers) : '';
       await report({ timing: { data_wait_s: (t1 - t0) / 1000, compute_s: (t2 - t1) / 1000, allreduce_s: (t3 - t2) / 1000, optimizer_s: seconds(t3) }, examples_json: examples });
     },
     checkpoint: async () => {
-      const dir = checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
+      const dir = await checkpoint(run, c.spec.output, { step, samplesSeen, best: c.best.value }, c.transport.size, () => fault('kill-in-checkpoint', rank, step));
       await client.commitCheckpoint({ rank, generation, step, path: dir, checksums: {}, samples_seen: samplesSeen, epoch });
     },
   }, start.checkpoint && rank === 0);
@@ -132,6 +132,6 @@ export async function checkpointAtStop(c: StepContext, at: ResumeState): Promise
   const snap = c.snapshots.get(at.step);
   if (!snap) throw new RunError(`rank ${c.rank}: asked to checkpoint step ${at.step}, which it does not hold`);
   c.run.engine.restore(snap);
-  const dir = checkpoint(c.run, c.spec.output, { step: at.step, samplesSeen: at.samples_seen, best: c.best.value }, c.transport.size);
+  const dir = await checkpoint(c.run, c.spec.output, { step: at.step, samplesSeen: at.samples_seen, best: c.best.value }, c.transport.size);
   await c.client.commitCheckpoint({ rank: c.rank, generation: c.generation, step: at.step, path: dir, checksums: {}, samples_seen: at.samples_seen, epoch: at.epoch });
 }

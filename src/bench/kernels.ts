@@ -24,25 +24,29 @@ export function median(xs: readonly number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 }
 
-/** Median seconds of `fn` (which must read back its result so the work really happens). */
-function medianSeconds(fn: () => void, reps = 7, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
+/** Runs `fn` in a tidy and reads its results back (so the work really happens, on a GPU too). */
+async function runRead(fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const out = tf.tidy(fn);
+  const ts = Array.isArray(out) ? out : [out];
+  await Promise.all(ts.map((t) => t.data()));
+  tf.dispose(ts);
+}
+
+/** Median seconds of `fn`, its results read back. */
+async function medianSeconds(fn: () => tf.Tensor | tf.Tensor[], reps = 7, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await runRead(fn);
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    fn();
+    await runRead(fn);
     times.push((performance.now() - t0) / 1000);
   }
   return median(times);
 }
 
-function sync(ts: tf.Tensor | tf.Tensor[]): void {
-  for (const t of Array.isArray(ts) ? ts : [ts]) t.dataSync();
-}
-
 const round = (v: number) => Math.round(v * 100) / 100;
 
-export function benchKernels(opts: { n?: number; k?: number; d?: number; reps?: number } = {}): KernelBench {
+export async function benchKernels(opts: { n?: number; k?: number; d?: number; reps?: number } = {}): Promise<KernelBench> {
   const n = opts.n ?? 1024;
   const k = opts.k ?? 256;
   const d = opts.d ?? 688;
@@ -52,12 +56,12 @@ export function benchKernels(opts: { n?: number; k?: number; d?: number; reps?: 
   const g = tf.randomNormal([n, d], 0, 1, 'float32', 3) as tf.Tensor2D;
   const flops = 2 * n * k * d;
 
-  const mm = medianSeconds(() => tf.tidy(() => sync(tf.matMul(x, w))), reps);
+  const mm = await medianSeconds(() => tf.matMul(x, w), reps);
   // Forward + backward w.r.t. x with a frozen W: 2 matmuls' worth of flops.
   const ours = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi as tf.Tensor2D, w), g)));
-  const lin = medianSeconds(() => tf.tidy(() => sync(ours(x))), reps);
+  const lin = await medianSeconds(() => ours(x), reps);
   const builtin = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(tf.matMul(xi as tf.Tensor2D, w), g)));
-  const bi = medianSeconds(() => tf.tidy(() => sync(builtin(x))), reps);
+  const bi = await medianSeconds(() => builtin(x), reps);
 
   // Attention: B=8, H=4, T=128, head 64 (the bench-step model), scores = q kᵀ.
   const [B, H, T, hd] = [8, 4, 128, 64];
@@ -65,12 +69,12 @@ export function benchKernels(opts: { n?: number; k?: number; d?: number; reps?: 
   const kk = tf.randomNormal([B * H, T, hd], 0, 1, 'float32', 5) as tf.Tensor3D;
   const gs = tf.randomNormal([B * H, T, T], 0, 1, 'float32', 6) as tf.Tensor3D;
   const af = 2 * B * H * T * T * hd;
-  const batched = medianSeconds(() => tf.tidy(() => sync(tf.matMul(q, kk, false, true))), reps);
-  const loop = medianSeconds(() => tf.tidy(() => sync(bmm(q, tf.transpose(kk, [0, 2, 1])))), reps);
+  const batched = await medianSeconds(() => tf.matMul(q, kk, false, true), reps);
+  const loop = await medianSeconds(() => bmm(q, tf.transpose(kk, [0, 2, 1])), reps);
   const bmmGrad = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(bmm(a as tf.Tensor3D, tf.transpose(b, [0, 2, 1]) as tf.Tensor3D), gs)));
-  const bmmFB = medianSeconds(() => tf.tidy(() => sync(bmmGrad([q, kk]))), reps);
+  const bmmFB = await medianSeconds(() => bmmGrad([q, kk]), reps);
   const builtinAttn = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b, false, true), gs)));
-  const biAttn = medianSeconds(() => tf.tidy(() => sync(builtinAttn([q, kk]))), reps);
+  const biAttn = await medianSeconds(() => builtinAttn([q, kk]), reps);
   tf.dispose([x, w, g, q, kk, gs]);
 
   const matmulG = flops / mm / 1e9;

@@ -1,12 +1,12 @@
 // The `onelora` command line (docs/architecture.md#cli-conventions). Each subcommand lives in src/cli/commands/ and is
 // registered from this explicit list (docs/internals.md#explicit-registries: no side-effect imports).
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerDashboard } from './commands/dashboard.js';
 import { registerData } from './commands/data.js';
 import { registerBenchAllreduce, registerCoordinator, registerLaunch, registerWorker } from './commands/distributed.js';
 import { registerDeploy } from './commands/deploy.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerMerge } from './commands/merge.js';
@@ -17,10 +17,11 @@ import { registerPresets } from './commands/presets.js';
 import { registerSample } from './commands/sample.js';
 import { registerTrain } from './commands/train.js';
 import { registerVae } from './commands/vae.js';
+import { installPath } from '../install.js';
 import { readJsonObject } from '../json-file.js';
 import { loadAdapter } from '../peft/adapter-io.js';
 
-const pkg = readJsonObject(fileURLToPath(new URL('../../package.json', import.meta.url))) as { version: string };
+const pkg = readJsonObject(installPath('package.json')) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('onelora')
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
   const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
-  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy, registerDashboard]) register(program);
+  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy, registerDashboard, registerDoctor]) register(program);
   return program;
 }
 

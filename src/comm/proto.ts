@@ -3,15 +3,15 @@
 // snake_case; 64-bit integers as number; defaults filled in). MESSAGE_FIELDS lists every field of
 // every interface — the compiler checks it against the interfaces, a test checks it against the
 // .proto — so the two cannot drift apart silently.
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { UserError, messageOf } from '../errors.js';
+import { installPath } from '../install.js';
 import { childLog } from '../log.js';
 
 const log = childLog('grpc');
 
-const PROTO_PATH = fileURLToPath(new URL('../../proto/onelora.proto', import.meta.url));
+const PROTO_PATH = installPath('proto', 'onelora.proto');
 export const PROTO_PACKAGE = 'onelora.v1';
 const TOKEN_METADATA_KEY = 'x-onelora-token';
 

@@ -1,15 +1,15 @@
 // Presets: `presets/NAME.yaml` files of the repository, in the run-config format.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseConfig, parseYaml } from './config.js';
 import type { RunConfig } from './schema.js';
 import { UserError } from '../errors.js';
+import { installPath } from '../install.js';
 import { readTextFile } from '../json-file.js';
 
 /** The repository (package) root: the nearest directory above this file holding package.json. */
 export function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
+  let dir = installPath();
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);
     if (up === dir) throw new Error('onelora: package.json not found above src/config/presets.ts');

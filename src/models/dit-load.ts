@@ -14,6 +14,7 @@
 //    norm_eps, so this layout loads with those (see DitConfig).
 import fs from 'node:fs';
 import path from 'node:path';
+import { readFloats } from '../backend/read.js';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
@@ -348,16 +349,16 @@ export function loadDit(dirOrPreset: string, opts: LoadDitOptions = {}): DitMode
  * Writes `DIR/model.safetensors` (facebookresearch layout, with pos_embed; F32 unless `dtype`; in
  * shards with an index above `maxShardBytes`) and `DIR/config.json`.
  */
-export function saveDit(model: DitModel, dir: string, opts: SaveOptions = {}): void {
+export async function saveDit(model: DitModel, dir: string, opts: SaveOptions = {}): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const c = model.config;
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
   for (const [name, v] of model.parameters()) {
     const isLinearWeight = v.rank === 2 && name.endsWith('.weight') && !name.startsWith('y_embedder');
-    const data = (isLinearWeight ? tf.tidy(() => v.transpose()).dataSync() : v.dataSync()) as Float32Array; // [in, out] -> [out, in]
+    const data = isLinearWeight ? await readFloats(tf.tidy(() => v.transpose()), true) : await readFloats(v); // [in, out] -> [out, in]
     const shape = name === 'x_embedder.proj.weight' ? [c.hidden, c.inChannels, c.patchSize, c.patchSize] : isLinearWeight ? [v.shape[1]!, v.shape[0]!] : v.shape;
-    tensors[name] = { dtype, shape, data: Float32Array.from(data) };
+    tensors[name] = { dtype, shape, data };
   }
   const grid = c.inputSize / c.patchSize;
   tensors.pos_embed = { dtype, shape: [1, grid * grid, c.hidden], data: posEmbedTable(c.hidden, grid) };

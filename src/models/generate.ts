@@ -69,7 +69,7 @@ function sampleToken(logits: Float32Array, temperature: number, topP: number, rn
   return order[kept - 1]!;
 }
 
-function lastLogits(model: CausalLm, ids: number[], past: readonly LayerKv[] | null): { logits: Float32Array; present: LayerKv[] } {
+async function lastLogits(model: CausalLm, ids: number[], past: readonly LayerKv[] | null): Promise<{ logits: Float32Array; present: LayerKv[] }> {
   // tidy keeps what it returns: the last position's logits and every layer's keys and values.
   const [logitsT, ...kv] = tf.tidy(() => {
     const input = tf.tensor2d(ids, [1, ids.length], 'int32');
@@ -77,7 +77,7 @@ function lastLogits(model: CausalLm, ids: number[], past: readonly LayerKv[] | n
     const last = tf.slice(h, [ids.length - 1, 0], [1, h.shape[1]]); // [1, D]
     return [model.head(last), ...present.flatMap((l) => [l.k, l.v])];
   });
-  const logits = logitsT!.dataSync() as Float32Array;
+  const logits = (await logitsT!.data()) as Float32Array; // the one host read per token
   logitsT!.dispose();
   const present: LayerKv[] = [];
   for (let i = 0; i < kv.length; i += 2) present.push({ k: kv[i] as tf.Tensor4D, v: kv[i + 1] as tf.Tensor4D });
@@ -92,7 +92,7 @@ function disposeKv(kv: readonly LayerKv[] | null): void {
 }
 
 /** New token ids after `promptIds`, stopping after maxNewTokens or once EOS was emitted. */
-export function generate(model: CausalLm, promptIds: readonly number[], opts: GenerateOptions): number[] {
+export async function generate(model: CausalLm, promptIds: readonly number[], opts: GenerateOptions): Promise<number[]> {
   if (promptIds.length === 0) throw new Error('generate: the prompt needs at least one token (BOS)');
   const eos = new Set(opts.eosId === undefined ? stopIds(model.config) : opts.eosId === null ? [] : typeof opts.eosId === 'number' ? [opts.eosId] : opts.eosId);
   const temperature = opts.temperature ?? 1;
@@ -106,7 +106,7 @@ export function generate(model: CausalLm, promptIds: readonly number[], opts: Ge
   try {
     for (let step = 0; step < opts.maxNewTokens; step++) {
       const input = useCache && cache ? seq.slice(-1) : seq;
-      const r = lastLogits(model, input, useCache ? cache : null);
+      const r = await lastLogits(model, input, useCache ? cache : null);
       disposeKv(cache);
       cache = null;
       if (useCache) cache = r.present;

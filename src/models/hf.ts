@@ -8,6 +8,8 @@
 // so a checkpoint is never held twice.
 import fs from 'node:fs';
 import path from 'node:path';
+import { readFloats } from '../backend/read.js';
+import { checkFitsDevice } from '../backend/webgpu.js';
 import { tf } from '../backend/tf.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { openSafetensorsDir, writeSafetensorsShards, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
@@ -128,6 +130,7 @@ export function loadHfDir<C, M>(
         continue;
       }
       const t = src.read(fromFile.get(spec.name)!);
+      checkFitsDevice(spec.name, t.shape);
       params.set(spec.name, tf.tidy(() => {
         const x = tf.tensor(t.data as Float32Array, [...t.shape], 'float32');
         return frozen(spec.kind === 'linear' ? tf.transpose(x) : x); // [out, in] -> [in, out]
@@ -201,7 +204,7 @@ function withDtype(config: Readonly<Record<string, unknown>>, dtype: SaveDtype):
  * [out, in]; a tied lm_head is not written, as transformers does not).
  * Linear weights and biases come from the modules, so a merged adapter is what gets saved.
  */
-export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {}): void {
+export async function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {}): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const modules = new Map(model.linears().map((l) => [l.path, l]));
   let layout = model.layout;
@@ -223,12 +226,13 @@ export function saveHfModel(model: HfModel, dir: string, opts: SaveOptions = {})
   for (const spec of specs) {
     const owner = modules.get(spec.name.replace(/\.(weight|bias)$/, ''));
     let data: Float32Array;
-    if (owner && spec.name.endsWith('.weight')) data = tf.tidy(() => tf.transpose(owner.weight).dataSync() as Float32Array); // [in, out] -> [out, in]
-    else if (owner) data = owner.bias ? (owner.bias.dataSync() as Float32Array).slice() : new Float32Array(spec.shape[0]!);
+    // One tensor at a time (a 7B model is not concatenated), each read asynchronously (a GPU backend).
+    if (owner && spec.name.endsWith('.weight')) data = await readFloats(tf.tidy(() => tf.transpose(owner.weight)), true); // [in, out] -> [out, in]
+    else if (owner) data = owner.bias ? await readFloats(owner.bias) : new Float32Array(spec.shape[0]!);
     else {
       const v = model.parameters().get(spec.name);
       if (!v) throw new RunError(`cannot export: model has no tensor '${spec.name}'`);
-      data = (v.dataSync() as Float32Array).slice();
+      data = await readFloats(v);
     }
     tensors.push([spec.name, { dtype, shape: spec.shape, data }]);
   }

@@ -184,7 +184,7 @@ export class LlamaModel implements AdaptableModel {
   }
 
   /** New token ids after `promptIds` (EOS included when reached); see generate.ts. */
-  generate(promptIds: readonly number[], opts: GenerateOptions): number[] {
+  generate(promptIds: readonly number[], opts: GenerateOptions): Promise<number[]> {
     return generate(this, promptIds, opts);
   }
 

@@ -8,6 +8,7 @@
 // ignored, but those that change the maths and are not implemented are refused naming the field.
 import fs from 'node:fs';
 import path from 'node:path';
+import { readAll } from '../backend/read.js';
 import { tf } from '../backend/tf.js';
 import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
@@ -171,25 +172,39 @@ function stableJson(v: Json, indent = ''): string {
   return keys.length ? `{\n${keys.map((k) => `${inner}${JSON.stringify(k)}: ${stableJson(v[k]!, inner)}`).join(',\n')}\n${indent}}` : '{}';
 }
 
-/** Writes the adapter directory; the tensors are saved unmerged (a merged state is unmerged around the write). */
-export function saveAdapter(dir: string, state: PeftState, opts: SaveAdapterOptions = {}): void {
+/**
+ * The adapter's tensors as they are written: unmerged (a merged state is unmerged around the read),
+ * kernel-layout ones transposed to PEFT's layout, all read in one download.
+ */
+export async function adapterTensors(state: PeftState): Promise<Record<string, TensorToWrite>> {
   const wasMerged = state.merged;
   if (wasMerged) state.unmerge();
   try {
-    fs.mkdirSync(dir, { recursive: true });
-    const tensors: Record<string, TensorToWrite> = {};
-    for (const [key, v] of [...state.trainable, ...state.buffers]) {
-      const t = state.kernelLayout.has(key) ? tf.transpose(v) : v;
-      tensors[key] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
-      if (t !== v) t.dispose();
+    const entries = [...state.trainable, ...state.buffers];
+    const views = entries.map(([key, v]) => (state.kernelLayout.has(key) ? tf.transpose(v) : v));
+    try {
+      const data = await readAll(views);
+      return Object.fromEntries(entries.map(([key], i) => [key, { dtype: 'F32' as const, shape: (views[i] as tf.Tensor).shape, data: data[i] as Float32Array }]));
+    } finally {
+      views.forEach((t, i) => t !== entries[i]?.[1] && t.dispose());
     }
-    writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
-    const cfgFile = path.join(dir, ADAPTER_CONFIG);
-    fs.writeFileSync(`${cfgFile}.tmp-${process.pid}`, `${stableJson(adapterConfig(state, opts))}\n`);
-    fs.renameSync(`${cfgFile}.tmp-${process.pid}`, cfgFile);
   } finally {
     if (wasMerged) state.merge();
   }
+}
+
+/** Writes the adapter directory from tensors adapterTensors() read (synchronous: a checkpoint writes it mid-rename). */
+export function writeAdapterDir(dir: string, state: PeftState, tensors: Record<string, TensorToWrite>, opts: SaveAdapterOptions = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
+  const cfgFile = path.join(dir, ADAPTER_CONFIG);
+  fs.writeFileSync(`${cfgFile}.tmp-${process.pid}`, `${stableJson(adapterConfig(state, opts))}\n`);
+  fs.renameSync(`${cfgFile}.tmp-${process.pid}`, cfgFile);
+}
+
+/** Writes the adapter directory; the tensors are saved unmerged. */
+export async function saveAdapter(dir: string, state: PeftState, opts: SaveAdapterOptions = {}): Promise<void> {
+  writeAdapterDir(dir, state, await adapterTensors(state), opts);
 }
 
 /** Config fields that change the maths and are not implemented: refused, naming the field. */

@@ -5,6 +5,7 @@
 // when lora_dropout is active): y = W0 x + β + (g − 1) ⊙ W0 x̃ + g ⊙ sBA x̃, x̃ = dropout(x), which
 // is the formula above when x̃ = x. Builds on LoRA (docs/internals.md#one-method-one-file): the
 // low-rank part is LoraAdapter's, DoRA adds the magnitude.
+import { canReadSync } from '../backend/read.js';
 import { tf } from '../backend/tf.js';
 import { customOp, linear } from '../backend/linear.js';
 import type { LinearModule } from '../nn/modules.js';
@@ -94,7 +95,9 @@ export class DoraAdapter extends LoraAdapter {
   /** Not additive (g rescales W0 as well): W0 ← g ⊙ (W0 + ΔW), undone from the g it used. */
   override merge(layer: LinearModule): void {
     const g = tf.keep(tf.tidy(() => this.magnitudeScale(layer)));
-    if (tf.tidy(() => tf.min(tf.abs(g)).dataSync()[0]!) === 0) this.mergedW0 = tf.keep(tf.clone(layer.weight));
+    // A zero scale cannot be divided out on unmerge: keep W0. A GPU backend cannot read the check
+    // synchronously, so there W0 is always kept (one weight's memory per merged layer).
+    if (!canReadSync() || tf.tidy(() => tf.min(tf.abs(g)).dataSync()[0]!) === 0) this.mergedW0 = tf.keep(tf.clone(layer.weight));
     tf.tidy(() => {
       layer.weight.assign(tf.mul(tf.add(layer.weight, this.delta()), g));
     });

@@ -15,6 +15,7 @@ import { linear, matmul, recomputed } from '../backend/linear.js';
 import { rotateHalfValues } from '../nn/attention.js';
 import { UserError } from '../errors.js';
 import { adapterDropout, dropoutKey } from '../nn/dropout.js';
+import { oneHotF32 } from '../nn/ops.js';
 import type { LinearModule, LinearSpec } from '../nn/modules.js';
 import { AdditiveAdapter } from './additive.js';
 import { zerosVar } from './init.js';
@@ -106,6 +107,9 @@ function ropeTables(nb: number, r: number): { cos: Float32Array; sin: Float32Arr
   return { cos, sin };
 }
 
+/** Rows of ΔW built per block in delta(): a [1024, k] slice of the identity at a time. */
+const DELTA_ROWS = 1024;
+
 export class MoraAdapter extends AdditiveAdapter {
   readonly method: string;
   readonly r: number;
@@ -171,16 +175,17 @@ export class MoraAdapter extends AdditiveAdapter {
   }
 
   /**
-   * ΔW in kernel layout [k, d], built from the merge rule (not from the forward, so a
-   * test can compare the two): type 1 accumulates M[i mod r̂, idx mod r̂] at column idx mod k;
-   * type 6 places M·R_b block-diagonally and wraps the padded columns onto the first p.
+   * ΔW in kernel layout [k, d] from M's values `mk` (read by the caller), built from the merge
+   * rule (not from the forward, so a test can compare the two): type 1 accumulates
+   * M[i mod r̂, idx mod r̂] at column idx mod k; type 6 places M·R_b block-diagonally and wraps the
+   * padded columns onto the first p.
    */
-  deltaWeight(layer: LinearModule): Float32Array {
+  deltaWeight(layer: LinearModule, mk: Float32Array): Float32Array {
     const k = layer.inFeatures;
     const d = layer.outFeatures;
     const r = this.r;
     const L = this.padded;
-    const mk = this.M.dataSync(); // mk[jin * r + jout] = M[jout, jin]
+    // mk[jin * r + jout] = M[jout, jin]
     const M = (jout: number, jin: number): number => mk[jin * r + jout]!;
     const out = new Float32Array(k * d);
     if (this.type === 1) {
@@ -207,8 +212,21 @@ export class MoraAdapter extends AdditiveAdapter {
     return out;
   }
 
+  /**
+   * ΔW [k, d] on the device, as the delta of the identity's rows (the delta is linear in x: row i
+   * of ΔW is moraDelta(e_i)), in blocks of rows so that no [k, k] identity is ever whole. A merge
+   * thus needs no host read of M (a GPU backend), and equals deltaWeight() (tested).
+   */
   delta(layer: LinearModule): T2 {
-    return tf.tensor2d(this.deltaWeight(layer), [layer.inFeatures, layer.outFeatures]);
+    const k = layer.inFeatures;
+    const rows: T2[] = [];
+    for (let i0 = 0; i0 < k; i0 += DELTA_ROWS) {
+      const n = Math.min(DELTA_ROWS, k - i0);
+      rows.push(tf.tidy(() => this.moraDelta(oneHotF32(tf.range(i0, i0 + n, 1, 'int32') as tf.Tensor1D, k), layer.outFeatures)));
+    }
+    const out = rows.length === 1 ? (rows[0] as T2) : (tf.concat(rows, 0) as T2);
+    if (rows.length > 1) tf.dispose(rows);
+    return out;
   }
 
   override dispose(): void {

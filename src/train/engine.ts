@@ -53,27 +53,45 @@ export class TrainEngine<M extends AdaptableModel = AdaptableModel> {
     this.decayMask = this.fused.decayMask(opts.noDecay);
   }
 
-  /** Gradients of Σ_micro lossSum / globalUnits; nothing is applied yet. */
+  /** An engine whose master copy is read (a GPU backend reads it asynchronously). */
+  static async create<M extends AdaptableModel>(model: M, task: Task<M>, trainable: ReadonlyMap<string, tf.Variable>, opts: EngineOptions): Promise<TrainEngine<M>> {
+    const engine = new TrainEngine(model, task, trainable, opts);
+    await engine.fused.ready();
+    return engine;
+  }
+
+  /**
+   * Gradients of Σ_micro lossSum / globalUnits; nothing is applied yet. The loss and the fused
+   * gradient are summed over the micro-batches on the device and read back together, once per
+   * step: a GPU step makes one host round-trip, not one per tensor.
+   */
   async computeGrads(micro: readonly MicroBatch[], globalUnits: number): Promise<GradResult> {
-    const grad = new Float32Array(this.fused.size);
-    let lossSum = 0;
+    await this.fused.ready();
+    let acc: tf.Tensor1D | null = null; // [1 + size]: Σ loss / globalUnits, then the fused gradient
     let peakBytes = 0;
-    for (const mb of micro) {
-      let value = 0;
-      // Adapter dropout masks are keyed by the micro-batch's samples (src/nn/dropout.ts), never by rank.
-      const dropout = mb.ctx.training ? mb.ctx : null;
-      const profile = await tf.profile(() => {
-        const { value: v, grads } = withDropoutContext(dropout, () =>
-          tf.variableGrads(() => tf.div(this.task.lossSum(this.model, mb.rows, mb.ctx), globalUnits) as tf.Scalar, this.vars),
-        );
-        value = (v.dataSync()[0] as number) * globalUnits;
-        this.fused.accumulate(grads, grad);
-        tf.dispose([v, ...Object.values(grads)]);
-      });
-      peakBytes = Math.max(peakBytes, profile.peakBytes);
-      lossSum += value;
+    try {
+      for (const mb of micro) {
+        // Adapter dropout masks are keyed by the micro-batch's samples (src/nn/dropout.ts), never by rank.
+        const dropout = mb.ctx.training ? mb.ctx : null;
+        const profile = await tf.profile(() => {
+          const { value: v, grads } = withDropoutContext(dropout, () =>
+            tf.variableGrads(() => tf.div(this.task.lossSum(this.model, mb.rows, mb.ctx), globalUnits) as tf.Scalar, this.vars),
+          );
+          const prev = acc;
+          acc = tf.keep(tf.tidy(() => {
+            const row: tf.Tensor1D = tf.concat([tf.reshape(v, [1]) as tf.Tensor1D, this.fused.fuse(grads)]);
+            return prev ? (tf.add(prev, row) as tf.Tensor1D) : row;
+          }));
+          tf.dispose([v, ...Object.values(grads), ...(prev ? [prev] : [])]);
+        });
+        peakBytes = Math.max(peakBytes, profile.peakBytes);
+      }
+      if (!acc) return { grad: new Float32Array(this.fused.size), lossSum: 0, peakBytes };
+      const all = (await (acc as tf.Tensor1D).data()) as Float32Array;
+      return { grad: all.slice(1), lossSum: (all[0] as number) * globalUnits, peakBytes };
+    } finally {
+      (acc as tf.Tensor1D | null)?.dispose();
     }
-    return { grad, lossSum, peakBytes };
   }
 
   /** Clips and applies one AdamW update for optimizer step `step` (0-based); returns lr and the pre-clip norm. */
@@ -93,6 +111,7 @@ export class TrainEngine<M extends AdaptableModel = AdaptableModel> {
 
   restore(s: { values: Float32Array; m: Float32Array; v: Float32Array; t: number }): void {
     this.fused.values.set(s.values);
+    this.fused.markWritten();
     this.fused.push();
     this.optimizer.restore(s);
   }
@@ -115,6 +134,7 @@ export class TrainEngine<M extends AdaptableModel = AdaptableModel> {
       const extra = [...values.keys()].filter((k) => !this.fused.slots.some((s) => s.key === k));
       throw new RunError(`${where}: saved tensors not in this run's trainable set: ${extra.slice(0, 5).join(', ')}`);
     }
+    this.fused.markWritten();
     this.fused.push();
     this.optimizer.restore({ m: mv, v: vv, t });
   }

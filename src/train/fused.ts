@@ -1,5 +1,6 @@
 // The trainable tensors as one fused Float32 buffer: the layout all-reduce, clipping, AdamW and the
 // optimizer checkpoint share. Order = sorted keys, so every rank builds the same layout.
+import { canReadSync, readAll } from '../backend/read.js';
 import { tf } from '../backend/tf.js';
 
 export interface Slot {
@@ -14,6 +15,8 @@ export class FusedParams {
   readonly size: number;
   /** The master copy of the trainable parameters; variables are refreshed from it after each update. */
   readonly values: Float32Array;
+  /** `values` still has to be read from the variables (a backend without synchronous reads). */
+  private pending = false;
 
   constructor(trainable: ReadonlyMap<string, tf.Variable>) {
     let offset = 0;
@@ -28,12 +31,30 @@ export class FusedParams {
     this.slots = slots;
     this.size = offset;
     this.values = new Float32Array(offset);
-    this.pull();
+    // wasm/cpu/tensorflow read here; a GPU backend reads in ready(), which computeGrads awaits.
+    if (canReadSync()) for (const s of this.slots) this.values.set(s.variable.dataSync() as Float32Array, s.offset);
+    else this.pending = true;
   }
 
-  /** Reads the variables into the master copy (after init, load or resume). */
-  pull(): void {
-    for (const s of this.slots) this.values.set(s.variable.dataSync() as Float32Array, s.offset);
+  /** Reads the variables into the master copy when the constructor could not (one download). */
+  async ready(): Promise<void> {
+    if (!this.pending) return;
+    const [all] = await readAll([this.flatten((s) => s.variable)]);
+    this.values.set(all as Float32Array);
+    this.pending = false;
+  }
+
+  /** The master copy is authoritative from here (a restore wrote it): nothing left to read. */
+  markWritten(): void {
+    this.pending = false;
+  }
+
+  /** Every slot's tensor (`pick`, or zeros where it gives none) as one flat [size] tensor, in slot order. */
+  flatten(pick: (s: Slot) => tf.Tensor | undefined): tf.Tensor1D {
+    return tf.tidy(() => {
+      const parts = this.slots.map((s) => tf.reshape(pick(s) ?? tf.zeros([s.size]), [-1]));
+      return (parts.length ? tf.concat(parts) : tf.zeros([0])) as tf.Tensor1D;
+    });
   }
 
   /** Writes the master copy back into the variables. */
@@ -45,14 +66,12 @@ export class FusedParams {
     }
   }
 
-  /** Adds `grads` (by variable name, as tf.variableGrads returns them) into `into`. */
-  accumulate(grads: tf.NamedTensorMap, into: Float32Array): void {
-    for (const s of this.slots) {
-      const g = grads[s.variable.name];
-      if (!g) continue; // no path from the loss to this tensor in this micro-batch: gradient 0
-      const data = g.dataSync() as Float32Array;
-      for (let i = 0; i < s.size; i++) into[s.offset + i] = (into[s.offset + i] as number) + (data[i] as number);
-    }
+  /**
+   * `grads` (by variable name, as tf.variableGrads returns them) as one fused [size] tensor; a
+   * tensor with no path from the loss in this micro-batch gets gradient 0.
+   */
+  fuse(grads: tf.NamedTensorMap): tf.Tensor1D {
+    return this.flatten((s) => grads[s.variable.name]);
   }
 
   /** 1 where weight decay applies: not to biases and normalisation weights (as HF Trainer does). */

@@ -278,7 +278,7 @@ export interface LoopHooks {
   train(step: number): Promise<StepMetrics>;
   evaluate(): Promise<Record<string, number> | null>;
   /** Writes checkpoints/step-N with the best evaluation so far; returns its directory. */
-  checkpoint(step: number, best: Best): string;
+  checkpoint(step: number, best: Best): Promise<string>;
 }
 
 /** How runLoop ended: at `stopAt`, or interrupted at a step boundary. `checkpoint`: the last one it wrote. */
@@ -311,13 +311,13 @@ export async function runLoop(from: number, s: Schedule, record: RunRecord, hook
     await finishStep(step, s, {
       evaluate: () => hooks.evaluate(),
       record: (ev) => record.stepped(m, ev),
-      checkpoint: () => {
-        last = hooks.checkpoint(step, record.best);
+      checkpoint: async () => {
+        last = await hooks.checkpoint(step, record.best);
         saved = true;
       },
     });
     await yieldToEvents();
-    if (stop?.aborted && step < s.stopAt) return { checkpoint: saved ? last : hooks.checkpoint(step, record.best), interruptedAt: step };
+    if (stop?.aborted && step < s.stopAt) return { checkpoint: saved ? last : await hooks.checkpoint(step, record.best), interruptedAt: step };
   }
   return { checkpoint: last };
 }

@@ -14,7 +14,7 @@ import { NothingToTrainError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { AdaptableModel } from '../nn/modules.js';
 import { describeModel, loadModel } from '../models/registry.js';
-import { saveAdapter } from '../peft/adapter-io.js';
+import { adapterTensors, writeAdapterDir } from '../peft/adapter-io.js';
 import { applyMethod, type PeftState } from '../peft/apply.js';
 import { paramCount, type ParamCount } from '../peft/count.js';
 import { methodWithRank } from './method.js';
@@ -90,7 +90,7 @@ export async function setupRun(cfg: RunConfig, opts: { backend?: string } = {}):
   }
   const task = createTask(cfg, train, tokenizer);
   const o = cfg.optim;
-  const engine = new TrainEngine(model, task, peft.trainable, {
+  const engine = await TrainEngine.create(model, task, peft.trainable, {
     schedule: { name: cfg.schedule.name, baseLr: o.lr, warmupSteps: cfg.schedule.warmup_steps, totalSteps: totalSteps(cfg, train.numRows), minLrRatio: cfg.schedule.min_lr_ratio },
     betas: [o.betas[0], o.betas[1]],
     eps: o.eps,
@@ -152,10 +152,10 @@ export async function evaluate(run: RunSetup, onBatch?: (done: number, total: nu
  * The first two validation rows answered by the model (causal LM with a tokenizer), shown before
  * and after training in the summary; null where the task cannot answer.
  */
-export function answerExamples(run: RunSetup): TaskExample[] | null {
+export async function answerExamples(run: RunSetup): Promise<TaskExample[] | null> {
   const v = run.validation;
   if (!v || !run.task.examples) return null;
-  return run.task.examples(run.model, v.rows([0, 1].filter((i) => i < v.numRows)));
+  return await run.task.examples(run.model, v.rows([0, 1].filter((i) => i < v.numRows)));
 }
 
 /** The run's parameter count: the adapter's trainable elements, and the new task head apart (src/peft/count.ts). */
@@ -168,11 +168,12 @@ export function runParams(run: RunSetup): ParamCount {
  * its world size). `afterAdapter` runs mid-write, once the adapter is in the temporary directory:
  * the fault-injection point of the kill-during-checkpoint test.
  */
-export function checkpoint(run: RunSetup, output: string, state: { step: number; samplesSeen: number; best: Best }, worldSize = 1, afterAdapter?: () => void): string {
+export async function checkpoint(run: RunSetup, output: string, state: { step: number; samplesSeen: number; best: Best }, worldSize = 1, afterAdapter?: () => void): Promise<string> {
   const { engine, cfg } = run;
   const f = engine.fused;
   const shapeOf = (key: string) => f.slots.find((s) => s.key === key)?.variable.shape ?? [];
   const as = (buf: Float32Array) => Object.fromEntries(f.slots.map((s) => [s.key, { dtype: 'F32' as const, shape: shapeOf(s.key), data: buf.slice(s.offset, s.offset + s.size) }]));
+  const adapter = await adapterTensors(run.peft); // read before the synchronous write below
   const epoch = sampleAt(state.samplesSeen, { epochSize: run.train.numRows, globalBatch: cfg.batch.global, seed: cfg.seed }).epoch;
   return writeCheckpoint(
     output,
@@ -182,7 +183,7 @@ export function checkpoint(run: RunSetup, output: string, state: { step: number;
       optimizer: { m: as(engine.optimizer.m), v: as(engine.optimizer.v) },
       writeAdapter: (dir) => {
         const template = run.train.info.kind === 'lm' ? readLmMeta(run.train).template : undefined;
-        saveAdapter(dir, run.peft, { baseModel: run.modelRef, taskType: cfg.task, labels: cfg.task === 'classification' ? run.train.info.classes : undefined, ...(template !== undefined ? { promptTemplate: template } : {}) });
+        writeAdapterDir(dir, run.peft, adapter, { baseModel: run.modelRef, taskType: cfg.task, labels: cfg.task === 'classification' ? run.train.info.classes : undefined, ...(template !== undefined ? { promptTemplate: template } : {}) });
         afterAdapter?.();
       },
     },

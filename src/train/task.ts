@@ -34,5 +34,5 @@ export interface Task<M extends AdaptableModel = AdaptableModel> {
   /** The metric that picks the best checkpoint, and whether lower is better. */
   readonly metric: { readonly name: string; readonly lowerIsBetter: boolean };
   /** Rows answered by the model, shown before and after training in the summary; absent where the task cannot answer (no tokenizer). */
-  examples?(model: M, rows: RecordBatch): TaskExample[];
+  examples?(model: M, rows: RecordBatch): Promise<TaskExample[]>;
 }

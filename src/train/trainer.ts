@@ -110,7 +110,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
     if (evaluatesBefore(first)) {
       const ev = await evaluate(run, record.evaluating);
       if (ev) record.before(step, ev);
-      const before = answerExamples(run);
+      const before = await answerExamples(run);
       if (before) record.answered('before', before);
       fresh = true;
     }
@@ -151,7 +151,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
     if (!from) throw new RunError(`${output}: the last step has no checkpoint to publish adapter/ from`);
     publishAdapter(output, from);
   }
-  const after = fresh ? answerExamples(run) : null;
+  const after = fresh ? await answerExamples(run) : null;
   if (after) record.answered('after', after);
   const summary = record.summary({ cfg, steps: step, totalSteps: total, trainable, head, backend: run.backend.name });
   await drawRunCurves(output);

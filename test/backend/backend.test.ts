@@ -23,9 +23,11 @@ test('auto falls back past the uninstalled node backends to wasm, saying why', (
   // On a machine where @tensorflow/tfjs-node(-gpu) installed, auto picks one of them instead.
   if (r.name === 'wasm') {
     assert.equal(r.tfBackend, 'wasm');
-    assert.equal(r.skipped.length, 2);
+    assert.equal(r.skipped.length, 3);
     assert.match(r.skipped[0] as string, /^tensorflow-gpu: /);
-    assert.match(r.skipped[1] as string, /^tensorflow: /);
+    // webgpu: not installed, no Vulkan, or (here, lavapipe) a software adapter auto does not take.
+    assert.match(r.skipped[1] as string, /^webgpu: /);
+    assert.match(r.skipped[2] as string, /^tensorflow: /);
   } else assert.ok(['tensorflow-gpu', 'tensorflow'].includes(r.name));
 });
 
@@ -42,6 +44,19 @@ test('an explicit backend that is not installed is a user error (exit 2), not a 
   if (r.name === 'tensorflow-gpu') return; // a GPU machine with the package installed
   assert.equal(r.exitCode, 2);
   assert.match(r.error as string, /tensorflow-gpu/);
+});
+
+test('auto skips a software WebGPU adapter, saying so; --backend webgpu takes it', () => {
+  const auto = JSON.parse(probe([]).out.trim().split('\n').pop() as string) as { skipped: string[] };
+  const wg = JSON.parse(probe(['webgpu']).out.trim().split('\n').pop() as string) as { name?: string; error?: string; exitCode?: number };
+  if (wg.name !== 'webgpu') {
+    assert.equal(wg.exitCode, 2, 'an unavailable explicit webgpu is a user error');
+    assert.match(auto.skipped[1] as string, /^webgpu: /);
+    return;
+  }
+  const skip = auto.skipped.find((s) => s.startsWith('webgpu: '));
+  // On a machine with a hardware adapter auto picks webgpu (or tensorflow-gpu before it) and skips nothing for it.
+  if (skip) assert.match(skip, /software \(CPU\) implementation, slower than wasm/);
 });
 
 test('an unknown backend name lists the choices', () => {

@@ -55,10 +55,10 @@ void test('merge: a 1LoRA adapter folded in gives the adapted logits and the sam
   const state = applyMethod(model, '1lora');
   for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i + 1));
   const adapter = tmpDir();
-  saveAdapter(adapter, state, { baseModel: llamaDir });
+  await saveAdapter(adapter, state, { baseModel: llamaDir });
   const ids = tf.tensor2d([[1, 5, 9, 3, 7, 11]], undefined, 'int32');
   const adapted = values(model.logits(ids));
-  const genAdapted = model.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null });
+  const genAdapted = await model.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null });
   const out = path.join(tmpDir(), 'merged');
   const r = await run('merge', '--model', llamaDir, '--adapter', adapter, '--out', out, '--json', '--backend', 'wasm');
   assert.equal(r.code, 0, r.err);
@@ -66,7 +66,7 @@ void test('merge: a 1LoRA adapter folded in gives the adapted logits and the sam
   const merged = (await loadModel(out)).model as LlamaModel;
   assert.ok(maxAbsDiff(values(merged.logits(ids)), adapted) < 1e-4);
   assert.notDeepEqual(adapted, values(((await loadModel(llamaDir)).model as LlamaModel).logits(ids)));
-  assert.deepEqual(merged.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null }), genAdapted);
+  assert.deepEqual(await merged.generate([1, 5, 9], { maxNewTokens: 8, greedy: true, eosId: null }), genAdapted);
   const g = await run('generate', '--model', llamaDir, '--adapter', adapter, '--prompt-ids', '1,5,9', '--max-new-tokens', '8', '--greedy', '--json', '--backend', 'wasm');
   assert.equal(g.code, 0, g.err);
   const eos = genAdapted.indexOf(2);
@@ -121,7 +121,7 @@ void test('predict --json prints the top-5 classes with labels, as logits of the
 
 void test('a list of EOS ids (config.json or generation_config.json) stops generation at any of them; merge keeps the list', async () => {
   const reference = (await loadModel(llamaDir)).model as LlamaModel;
-  const full = reference.generate([1, 5, 9], { maxNewTokens: 10, greedy: true, eosId: null });
+  const full = await reference.generate([1, 5, 9], { maxNewTokens: 10, greedy: true, eosId: null });
   reference.dispose();
   const k = full.findIndex((t, i) => i >= 1 && !full.slice(0, i).includes(t));
   assert.ok(k >= 1, `a greedy continuation with a new id after the first: ${full.join(',')}`);
@@ -147,7 +147,7 @@ void test('a list of EOS ids (config.json or generation_config.json) stops gener
   const base = (await loadModel(inConfig)).model as LlamaModel;
   const adapter = tmpDir();
   const state = applyMethod(base, '1lora');
-  saveAdapter(adapter, state, { baseModel: inConfig });
+  await saveAdapter(adapter, state, { baseModel: inConfig });
   state.dispose();
   base.dispose();
   const out = path.join(tmpDir(), 'merged');

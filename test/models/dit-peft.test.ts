@@ -44,7 +44,7 @@ void test('loadModel returns the DiT (family dit) and reports a class table made
   same.model.dispose();
   const dir = tmpDir();
   const base = loadDit('tiny-dit', { init: 'random', seed: 2 });
-  saveDit(base, dir);
+  await saveDit(base, dir);
   base.dispose();
   const resized = await loadModel(dir, { numLabels: 4 });
   assert.equal(resized.family, 'dit');
@@ -75,7 +75,7 @@ for (const spec of ['1lora', 'lora:r=2']) {
   });
 }
 
-void test('an adapter with a new class table saves it (modules_to_save) and loads onto a fresh model', () => {
+void test('an adapter with a new class table saves it (modules_to_save) and loads onto a fresh model', async () => {
   const dir = tmpDir();
   const model = loadDit('tiny-dit', { init: 'random', seed: 4, numClasses: 6 });
   const table = model.parameters().get(DIT_CLASS_TABLE)!;
@@ -85,7 +85,7 @@ void test('an adapter with a new class table saves it (modules_to_save) and load
   assert.ok(peft.headKeys.has(`base_model.model.${DIT_CLASS_TABLE}`));
   randomise(peft.trainable.values(), 0.05);
   const adapted = run(model);
-  saveAdapter(dir, peft, { baseModel: 'tiny-dit', taskType: 'diffusion' });
+  await saveAdapter(dir, peft, { baseModel: 'tiny-dit', taskType: 'diffusion' });
   peft.dispose();
   assert.equal(table.trainable, false, 'dispose restores the flag');
   model.dispose();

@@ -78,12 +78,12 @@ void test('diffusers layout (F16, separate q/k/v, per-block embedders) matches t
   asDit.dispose();
 });
 
-void test('save → load round trip is exact, and the saved file is deterministic', () => {
+void test('save → load round trip is exact, and the saved file is deterministic', async () => {
   const model = loadDit(unpackOrig());
   const a = tmpDir();
   const b = tmpDir();
-  saveDit(model, a);
-  saveDit(model, b);
+  await saveDit(model, a);
+  await saveDit(model, b);
   assert.ok(fs.readFileSync(path.join(a, 'model.safetensors')).equals(fs.readFileSync(path.join(b, 'model.safetensors'))));
   const again = loadDit(a);
   assert.deepEqual(again.config, { ...model.config, name: again.config.name });

@@ -73,7 +73,7 @@ for (const [fixture, dtype] of [['llama-tied-sharded', 'F32'], ['llama-gqa', 'F1
   void test(`saveHfModel -> load round trip (${fixture}, ${dtype})`, async () => {
     const a = await loadModel(path.join(FIXTURES, fixture));
     const out = tmpDir();
-    saveHfModel(a.model as HfModel, out, { dtype });
+    await saveHfModel(a.model as HfModel, out, { dtype });
     const b = await loadModel(out);
     const header = readSafetensors(path.join(out, 'model.safetensors')).tensors;
     if (fixture === 'llama-tied-sharded') assert.ok(!header.has('lm_head.weight'), 'a tied head is not written');
@@ -93,7 +93,7 @@ for (const [fixture, dtype] of [['llama-tied-sharded', 'F32'], ['llama-gqa', 'F1
 void test('saved F32 LLaMA reproduces the reference logits', async () => {
   const a = await loadModel(path.join(FIXTURES, 'llama-f16'));
   const out = tmpDir();
-  saveHfModel(a.model as HfModel, out);
+  await saveHfModel(a.model as HfModel, out);
   const b = await loadModel(out);
   assert.ok(b.model instanceof LlamaModel);
   const e = expected['llama-f16'];

@@ -35,7 +35,7 @@ for (const name of ['llama-gqa', 'llama-f16', 'llama-tied-sharded'] as const) {
 void test('greedy generation equals the reference greedy continuation and argmax of logits step by step', async () => {
   const model = await loadLlama('llama-gqa');
   const e = expected['llama-gqa'];
-  const out = model.generate(e.greedy_prompt, { maxNewTokens: e.greedy.length, greedy: true, eosId: null });
+  const out = await model.generate(e.greedy_prompt, { maxNewTokens: e.greedy.length, greedy: true, eosId: null });
   assert.deepEqual(out, e.greedy);
   const seq = [...e.greedy_prompt];
   for (const tok of out) {
@@ -53,8 +53,8 @@ void test('KV-cache generation equals recomputation without a cache (greedy and 
   const model = await loadLlama('llama-gqa');
   const prompt = [1, 17, 3, 40];
   for (const opts of [{ greedy: true }, { temperature: 0.8, topP: 0.9, seed: 7 }]) {
-    const cached = model.generate(prompt, { maxNewTokens: 12, eosId: null, ...opts });
-    const plain = model.generate(prompt, { maxNewTokens: 12, eosId: null, kvCache: false, ...opts });
+    const cached = await model.generate(prompt, { maxNewTokens: 12, eosId: null, ...opts });
+    const plain = await model.generate(prompt, { maxNewTokens: 12, eosId: null, kvCache: false, ...opts });
     assert.deepEqual(cached, plain);
     assert.equal(cached.length, 12);
   }
@@ -63,13 +63,13 @@ void test('KV-cache generation equals recomputation without a cache (greedy and 
 
 void test('sampling is deterministic for a seed and depends on it; generation stops at EOS', async () => {
   const model = await loadLlama('llama-gqa');
-  const a = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
-  const b = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
-  const c = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 2, eosId: null });
+  const a = await model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
+  const b = await model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: null });
+  const c = await model.generate([1, 2, 3], { maxNewTokens: 10, seed: 2, eosId: null });
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
   const eos = a[3]!;
-  const stopped = model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: eos });
+  const stopped = await model.generate([1, 2, 3], { maxNewTokens: 10, seed: 1, eosId: eos });
   assert.deepEqual(stopped, a.slice(0, a.indexOf(eos) + 1));
   model.dispose();
 });

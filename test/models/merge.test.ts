@@ -24,7 +24,7 @@ async function adapterFor(dir: string): Promise<string> {
   const state = applyMethod(model, '1lora');
   for (const [i, v] of [...state.trainable.values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', i + 1));
   const out = tmpDir();
-  saveAdapter(out, state, { baseModel: dir });
+  await saveAdapter(out, state, { baseModel: dir });
   state.dispose();
   model.dispose();
   return out;

@@ -70,7 +70,7 @@ void test('a llama3-scaled checkpoint with head_dim ≠ hidden/heads gives the r
     rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32,
   });
   const prompt = [1, 17, 3, 40];
-  assert.deepEqual(model.generate(prompt, { maxNewTokens: 8, greedy: true, eosId: null }), model.generate(prompt, { maxNewTokens: 8, greedy: true, eosId: null, kvCache: false }));
+  assert.deepEqual(await model.generate(prompt, { maxNewTokens: 8, greedy: true, eosId: null }), await model.generate(prompt, { maxNewTokens: 8, greedy: true, eosId: null, kvCache: false }));
   model.dispose();
 });
 

@@ -65,7 +65,7 @@ void test('a PEFT LoRA adapter loads and adds (α/r)·B A to W0 of exactly the t
   state.dispose();
 });
 
-void test('LoRA, DoRA and VeRA files use PEFT keys, shapes and config fields', () => {
+void test('LoRA, DoRA and VeRA files use PEFT keys, shapes and config fields', async () => {
   const cases: [string, (dir: string) => void][] = [
     ['lora:r=2', (dir) => {
       const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
@@ -115,7 +115,7 @@ void test('LoRA, DoRA and VeRA files use PEFT keys, shapes and config fields', (
     const model = new FakeModel();
     const state = applyMethod(model, spec, { seed: 4 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
-    saveAdapter(dir, state, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
+    await saveAdapter(dir, state, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
     check(dir);
     state.dispose();
   }
@@ -147,40 +147,40 @@ void test('bad adapter files are UserErrors naming the key or the field', () => 
 // installed here): PeftConfigMixin.__post_init__ raises "Invalid task type" for any other string.
 const PEFT_TASK_TYPES = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'];
 
-void test('task_type is a PEFT TaskType (null for image classification and diffusion); old spellings still load', () => {
-  const written = (taskType: string): unknown => {
+void test('task_type is a PEFT TaskType (null for image classification and diffusion); old spellings still load', async () => {
+  const written = async (taskType: string): Promise<unknown> => {
     const state = applyMethod(new FakeModel(), 'lora:r=2', { seed: 1 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
-    saveAdapter(dir, state, { baseModel: 'fake', taskType });
+    await saveAdapter(dir, state, { baseModel: 'fake', taskType });
     state.dispose();
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     // Round trip: what was written loads back.
     loadAdapter(dir, new FakeModel()).dispose();
     return cfg.task_type;
   };
-  assert.equal(written('causal-lm'), 'CAUSAL_LM');
-  assert.ok(PEFT_TASK_TYPES.includes(written('causal-lm') as string));
-  assert.equal(written('CAUSAL_LM'), 'CAUSAL_LM');
-  assert.equal(written('classification'), null);
-  assert.equal(written('diffusion'), null);
+  assert.equal(await written('causal-lm'), 'CAUSAL_LM');
+  assert.ok(PEFT_TASK_TYPES.includes(await written('causal-lm') as string));
+  assert.equal(await written('CAUSAL_LM'), 'CAUSAL_LM');
+  assert.equal(await written('classification'), null);
+  assert.equal(await written('diffusion'), null);
   for (const old of ['causal-lm', 'classification', 'diffusion', 'CAUSAL_LM', null]) {
     loadAdapter(writeDir(peftLoraConfig({ task_type: old }), peftLoraTensors()), new FakeModel()).dispose();
   }
   expectUserError(writeDir(peftLoraConfig({ task_type: 'IMAGE_CLS' }), peftLoraTensors()), /'task_type' "IMAGE_CLS" is not a PEFT TaskType/);
 });
 
-void test('base_model_name_or_path is what a user passes: a hub id or preset as is, a directory relative to the working directory', () => {
-  const written = (baseModel: string): unknown => {
+void test('base_model_name_or_path is what a user passes: a hub id or preset as is, a directory relative to the working directory', async () => {
+  const written = async (baseModel: string): Promise<unknown> => {
     const state = applyMethod(new FakeModel(), '1lora');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-peft-io-'));
-    saveAdapter(dir, state, { baseModel });
+    await saveAdapter(dir, state, { baseModel });
     state.dispose();
     return (JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>).base_model_name_or_path;
   };
-  assert.equal(written('meta-llama/Llama-2-7b-hf'), 'meta-llama/Llama-2-7b-hf');
-  assert.equal(written('llama2-7b'), 'llama2-7b');
-  assert.equal(written('models/tiny'), 'models/tiny');
+  assert.equal(await written('meta-llama/Llama-2-7b-hf'), 'meta-llama/Llama-2-7b-hf');
+  assert.equal(await written('llama2-7b'), 'llama2-7b');
+  assert.equal(await written('models/tiny'), 'models/tiny');
   // Configs resolve model.path to an absolute path; the adapter must not carry it.
-  assert.equal(written(path.join(process.cwd(), 'test', 'fixtures', 'models', 'llama-gqa')), path.join('test', 'fixtures', 'models', 'llama-gqa'));
-  assert.equal(written(process.cwd()), '.');
+  assert.equal(await written(path.join(process.cwd(), 'test', 'fixtures', 'models', 'llama-gqa')), path.join('test', 'fixtures', 'models', 'llama-gqa'));
+  assert.equal(await written(process.cwd()), '.');
 });

@@ -121,15 +121,15 @@ function conformance(c: ConformanceCase): void {
     return cycle;
   };
   let roundTrip: { d1: string; d2: string; output: tf.Tensor } | null = null;
-  const saveLoadSave = (): { d1: string; d2: string; output: tf.Tensor } => {
+  const saveLoadSave = async (): Promise<{ d1: string; d2: string; output: tf.Tensor }> => {
     if (roundTrip) return roundTrip;
     perturbed();
     const [d1, d2] = [tmp(), tmp()];
-    saveAdapter(d1, state, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
+    await saveAdapter(d1, state, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
     const model2 = new FakeModel(c.family);
     const loaded = loadAdapter(d1, model2);
     const output = model2.forward(x);
-    saveAdapter(d2, loaded, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
+    await saveAdapter(d2, loaded, { baseModel: 'fake', taskType: 'CAUSAL_LM' });
     loaded.dispose();
     model2.dispose();
     roundTrip = { d1, d2, output };
@@ -164,14 +164,14 @@ function conformance(c: ConformanceCase): void {
       if (!spec.terms.some((t) => t.name === 'all')) assert.deepEqual(trainableKeys(desc, spec).keys, built, 'keys and sizes');
     });
 
-    it('the same spec and seed give byte-identical files', () => {
+    it('the same spec and seed give byte-identical files', async () => {
       assert.equal(yAdapted, null, 'runs on the freshly initialised state');
       const [a, b] = [tmp(), tmp()];
-      saveAdapter(a, state);
+      await saveAdapter(a, state);
       const twin = new FakeModel(c.family);
       const twinState = applyMethod(twin, spec, { seed: 1 });
       try {
-        saveAdapter(b, twinState);
+        await saveAdapter(b, twinState);
       } finally {
         twinState.dispose();
         twin.dispose();
@@ -214,12 +214,12 @@ function conformance(c: ConformanceCase): void {
       assert.ok(maxRelErr(m.unmerged, perturbed()) <= 1e-6);
     });
 
-    it('a loaded adapter reproduces the outputs', () => {
-      assert.ok(maxRelErr(saveLoadSave().output, perturbed()) <= 1e-6, 'loaded adapter reproduces the outputs');
+    it('a loaded adapter reproduces the outputs', async () => {
+      assert.ok(maxRelErr((await saveLoadSave()).output, perturbed()) <= 1e-6, 'loaded adapter reproduces the outputs');
     });
 
-    it('save → load → re-save is byte-identical', () => {
-      const { d1, d2 } = saveLoadSave();
+    it('save → load → re-save is byte-identical', async () => {
+      const { d1, d2 } = await saveLoadSave();
       sameFiles(d1, d2, 're-saved');
     });
 

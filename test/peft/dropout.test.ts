@@ -159,12 +159,12 @@ void test("DoRA and VeRA with dropout: PEFT's forwards on x̃ = mask ⊙ x", () 
   }
 });
 
-void test("adapter_config.json carries lora_alpha/lora_dropout and vera_dropout under PEFT's names, both ways", () => {
+void test("adapter_config.json carries lora_alpha/lora_dropout and vera_dropout under PEFT's names, both ways", async () => {
   for (const [spec, field, peftType] of [['lora:r=2,alpha=16,dropout=0.05', 'lora_dropout', 'LORA'], ['dora:r=2,alpha=16,dropout=0.05', 'lora_dropout', 'LORA'], ['vera:r=2,dropout=0.05', 'vera_dropout', 'VERA']] as const) {
     const model = new FakeModel();
     const state = applyMethod(model, spec, { seed: 1 });
     const dir = tmpDir('peft');
-    saveAdapter(dir, state);
+    await saveAdapter(dir, state);
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cfg.peft_type, peftType);
     assert.equal(cfg[field], 0.05);

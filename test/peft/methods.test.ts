@@ -187,7 +187,7 @@ function moraRef(x: number[], M: number[][], r: number, d: number, type: 1 | 6):
   return Array.from({ length: d }, (_, i) => flat[i % L]!);
 }
 
-void test('MoRA 1 and 6: forward = the MoRA reference; merged ΔW (built from the rule) = ΔW of the forward', () => {
+void test('MoRA 1 and 6: forward = the MoRA reference; merged ΔW (built from the rule) = ΔW of the forward', async () => {
   // (k, d, r̂): padding, wrap-around with p > k, truncation, tiling beyond k + p
   const shapes: [number, number, number][] = [[6, 4, 2], [10, 6, 4], [5, 3, 2], [2, 9, 6], [7, 16, 4]];
   for (const type of [1, 6] as const) {
@@ -201,7 +201,7 @@ void test('MoRA 1 and 6: forward = the MoRA reference; merged ΔW (built from th
       const delta = tf.sub(l.forward(x), l.base(x));
       const ref = (x.arraySync() as number[][]).map((row) => moraRef(row, M, r, d, type));
       assert.ok(maxRelErr(delta, tf.tensor2d(ref)) < 1e-5, `mora${type} k=${k} d=${d} r=${r} forward`);
-      const dw = tf.tensor2d(ad.deltaWeight(l), [k, d]);
+      const dw = tf.tensor2d(ad.deltaWeight(l, (await ad.M.data()) as Float32Array), [k, d]);
       assert.ok(maxRelErr(dw, tf.sub(effectiveWeight(l).weight, l.weight)) < 1e-5, `mora${type} k=${k} d=${d} r=${r} ΔW`);
     }
   }

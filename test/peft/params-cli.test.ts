@@ -82,7 +82,7 @@ void test('params --model on DiT directories (onelora and diffusers layouts) cou
   await initBackend('wasm');
   const model = loadDit('tiny-dit', { seed: 1 });
   const orig = tmpDir('params-dit');
-  saveDit(model, orig);
+  await saveDit(model, orig);
   const state = applyMethod(model, '1lora');
   const want = { trainable: [...state.trainable.values()].reduce((n, v) => n + v.size, 0), total: countDitParams(model) };
   state.dispose();

@@ -86,13 +86,13 @@ void describe('registry: every method', () => {
         assert.ok(DOCS.includes(`| \`${def.name}\` |`), `docs/methods.md has no row for \`${def.name}\``);
       });
 
-      it('builds on the fake model, saves, and loads back the same tensors', () => {
+      it('builds on the fake model, saves, and loads back the same tensors', async () => {
         const model = new FakeModel();
         const state = applyMethod(model, def.name, { seed: 1 });
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-registry-'));
         try {
           assert.ok(state.trainable.size > 0, 'something trains');
-          saveAdapter(dir, state);
+          await saveAdapter(dir, state);
           const model2 = new FakeModel();
           const loaded = loadAdapter(dir, model2);
           try {

@@ -57,7 +57,7 @@ void test('tiny-dit-demo: 2 steps through train(), then onelora sample --adapter
 void test('a DiT checkpoint with other classes: the run creates, trains and saves a class table; sample --adapter resizes to it', async () => {
   const dir = tmpDir('dit-table');
   const base = loadDit('tiny-dit', { init: 'random', seed: 5, numClasses: 4 });
-  saveDit(base, path.join(dir, 'base'));
+  await saveDit(base, path.join(dir, 'base'));
   base.dispose();
   const out = path.join(dir, 'run');
   const cfg = loadPreset('tiny-dit-demo', [`model.path=${path.join(dir, 'base')}`, 'eval.max_batches=1']);

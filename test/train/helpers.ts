@@ -34,7 +34,7 @@ export async function tinyLmRun(rows = 48): Promise<string> {
   };
   const family = { layout: llamaLayout, build: (c: LlamaConfig, p: ReadonlyMap<string, tf.Variable>, raw: Record<string, unknown>) => new LlamaModel(c, p, raw) };
   const model = randomModel(family as never, parseLlamaConfig(hf, 'test'), 3, hf) as LlamaModel;
-  saveHfModel(model, modelDir);
+  await saveHfModel(model, modelDir);
   model.dispose();
   const input = path.join(dir, 'problems.json');
   fs.writeFileSync(input, JSON.stringify(problems));

@@ -20,10 +20,11 @@ export function registerBench(program: Command): void {
     .description('GFLOP/s of the plain matmul, the project\'s linear forward+backward, and attention matmuls')
     .addOption(backendOption())
     .option('--reps <n>', 'timed repetitions (median reported)', intFlag(1), 7)
+    .option('--size <n>', 'matmul and linear as [n, n]·[n, n] instead of [1024, 256]·[256, 688] (4096: the 7B layer)', intFlag(1))
     .option('--json', 'one JSON object on the last line')
-    .action(action(async (opts: { backend?: string; reps: number; json?: boolean }) => {
+    .action(action(async (opts: { backend?: string; reps: number; size?: number; json?: boolean }) => {
       await initBackend(opts.backend);
-      const r = benchKernels({ reps: opts.reps });
+      const r = await benchKernels({ reps: opts.reps, ...(opts.size ? { n: opts.size, k: opts.size, d: opts.size } : {}) });
       printResult(!!opts.json, r);
     }));
   const d = DEFAULT_STEP_SHAPE;

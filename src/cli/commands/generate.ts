@@ -84,7 +84,7 @@ export function registerGenerate(program: Command): void {
         const prompt = f.prompt !== undefined ? tokenizer!.encode(template.apply(f.prompt), { bos: true }) : parseIds(f.promptIds!, model.config.vocabSize);
         const fromModel = stopIds(model.config);
         const eosId = fromModel.length > 0 ? fromModel : tokenizer?.eosId ?? null;
-        const ids = model.generate(prompt, { maxNewTokens, greedy: f.greedy ?? false, temperature, topP, seed, eosId });
+        const ids = await model.generate(prompt, { maxNewTokens, greedy: f.greedy ?? false, temperature, topP, seed, eosId });
         const text = tokenizer ? tokenizer.decode(ids) : null;
         printResult(!!f.json, f.prompt !== undefined ? { ids, text, template: template.name } : { ids, text }, text ?? ids.join(','));
       } finally {

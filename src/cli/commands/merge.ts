@@ -70,8 +70,8 @@ export function registerMerge(program: Command): void {
         if (f.layout !== undefined && loaded.family !== 'dit') throw new UserError(`--layout: only DiT models have a choice of layout (this is ${loaded.family})`);
         const layout = f.layout ?? (loaded.family === 'dit' && loaded.dir && ditLayout(loaded.dir) === 'diffusers' ? 'diffusers' : 'original');
         if (loaded.family === 'dit' && layout === 'diffusers') await saveDitDiffusers(loaded.model, f.out, { dtype, maxShardBytes });
-        else if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
-        else saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
+        else if (loaded.family === 'dit') await saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        else await saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {
           const src = loaded.dir ? path.join(loaded.dir, name) : null;

@@ -62,7 +62,9 @@ export function registerPredict(program: Command): void {
         const model = loaded.model;
         if (model.config.numLabels === 0) throw new UserError(`--model ${f.model}: no classifier (a headless ViT); give an --adapter that carries one`);
         const pixels = await preprocessImage(f.image, model.config.preprocess);
-        const probs = tf.tidy(() => tf.softmax(model.logits(pixels)).dataSync() as Float32Array);
+        const probsT = tf.tidy(() => tf.softmax(model.logits(pixels)));
+        const probs = (await probsT.data()) as Float32Array;
+        probsT.dispose();
         pixels.dispose();
         const top5 = Array.from(probs.keys())
           .sort((a, b) => probs[b]! - probs[a]! || a - b)

@@ -12,7 +12,7 @@ import type { BatchContext, Task, TaskExample } from '../task.js';
 export interface CausalLmModel extends AdaptableModel {
   /** Σ next-token cross-entropy over positions whose shifted label ≠ -100. ids, labels: int32 [B, T]. */
   lossSum(ids: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar;
-  generate(promptIds: number[], opts: { maxNewTokens: number; greedy?: boolean; eosId?: number; seed?: number }): number[];
+  generate(promptIds: number[], opts: { maxNewTokens: number; greedy?: boolean; eosId?: number; seed?: number }): Promise<number[]>;
 }
 
 import { IGNORE_INDEX } from '../../data/metamath.js';
@@ -48,7 +48,7 @@ export class CausalLmTask implements Task<CausalLmModel> {
   readonly name = 'causal-lm' as const;
   readonly metric = { name: 'loss', lowerIsBetter: true };
   /** Present with a tokenizer only: without one there is no text to show. */
-  readonly examples?: (model: CausalLmModel, rows: RecordBatch) => TaskExample[];
+  readonly examples?: (model: CausalLmModel, rows: RecordBatch) => Promise<TaskExample[]>;
 
   constructor(
     private readonly tokenizer: Tokenizer | null,
@@ -80,7 +80,7 @@ export class CausalLmTask implements Task<CausalLmModel> {
       lossSum += (await l.data())[0] as number;
       l.dispose();
       if (this.opts.generate && this.tokenizer) {
-        for (const r of this.answerChecks(model, rows)) {
+        for (const r of await this.answerChecks(model, rows)) {
           asked++;
           if (r) correct++;
         }
@@ -95,26 +95,30 @@ export class CausalLmTask implements Task<CausalLmModel> {
   }
 
   /** Each row's question, the model's greedy answer (the generated text) and the reference response. */
-  private answer(tok: Tokenizer, model: CausalLmModel, rows: RecordBatch): TaskExample[] {
+  private async answer(tok: Tokenizer, model: CausalLmModel, rows: RecordBatch): Promise<TaskExample[]> {
     const { inputIds, labels } = readLm(rows);
-    return inputIds.map((ids, i) => {
+    const answers: TaskExample[] = [];
+    for (const [i, ids] of inputIds.entries()) {
       const p = promptLength(labels[i] as Int32Array);
       const prompt = Array.from(ids.subarray(0, p));
-      const out = model.generate(prompt, { maxNewTokens: this.opts.maxNewTokens, greedy: true, eosId: tok.eosId });
+      const out = await model.generate(prompt, { maxNewTokens: this.opts.maxNewTokens, greedy: true, eosId: tok.eosId });
       const question = /### Instruction:\s*([\s\S]*?)\s*### Response:/.exec(tok.decode(prompt))?.[1] ?? tok.decode(prompt);
-      return { question: question.trim(), answer: tok.decode(out).trim(), expected: tok.decode(Array.from(ids.subarray(p))).trim() };
-    });
+      answers.push({ question: question.trim(), answer: tok.decode(out).trim(), expected: tok.decode(Array.from(ids.subarray(p))).trim() });
+    }
+    return answers;
   }
 
   /** Greedy-decodes each row's prompt and compares its answer with the reference response's. */
-  answerChecks(model: CausalLmModel, rows: RecordBatch): boolean[] {
+  async answerChecks(model: CausalLmModel, rows: RecordBatch): Promise<boolean[]> {
     const tok = this.tokenizer as Tokenizer;
     const { inputIds, labels } = readLm(rows);
-    return inputIds.map((ids, i) => {
+    const checks: boolean[] = [];
+    for (const [i, ids] of inputIds.entries()) {
       const p = promptLength(labels[i] as Int32Array);
       const reference = extractAnswer(tok.decode(Array.from(ids.subarray(p))));
-      const out = model.generate(Array.from(ids.subarray(0, p)), { maxNewTokens: this.opts.maxNewTokens, greedy: true, eosId: tok.eosId });
-      return reference !== null && extractAnswer(tok.decode(out)) === reference;
-    });
+      const out = await model.generate(Array.from(ids.subarray(0, p)), { maxNewTokens: this.opts.maxNewTokens, greedy: true, eosId: tok.eosId });
+      checks.push(reference !== null && extractAnswer(tok.decode(out)) === reference);
+    }
+    return checks;
   }
 }

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
+import { saveDepth } from '../../models/depth-anything-load.js';
 import { saveDit } from '../../models/dit-load.js';
 import { AUX_FILES, checkpointDtype, saveHfModel, type SaveDtype } from '../../models/hf.js';
 import { mergeAndUnload } from '../../peft/merge.js';
@@ -64,6 +65,7 @@ export function registerMerge(program: Command): void {
         const dtype = f.dtype !== undefined ? DTYPES[f.dtype]! : loaded.dir ? checkpointDtype(loaded.dir) : 'F32';
         const { addedBiases } = mergeAndUnload(peft!);
         if (loaded.family === 'dit') saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        else if (loaded.family === 'depth') await saveDepth(loaded.model, f.out, { dtype, maxShardBytes });
         else saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {

@@ -6,7 +6,7 @@ import { BACKEND_CHOICES } from '../backend/choices.js';
 
 /** The backends (src/backend/choices.ts, which loads no tfjs). */
 export const BACKENDS = BACKEND_CHOICES;
-const TASKS = ['causal-lm', 'classification', 'diffusion'] as const;
+const TASKS = ['causal-lm', 'classification', 'diffusion', 'depth'] as const;
 const METRICS = ['loss', 'accuracy'] as const;
 
 const posInt = z.number().int().positive();
@@ -128,6 +128,15 @@ const diffusion = z
   })
   .strict();
 
+const depth = z
+  .object({
+    input_size: posInt.default(518), // Depth Anything's training and inference side
+    random_crop: z.boolean().default(true), // Depth Anything's metric fine-tuning: a random input_size² crop
+    hflip: z.boolean().default(true),
+    variance_focus: z.number().min(0).max(1).default(0.85), // SiLog's λ (BTS's variance focus)
+  })
+  .strict();
+
 /** The shape of a run config before the cross-key checks (used to list and walk keys). */
 export const runObject = z
   .object({
@@ -154,6 +163,7 @@ export const runObject = z
     distributed: distributed.default({}),
     augment: augment.default({}), // used by the classification task only
     diffusion: diffusion.default({}), // used by the diffusion task only
+    depth: depth.default({}), // used by the depth task only
     seed: nonNegInt.max(2 ** 32 - 1).default(0),
     /** Absolute optimizer step to stop at; only where to stop, never the schedule (docs/architecture.md#contracts). */
     max_steps: posInt.optional(),

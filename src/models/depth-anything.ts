@@ -176,6 +176,7 @@ export class DepthAnythingModel implements AdaptableModel {
   }
 
   dispose(): void {
+    this.head.dispose();
     for (const v of this.params.values()) v.dispose();
   }
 }

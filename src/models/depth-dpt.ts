@@ -25,19 +25,40 @@ function get<R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R
   return v as tf.Variable<R>;
 }
 
-/** torch.nn.Conv2d (weight OIHW as stored) on NHWC input. */
+const dataIdOf = (t: tf.Tensor): object => (t as unknown as { dataId: object }).dataId;
+
+/**
+ * torch.nn.Conv2d (weight OIHW as stored) on NHWC input. A frozen weight is transposed to HWIO
+ * once and kept as a frozen variable, so conv2d computes no weight gradient for it (every PEFT
+ * method leaves the head frozen); a trained one ('all') is transposed in the forward.
+ */
 class Conv {
   private readonly w: tf.Variable<tf.Rank.R4>;
   private readonly b: tf.Variable<tf.Rank.R1> | null;
+  private hwio: { of: object; k: tf.Variable<tf.Rank.R4> } | null = null;
 
   constructor(params: ParamTable, name: string, private readonly stride = 1, bias = true) {
     this.w = get(params, `${name}.weight`);
     this.b = bias ? get(params, `${name}.bias`) : null;
   }
 
+  private kernel(): T4 {
+    if (this.w.trainable) return tf.transpose(this.w, [2, 3, 1, 0]);
+    if (this.hwio?.of !== dataIdOf(this.w)) {
+      this.hwio?.k.dispose();
+      this.hwio = { of: dataIdOf(this.w), k: tf.variable(tf.tidy(() => tf.transpose(this.w, [2, 3, 1, 0])), false) };
+    }
+    return this.hwio.k;
+  }
+
   forward(x: T4): T4 {
     const k = this.w.shape[2];
-    return conv2d(x, tf.transpose(this.w, [2, 3, 1, 0]), { stride: this.stride, padding: (k - 1) / 2, bias: this.b });
+    return conv2d(x, this.kernel(), { stride: this.stride, padding: (k - 1) / 2, bias: this.b });
+  }
+
+  dispose(): void {
+    this.hwio?.k.dispose();
+    this.hwio = null;
   }
 }
 
@@ -65,8 +86,8 @@ class UpConv {
 
 /** Residual conv unit (DPT's ResidualConvUnit / transformers' PreActResidualLayer). */
 class Rcu {
-  private readonly c1: Conv;
-  private readonly c2: Conv;
+  readonly c1: Conv;
+  readonly c2: Conv;
 
   constructor(params: ParamTable, names: readonly [string, string]) {
     this.c1 = new Conv(params, names[0]);
@@ -86,6 +107,7 @@ export class DptHead {
   private readonly necks: Conv[] = [];
   private readonly fusion: { res1: Rcu; res2: Rcu; out: Conv }[] = [];
   private readonly head: [Conv, Conv, Conv];
+  private readonly convs: Conv[] = [];
 
   constructor(private readonly c: DepthConfig, params: ParamTable) {
     const n = depthNames(c.keyLayout);
@@ -98,6 +120,14 @@ export class DptHead {
       this.fusion.push({ res1: new Rcu(params, u.res1), res2: new Rcu(params, u.res2), out: new Conv(params, u.out) });
     }
     this.head = [new Conv(params, n.head[0]), new Conv(params, n.head[1]), new Conv(params, n.head[2])];
+    for (const r of this.resizes) if (r instanceof Conv) this.convs.push(r);
+    for (const u of this.fusion) this.convs.push(u.res1.c1, u.res1.c2, u.res2.c1, u.res2.c2, u.out);
+    this.convs.push(...this.projects, ...this.necks, ...this.head);
+  }
+
+  /** Frees the transposed copies of frozen kernels (the parameters belong to the model). */
+  dispose(): void {
+    for (const c of this.convs) c.dispose();
   }
 
   /** The 4 selected layers' patch tokens [B, gh·gw, D] (normalised, CLS removed) -> depth [B, gh·14, gw·14]. */

@@ -29,7 +29,7 @@ for (const c of R.cases) {
 void test('the gradient flows (Σ of the output by the input: column sums of the matrices)', async () => {
   const x = tf.ones([1, 5, 7, 1]) as tf.Tensor4D;
   const g = tf.grad((t: tf.Tensor) => tf.sum(resize2d(t as tf.Tensor4D, [10, 14], { mode: 'bilinear', alignCorners: true })))(x);
-  const v = await g.data();
+  const v = Array.from(await g.data() as Float32Array);
   // Rows of a resize matrix sum to 1, so the total gradient is the number of outputs.
   assert.ok(Math.abs(v.reduce((a, b) => a + b, 0) - 140) < 1e-3);
   tf.dispose([x, g]);

@@ -18,6 +18,8 @@ interface PrepareFlags {
   skipBad?: boolean;
   imageSize: number;
   latentScale: number;
+  format?: string;
+  splitFile?: string;
   json?: boolean;
 }
 
@@ -36,12 +38,14 @@ export function registerData(program: Command): void {
     .option('--skip-bad', 'skip bad input rows and count them instead of stopping at the first')
     .option('--image-size <n>', 'imagefolder: stored square side (short side scaled, then center-cropped)', intFlag(8), DEFAULTS.imageSize)
     .option('--latent-scale <f>', 'latents: factor applied to the input latents', floatFlag(), DEFAULTS.latentScale)
+    .option('--format <name>', 'depth: nyu|kitti|diode (docs/depth.md#data)')
+    .option('--split-file <file>', 'depth: a BTS/Eigen split file of image and depth paths under --input')
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: PrepareFlags) => {
       if (!(DATASETS as readonly string[]).includes(o.dataset)) throw new UserError(`--dataset ${o.dataset}: expected one of ${DATASETS.join(', ')}`);
       const report = await prepare({
         dataset: o.dataset as DatasetName, input: o.input, out: o.out, tokenizer: o.tokenizer, valFraction: o.valFraction,
-        seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale,
+        seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale, format: o.format, splitFile: o.splitFile,
       });
       printResult(!!o.json, report, formatPrepareReport(report));
     }));

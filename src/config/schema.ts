@@ -7,7 +7,7 @@ import { BACKEND_CHOICES } from '../backend/choices.js';
 /** The backends (src/backend/choices.ts, which loads no tfjs). */
 export const BACKENDS = BACKEND_CHOICES;
 const TASKS = ['causal-lm', 'classification', 'diffusion', 'depth'] as const;
-const METRICS = ['loss', 'accuracy'] as const;
+const METRICS = ['loss', 'accuracy', 'rmse'] as const; // rmse: the depth task's (lower is better)
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();

@@ -3,6 +3,7 @@
 // Arrow (column `features`). Computing Inception features in tfjs is not part of onelora yet (docs/dit.md).
 import type { Command } from 'commander';
 import { fidFromFiles } from '../../eval/fid.js';
+import { registerEvalDepth } from './depth.js';
 import { action, printResult } from '../run.js';
 
 export function registerEval(program: Command): void {
@@ -16,4 +17,5 @@ export function registerEval(program: Command): void {
       const r = fidFromFiles(opts.real, opts.fake);
       printResult(!!opts.json, r, `FID ${r.fid.toFixed(4)} (${r.n_real} real, ${r.n_fake} fake, ${r.dim} features)`);
     }));
+  registerEvalDepth(ev);
 }

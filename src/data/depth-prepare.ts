@@ -4,7 +4,8 @@
 //          pairs from a BTS split file ("rgb depth focal" per line), else rgb_N.jpg beside sync_depth_N.png;
 //   kitti: RGB .png + projected 16-bit .png depth (value / 256 metres, 0 = no measurement), from an
 //          Eigen split file; frames are KB-cropped to 352 × 1216 (bottom rows, centred), as BTS does;
-//   diode: X.png + X_depth.npy (metres, [H, W, 1]) + X_depth_mask.npy, 768 × 1024; pairs found by walking.
+//   diode: X.png + X_depth.npy (metres, [H, W, 1]) + X_depth_mask.npy, 768 × 1024; pairs found by walking,
+//          or from a list of the .png paths.
 // With --split-file every row goes to one split (`train` when the file's name says so, else `test`);
 // without, rows are split into train/validation by --val-fraction. A bad row (missing depth file,
 // size mismatch, unreadable image, "None" in a split file) is a UserError naming it, or skipped and
@@ -46,7 +47,10 @@ function pairsOf(format: DepthFormat, input: string, splitFile: string | undefin
     return fs.readFileSync(splitFile, 'utf8').split('\n').map((l, i) => ({ l: l.trim(), i })).filter((x) => x.l).map(({ l, i }) => {
       const [img, dep] = l.split(/\s+/);
       const rel = (p: string | undefined): string => (p && p !== 'None' ? path.join(input, p.replace(/^\/+/, '')) : '');
-      return { image: rel(img), depth: rel(dep), where: `${splitFile}: line ${i + 1}` };
+      const where = `${splitFile}: line ${i + 1}`;
+      // DIODE has no split files of its own: a list of its .png paths (`find val/outdoor -name '*.png'`).
+      if (format === 'diode' && dep === undefined) return { image: rel(img), depth: rel(img).replace(/\.png$/, '_depth.npy'), mask: rel(img).replace(/\.png$/, '_depth_mask.npy'), where };
+      return { image: rel(img), depth: rel(dep), where };
     });
   }
   const files = walk(input);

@@ -6,10 +6,12 @@
 //     random weights, trained whole on them through onelora's TrainEngine and depth task (SiLog,
 //     flip), then saved as F16 safetensors in models/demo-depth/;
 //  3. the outdoor domain the demo fine-tunes to (KITTI-like: ground plane, sky without depth,
-//     distant blocks), 96 training and 24 validation scenes, written to data/demo/depth-outdoor/.
+//     distant blocks), 96 training and 24 validation scenes, written to data/demo/depth-outdoor/,
+//     and one 84 × 84 outdoor scene as data/demo/depth-scene.png for `onelora depth` (docs/depth.md).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { initBackend } from '../src/backend/select.js';
 import { repoRoot } from '../src/config/index.js';
 import { ArrowFileWriter, Dataset } from '../src/data/arrow-file.js';
@@ -34,6 +36,12 @@ async function writeScenes(file: string, kind: 'indoor' | 'outdoor', n: number, 
   await w.close();
 }
 
+/** A PNG of one outdoor scene at another size than the data (84 × 84: a 6 × 6 patch grid at --input-size 84, resized from 56). */
+async function writeScenePng(file: string): Promise<void> {
+  const s = demoScenes('outdoor', 1, 84, SEED + 4);
+  await sharp(Buffer.from(s.image), { raw: { width: 84, height: 84, channels: 3 } }).png().toFile(file);
+}
+
 async function main(): Promise<void> {
   await initBackend(process.env.ONELORA_BACKEND ?? 'wasm');
   const root = repoRoot();
@@ -41,6 +49,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(data, { recursive: true });
   await writeScenes(path.join(data, 'train.arrow'), 'outdoor', 96, SEED + 2);
   await writeScenes(path.join(data, 'validation.arrow'), 'outdoor', 24, SEED + 3);
+  await writeScenePng(path.join(root, 'data', 'demo', 'depth-scene.png'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-demo-depth-'));
   try {
     await writeScenes(path.join(work, 'indoor.arrow'), 'indoor', 480, SEED);

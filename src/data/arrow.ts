@@ -301,7 +301,10 @@ export function concatBatches(schema: Schema, batches: RecordBatch[]): RecordBat
     const cat = <T extends Uint8Array | Float32Array>(parts: T[], make: (n: number) => T): T => {
       const out = make(parts.reduce((a, p) => a + p.length, 0));
       let at = 0;
-      for (const p of parts) (out.set(p, at), (at += p.length));
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
       return out;
     };
     return depthBatch(schema, {

@@ -76,7 +76,7 @@ function render(size: number, hitAt: (dx: number, dy: number) => Hit | null, sky
   return { image, depth, valid };
 }
 
-export function indoorScene(size: number, rng: Rng): DepthScene {
+function indoorScene(size: number, rng: Rng): DepthScene {
   const back = rng.uniform(3, 7);
   const half = rng.uniform(1.5, 2.5);
   const floor = -rng.uniform(1.2, 1.6);
@@ -103,7 +103,7 @@ export function indoorScene(size: number, rng: Rng): DepthScene {
   }, [0.5, 0.5, 0.5], 10, rng);
 }
 
-export function outdoorScene(size: number, rng: Rng): DepthScene {
+function outdoorScene(size: number, rng: Rng): DepthScene {
   const ground = -rng.uniform(1.5, 1.8);
   const groundC: Rgb = [rng.uniform(0.25, 0.4), rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.3)];
   const blocks: Block[] = [];

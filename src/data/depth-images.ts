@@ -10,7 +10,7 @@ import { tf } from '../backend/tf.js';
 import { Rng, mixSeed } from '../nn/rng.js';
 import { resize2d } from '../nn/resize.js';
 
-export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
+const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
 
 export type SizeRule = 'lower-bound' | 'minimal';
 

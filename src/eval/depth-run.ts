@@ -17,7 +17,7 @@ export interface DepthEvalOptions {
   readonly varianceFocus: number;
 }
 
-export const sizeRuleOf = (model: DepthAnythingModel, rule?: SizeRule): SizeRule => rule ?? (model.config.keyLayout === 'hf' ? 'minimal' : 'lower-bound');
+const sizeRuleOf = (model: DepthAnythingModel, rule?: SizeRule): SizeRule => rule ?? (model.config.keyLayout === 'hf' ? 'minimal' : 'lower-bound');
 
 /** One batch of images [b·h·w·3] -> depth at their own size [b, h, w] (a tensor the caller disposes). */
 export function predictDepth(model: DepthAnythingModel, images: Uint8Array, b: number, h: number, w: number, opts: Pick<DepthEvalOptions, 'inputSize' | 'rule'>): tf.Tensor3D {

@@ -24,7 +24,7 @@ const cubic1 = (x: number): number => ((A + 2) * x - (A + 3)) * x * x + 1;
 const cubic2 = (x: number): number => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
 
 /** [out, in] weights: output position o reads Σ_i m[o, i] · input[i]. */
-export function resizeMatrix(inSize: number, outSize: number, mode: ResizeMode, alignCorners: boolean, scaleFactor?: number): Float32Array {
+function resizeMatrix(inSize: number, outSize: number, mode: ResizeMode, alignCorners: boolean, scaleFactor?: number): Float32Array {
   const m = new Float64Array(outSize * inSize);
   const scale = alignCorners
     ? (outSize > 1 ? (inSize - 1) / (outSize - 1) : 0)

@@ -56,7 +56,10 @@ function npyBytes(data: Float32Array, h: number, w: number): Buffer {
 function colourise(d: Float32Array): Uint8Array {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of d) (lo = Math.min(lo, v), (hi = Math.max(hi, v)));
+  for (const v of d) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   const out = new Uint8Array(d.length * 3);
   const stops = [[48, 18, 59], [40, 188, 235], [164, 252, 60], [251, 128, 34], [122, 4, 3]];
   for (let i = 0; i < d.length; i++) {

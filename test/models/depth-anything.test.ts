@@ -73,3 +73,18 @@ void test('metric head: sigmoid × max_depth from config.json', async () => {
   assert.ok(err < 1e-4, `metric: ${err}`);
   model.dispose();
 });
+
+void test('errors name the file: an original .pth of unknown width without config.json, a stray tensor, a layout without config', async () => {
+  const bare = tmpDir('depth-bare');
+  fs.copyFileSync(path.join(FIXTURES, 'depth-pth', 'depth_anything_tiny.pth'), path.join(bare, 'depth_anything_tiny.pth'));
+  await assert.rejects(loadModel(bare), /depth_anything_tiny\.pth: an encoder of width 32 is not ViT-S\/B\/L; give a config\.json/);
+  const hfNoCfg = tmpDir('depth-nocfg');
+  fs.copyFileSync(path.join(FIXTURES, 'depth-hf', 'model.safetensors'), path.join(hfNoCfg, 'model.safetensors'));
+  fs.writeFileSync(path.join(hfNoCfg, 'config.json'), JSON.stringify({ model_type: 'depth_anything' }));
+  await assert.rejects(loadModel(hfNoCfg), /backbone_config' is missing/);
+  const swapped = tmpDir('depth-swapped');
+  fs.copyFileSync(path.join(FIXTURES, 'depth-orig', 'model.safetensors'), path.join(swapped, 'model.safetensors'));
+  const cfg = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'depth-orig', 'config.json'), 'utf8')) as { neck_hidden_sizes: number[] };
+  fs.writeFileSync(path.join(swapped, 'config.json'), JSON.stringify({ ...cfg, neck_hidden_sizes: [8, 16, 32, 64] }));
+  await assert.rejects(loadModel(swapped), /depth_head\.projects\.3\.weight' has shape \[32, 32, 1, 1\], the config needs \[64, 32, 1, 1\]/);
+});

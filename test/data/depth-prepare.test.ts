@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { Dataset } from '../../src/data/arrow-file.js';
 import { readDepth } from '../../src/data/arrow.js';
 import { readNpy } from '../../src/data/depth-prepare.js';
+import { inspect } from '../../src/data/inspect.js';
 import { prepare } from '../../src/data/prepare.js';
 import { UserError } from '../../src/errors.js';
 import { tmpDir } from '../helpers.js';
@@ -70,6 +71,9 @@ void test('nyu: a BTS split file -> test.arrow; millimetres to metres, 0 = inval
   assert.ok(Math.abs(t.c.depth[641]! - 1.234) < 1e-6);
   assert.equal(t.c.depth[px + 5], 3, 'the second line is rgb_00002: 3 m');
   assert.equal(t.c.valid.subarray(0, px).reduce((a, b) => a + b, 0), px - 1);
+  const r2 = inspect(out);
+  assert.equal(r2.kind, 'depth');
+  assert.deepEqual(r2.example, { height: 480, width: 640, format: 'nyu', valid: 1, depth_m: [1, Math.fround(1.234)] });
 });
 
 void test('nyu without a split file: the folder walk, train/validation by --val-fraction', async () => {

@@ -137,6 +137,9 @@ const depth = z
   })
   .strict();
 
+/** The depth task's settings when a config has no `depth` section. */
+export const DEPTH_DEFAULTS = depth.parse({});
+
 /** The shape of a run config before the cross-key checks (used to list and walk keys). */
 export const runObject = z
   .object({
@@ -163,7 +166,8 @@ export const runObject = z
     distributed: distributed.default({}),
     augment: augment.default({}), // used by the classification task only
     diffusion: diffusion.default({}), // used by the diffusion task only
-    depth: depth.default({}), // used by the depth task only
+    // Used by the depth task only; absent (not defaulted) so other runs' config hashes stay as they were.
+    depth: depth.optional(),
     seed: nonNegInt.max(2 ** 32 - 1).default(0),
     /** Absolute optimizer step to stop at; only where to stop, never the schedule (docs/architecture.md#contracts). */
     max_steps: posInt.optional(),

@@ -1,5 +1,5 @@
 // The task registry: one explicit list (docs/internals.md#explicit-registries).
-import type { RunConfig } from '../../config/index.js';
+import { DEPTH_DEFAULTS, type RunConfig } from '../../config/index.js';
 import type { Dataset } from '../../data/arrow-file.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
 import { UserError } from '../../errors.js';
@@ -21,6 +21,6 @@ export function createTask(cfg: RunConfig, train: Dataset, tokenizer: Tokenizer 
     case 'diffusion':
       return new DiffusionTask(cfg.diffusion) as unknown as Task;
     case 'depth':
-      return new DepthTask(cfg.depth, train.info) as unknown as Task;
+      return new DepthTask(cfg.depth ?? DEPTH_DEFAULTS, train.info) as unknown as Task;
   }
 }

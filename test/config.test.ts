@@ -134,7 +134,7 @@ void describe('run config: errors name the source and the key', () => {
   });
 
   void it('bad enum', () => {
-    throwsUser(() => loadConfig(variant('enum.yaml', 'task', 'task: regression')), 'enum.yaml: task: expected one of causal-lm | classification | diffusion, got string "regression"');
+    throwsUser(() => loadConfig(variant('enum.yaml', 'task', 'task: regression')), 'enum.yaml: task: expected one of causal-lm | classification | diffusion | depth, got string "regression"');
   });
 
   void it('both epochs and total_steps, and neither', () => {

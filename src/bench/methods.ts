@@ -20,6 +20,7 @@ export const BENCH_TASKS = Object.freeze({
   'tiny-llama-math': { preset: 'demo', defaultSteps: 60, evalEvery: 10 },
   'tiny-vit': { preset: 'tiny-vit-demo', defaultSteps: 60, evalEvery: 10 },
   'tiny-dit': { preset: 'tiny-dit-demo', defaultSteps: 60, evalEvery: 10 },
+  'tiny-depth': { preset: 'tiny-depth-demo', defaultSteps: 40, evalEvery: 10 },
 });
 export type BenchTask = keyof typeof BENCH_TASKS;
 
@@ -164,7 +165,7 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
         failed.push({ method, error: err.message.replaceAll(repoRoot() + path.sep, '') });
         continue;
       }
-      const lower = cfg.eval.metric === 'loss';
+      const lower = cfg.eval.metric === 'loss' || cfg.eval.metric === 'rmse';
       const best = bestFromMetrics(path.join(out, 'metrics.jsonl'), cfg.eval.metric, lower);
       const r: MethodResult = {
         method, time_to_best_s: round(best.wall), metric: cfg.eval.metric, value: round(best.value, 4), lower_is_better: lower, best_step: best.step,

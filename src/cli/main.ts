@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerDashboard } from './commands/dashboard.js';
 import { registerData } from './commands/data.js';
+import { registerDepth } from './commands/depth.js';
 import { registerBenchAllreduce, registerCoordinator, registerLaunch, registerWorker } from './commands/distributed.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
   const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
-  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy, registerDashboard, registerDoctor]) register(program);
+  for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerDepth, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy, registerDashboard, registerDoctor]) register(program);
   return program;
 }
 

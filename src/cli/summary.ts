@@ -19,6 +19,11 @@ export function formatSummary(s: TrainSummary): string {
       const label = s.task === 'causal-lm' ? 'answer accuracy:' : 'accuracy:       ';
       lines.push(`  ${label}      ${((b?.accuracy ?? NaN) * 100).toFixed(1)}% before → ${((a?.accuracy ?? NaN) * 100).toFixed(1)}% after${pct(b?.accuracy, a?.accuracy)}`);
     }
+    // Depth (src/eval/depth.ts): RMSE in metres and AbsRel.
+    if (b?.rmse !== undefined || a?.rmse !== undefined) {
+      lines.push(`  RMSE:                 ${b?.rmse?.toFixed(3) ?? '-'} m before → ${a?.rmse?.toFixed(3) ?? '-'} m after`);
+      lines.push(`  AbsRel:               ${b?.abs_rel?.toFixed(4) ?? '-'} before → ${a?.abs_rel?.toFixed(4) ?? '-'} after`);
+    }
   }
   for (const ex of s.examples ?? []) {
     lines.push('', `  question: ${ex.question}`, `  before:   ${ex.before}`, `  after:    ${ex.after}`, `  expected: ${ex.expected}`);

@@ -11,7 +11,7 @@ import { PATH_KEYS, applyParsedOverrides, isPathLike, parseOverride, type Overri
 import { runSchema, type RunConfig, type RunConfigData } from './schema.js';
 import { configHash } from './hash.js';
 
-export { BACKENDS } from './schema.js';
+export { BACKENDS, DEPTH_DEFAULTS } from './schema.js';
 
 export type { RunConfig } from './schema.js';
 

@@ -6,8 +6,8 @@ import { BACKEND_CHOICES } from '../backend/choices.js';
 
 /** The backends (src/backend/choices.ts, which loads no tfjs). */
 export const BACKENDS = BACKEND_CHOICES;
-const TASKS = ['causal-lm', 'classification', 'diffusion'] as const;
-const METRICS = ['loss', 'accuracy'] as const;
+const TASKS = ['causal-lm', 'classification', 'diffusion', 'depth'] as const;
+const METRICS = ['loss', 'accuracy', 'rmse'] as const; // rmse: the depth task's (lower is better)
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -128,6 +128,18 @@ const diffusion = z
   })
   .strict();
 
+const depth = z
+  .object({
+    input_size: posInt.default(518), // Depth Anything's training and inference side
+    random_crop: z.boolean().default(true), // Depth Anything's metric fine-tuning: a random input_size² crop
+    hflip: z.boolean().default(true),
+    variance_focus: z.number().min(0).max(1).default(0.85), // SiLog's λ (BTS's variance focus)
+  })
+  .strict();
+
+/** The depth task's settings when a config has no `depth` section. */
+export const DEPTH_DEFAULTS = depth.parse({});
+
 /** The shape of a run config before the cross-key checks (used to list and walk keys). */
 export const runObject = z
   .object({
@@ -154,6 +166,8 @@ export const runObject = z
     distributed: distributed.default({}),
     augment: augment.default({}), // used by the classification task only
     diffusion: diffusion.default({}), // used by the diffusion task only
+    // Used by the depth task only; absent (not defaulted) so other runs' config hashes stay as they were.
+    depth: depth.optional(),
     seed: nonNegInt.max(2 ** 32 - 1).default(0),
     /** Absolute optimizer step to stop at; only where to stop, never the schedule (docs/architecture.md#contracts). */
     max_steps: posInt.optional(),

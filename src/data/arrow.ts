@@ -3,6 +3,8 @@
 //   LM:     input_ids List<Int32> (BOS first), labels List<Int32> (unshifted, prompt = -100), length Int32
 //   image:  image FixedSizeList<Uint8>[H*W*3] (HWC), label Int32; metadata onelora.height/width/classes
 //   latent: latent FixedSizeList<Float32>[prod(shape)], label Int32; metadata onelora.latent_shape
+//   depth:  image FixedSizeList<Uint8>[H*W*3], depth FixedSizeList<Float32>[H*W] (metres), valid
+//           FixedSizeList<Uint8>[H*W] (1 = measured), label Int32 (0); metadata onelora.height/width/depth_format
 import {
   Field, FixedSizeList, Float32, Int32, List, RecordBatch, Schema, Struct, Uint8, makeData,
   tableFromIPC, tableToIPC, Table, type Data, type DataType,
@@ -14,9 +16,10 @@ const META = {
   width: 'onelora.width',
   classes: 'onelora.classes',
   latentShape: 'onelora.latent_shape',
+  depthFormat: 'onelora.depth_format',
 } as const;
 
-export type DatasetKind = 'lm' | 'image' | 'latent';
+export type DatasetKind = 'lm' | 'image' | 'latent' | 'depth';
 
 const int32 = (): Int32 => new Int32();
 const listOf = (t: DataType): List => new List(new Field('item', t, false));
@@ -46,8 +49,20 @@ export function latentSchema(shape: number[], classes: string[]): Schema {
   ]));
 }
 
+/** Depth rows (src/data/depth-prepare.ts): `format` (nyu, kitti, diode) picks the evaluation crop and depth caps. */
+export function depthSchema(height: number, width: number, format: string): Schema {
+  const fsl = (n: number, t: DataType): FixedSizeList => new FixedSizeList(n, new Field('item', t, false));
+  return new Schema([
+    new Field('image', fsl(height * width * 3, new Uint8()), false),
+    new Field('depth', fsl(height * width, new Float32()), false),
+    new Field('valid', fsl(height * width, new Uint8()), false),
+    new Field('label', int32(), false),
+  ], new Map([[META.height, String(height)], [META.width, String(width)], [META.depthFormat, format]]));
+}
+
 export interface SchemaInfo {
   kind: DatasetKind;
+  depthFormat?: string;
   tokenizer?: string;
   height?: number;
   width?: number;
@@ -96,6 +111,17 @@ export function describeSchema(schema: Schema): SchemaInfo {
   const classes = jsonMeta(schema, META.classes, isStrings);
   if (!typeIs(schema, 'label', isInt32)) throw new Error(`no label: Int32 column (columns: ${names})`);
   const image = schema.fields.find((f) => f.name === 'image');
+  const depthFormat = schema.metadata.get(META.depthFormat);
+  if (image && depthFormat !== undefined) {
+    const height = Number(schema.metadata.get(META.height));
+    const width = Number(schema.metadata.get(META.width));
+    const ok = (name: string, n: number, c: (t: DataType) => boolean): boolean => typeIs(schema, name, (t) => fixedOf(t, c) === n);
+    const u8 = (c: DataType): boolean => c instanceof Uint8 || String(c) === 'Uint8';
+    if (!(height > 0 && width > 0) || !ok('image', height * width * 3, u8) || !ok('valid', height * width, u8) || !ok('depth', height * width, (c) => c instanceof Float32 || String(c) === 'Float32')) {
+      throw new Error(`depth schema needs image [${height}·${width}·3] Uint8, depth [H·W] Float32 and valid [H·W] Uint8 (columns: ${names})`);
+    }
+    return { kind: 'depth', height, width, depthFormat };
+  }
   if (image) {
     const size = fixedOf(image.type, (c) => c instanceof Uint8 || String(c) === 'Uint8');
     const height = Number(schema.metadata.get(META.height));
@@ -198,9 +224,40 @@ export function readFixed<T extends Uint8Array | Float32Array>(batch: RecordBatc
   };
 }
 
+/** Depth rows: every column but the label is a FixedSizeList, `columns` holds each back to back. */
+export function depthBatch(schema: Schema, columns: { image: Uint8Array; depth: Float32Array; valid: Uint8Array }, n: number): RecordBatch {
+  const [img, dep, val] = schema.fields.map((f) => f.type as FixedSizeList);
+  const data = (type: FixedSizeList, values: Uint8Array | Float32Array): Data => {
+    if (values.length !== n * type.listSize) throw new Error(`expected ${n} × ${type.listSize} values, got ${values.length}`);
+    return makeData({ type, length: n, nullCount: 0, child: makeData({ type: type.children[0]!.type as Uint8, length: values.length, nullCount: 0, data: values as Uint8Array }) });
+  };
+  return batchOf(schema, n, [data(img!, columns.image), data(dep!, columns.depth), data(val!, columns.valid), int32Data(new Int32Array(n))]);
+}
+
+/** Zero-copy views of a depth batch's rows, back to back. */
+export function readDepth(batch: RecordBatch): { image: Uint8Array; depth: Float32Array; valid: Uint8Array } {
+  const view = <T extends Uint8Array | Float32Array>(name: string): T => {
+    const d = column(batch, name);
+    return (d.children[0]!.values as T).subarray(0, d.length * (d.type as FixedSizeList).listSize) as T;
+  };
+  return { image: view('image'), depth: view('depth'), valid: view('valid') };
+}
+
+function takeDepthRows(batch: RecordBatch, idx: number[]): RecordBatch {
+  const c = readDepth(batch);
+  const pick = <T extends Uint8Array | Float32Array>(v: T, make: (n: number) => T): T => {
+    const size = v.length / batch.numRows;
+    const out = make(idx.length * size);
+    idx.forEach((r, k) => out.set(v.subarray(r * size, (r + 1) * size), k * size));
+    return out;
+  };
+  return depthBatch(batch.schema, { image: pick(c.image, (n) => new Uint8Array(n)), depth: pick(c.depth, (n) => new Float32Array(n)), valid: pick(c.valid, (n) => new Uint8Array(n)) }, idx.length);
+}
+
 export function emptyBatch(schema: Schema): RecordBatch {
   const info = describeSchema(schema);
   if (info.kind === 'lm') return lmBatch(schema, []);
+  if (info.kind === 'depth') return depthBatch(schema, { image: new Uint8Array(0), depth: new Float32Array(0), valid: new Uint8Array(0) }, 0);
   return fixedBatch(schema, info.kind === 'image' ? new Uint8Array(0) : new Float32Array(0), new Int32Array(0));
 }
 
@@ -220,6 +277,7 @@ export function takeRows(batch: RecordBatch, rows: ArrayLike<number>): RecordBat
     const labels = view('labels');
     return lmBatch(batch.schema, idx.map((i) => ({ inputIds: ids(i), labels: labels(i) })));
   }
+  if (info.kind === 'depth') return takeDepthRows(batch, idx);
   const name = info.kind === 'image' ? 'image' : 'latent';
   const c = readFixed(batch, name);
   const out = info.kind === 'image' ? new Uint8Array(idx.length * c.rowSize) : new Float32Array(idx.length * c.rowSize);
@@ -237,6 +295,21 @@ export function concatBatches(schema: Schema, batches: RecordBatch[]): RecordBat
   if (info.kind === 'lm') {
     const cols = new Map(batches.map((b) => [b, readLm(b)]));
     return lmBatch(schema, all.map(({ b, i }) => ({ inputIds: cols.get(b)!.inputIds[i]!, labels: cols.get(b)!.labels[i]! })));
+  }
+  if (info.kind === 'depth') {
+    const cols = batches.map(readDepth);
+    const cat = <T extends Uint8Array | Float32Array>(parts: T[], make: (n: number) => T): T => {
+      const out = make(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return out;
+    };
+    return depthBatch(schema, {
+      image: cat(cols.map((c) => c.image), (n) => new Uint8Array(n)), depth: cat(cols.map((c) => c.depth), (n) => new Float32Array(n)), valid: cat(cols.map((c) => c.valid), (n) => new Uint8Array(n)),
+    }, all.length);
   }
   const name = info.kind === 'image' ? 'image' : 'latent';
   const cols = batches.map((b) => readFixed(b, name));

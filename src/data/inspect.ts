@@ -2,7 +2,7 @@
 // the training split, and its first row decoded (the tokenizer named in the schema metadata).
 import path from 'node:path';
 import { UserError, messageOf } from '../errors.js';
-import { readFixed, readLm, type SchemaInfo } from './arrow.js';
+import { readDepth, readFixed, readLm, type SchemaInfo } from './arrow.js';
 import { Dataset, datasetSplits } from './arrow-file.js';
 import { readLmMeta } from './lm-meta.js';
 import { IGNORE_INDEX } from './metamath.js';
@@ -80,6 +80,21 @@ function fixedExample(ds: Dataset, name: 'image' | 'latent'): Record<string, unk
   return { label, class: ds.info.classes?.[label] ?? null, shape: ds.info.latentShape, mean, std: Math.sqrt(Math.max(0, s2 / v.length - mean * mean)) };
 }
 
+/** Depth rows: the frame, the format (evaluation protocol), and the first row's measured share and depth range. */
+function depthExample(ds: Dataset): Record<string, unknown> {
+  const c = readDepth(ds.rows([0]));
+  let n = 0;
+  let lo = Infinity;
+  let hi = -Infinity;
+  c.depth.forEach((d, i) => {
+    if (!c.valid[i]) return;
+    n++;
+    lo = Math.min(lo, d);
+    hi = Math.max(hi, d);
+  });
+  return { height: ds.info.height, width: ds.info.width, format: ds.info.depthFormat, valid: Math.round((n / c.valid.length) * 1000) / 1000, depth_m: n ? [lo, hi] : null };
+}
+
 export function inspect(dir: string): InspectReport {
   const splits = datasetSplits(dir);
   if (splits.length === 0) throw new UserError(`${dir}: no train.arrow, validation.arrow or test.arrow`);
@@ -92,8 +107,8 @@ export function inspect(dir: string): InspectReport {
     const report: InspectReport = { dir: path.resolve(dir), kind, rows, example: {} };
     const name = kind === 'image' ? 'image' : 'latent';
     if (kind === 'lm') report.lengths = lengthStats(first);
-    else report.labels = labelCounts(first, name, first.info.classes ?? []);
-    if (first.numRows > 0) report.example = kind === 'lm' ? lmExample(first) : fixedExample(first, name);
+    else if (kind !== 'depth') report.labels = labelCounts(first, name, first.info.classes ?? []);
+    if (first.numRows > 0) report.example = kind === 'lm' ? lmExample(first) : kind === 'depth' ? depthExample(first) : fixedExample(first, name);
     return report;
   } finally {
     for (const s of sets) s.ds.close();

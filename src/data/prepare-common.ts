@@ -11,7 +11,7 @@ import { Rng, mixSeed } from '../nn/rng.js';
 
 export const log = childLog('data');
 
-export const DATASETS = ['metamath', 'cifar10', 'cifar100', 'imagefolder', 'food101', 'latents'] as const;
+export const DATASETS = ['metamath', 'cifar10', 'cifar100', 'imagefolder', 'food101', 'latents', 'depth'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
 export interface PrepareOptions {
@@ -30,6 +30,10 @@ export interface PrepareOptions {
   imageSize: number;
   /** Factor applied to input latents (1: the input is already scaled by the VAE factor 0.18215). */
   latentScale: number;
+  /** depth: nyu, kitti or diode (src/data/depth-prepare.ts). */
+  format?: string;
+  /** depth: a BTS/Eigen split file listing image and depth paths. */
+  splitFile?: string;
 }
 
 export const DEFAULTS = { tokenizer: 'llama-2', valFraction: 0.2, seed: 0, maxLen: 512, skipBad: false, imageSize: 256, latentScale: 1 } as const;

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
+import { prepareDepth } from './depth-prepare.js';
 import { prepareCifar, prepareImagefolder } from './images.js';
 import { prepareLatents } from './latents.js';
 import { prepareMetamath } from './metamath.js';
@@ -99,6 +100,9 @@ export async function prepare(partial: Partial<PrepareOptions> & Pick<PrepareOpt
         break;
       case 'latents':
         rows = await prepareLatents(opts, tmp, bad);
+        break;
+      case 'depth':
+        rows = await prepareDepth(opts, tmp, bad);
         break;
     }
     swapIn(tmp, out);

@@ -27,7 +27,7 @@ const log = childLog('models');
 
 /** How one model family meets the generic loader (the families are listed in registry.ts). */
 export interface ModelFamily<C, M> {
-  readonly name: 'llama' | 'vit';
+  readonly name: 'llama' | 'vit' | 'depth';
   /** config.json `model_type` values this family reads. */
   readonly modelTypes: readonly string[];
   /** The base-model prefix (`model`, `vit`) a headless checkpoint's keys lack. */

@@ -8,6 +8,9 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { DIT_PRESETS, describeDit, tableRows, type DitConfig, type DitModel } from './dit.js';
 import { DIT_CLASS_TABLE, loadDit, readDitConfig } from './dit-load.js';
+import type { DepthAnythingModel } from './depth-anything.js';
+import { DEPTH_PRESETS, depthLayout } from './depth-anything-config.js';
+import { isDepthDir, loadDepth, randomDepth, readDepthConfig } from './depth-anything-load.js';
 import { readJsonObject } from '../json-file.js';
 import { loadHfDir, randomModel, type ModelFamily } from './hf.js';
 import { HfConfigReader, countParams } from './layout.js';
@@ -29,7 +32,8 @@ interface LoadedCommon {
 export type LoadedModel =
   | (LoadedCommon & { readonly family: 'llama'; readonly model: LlamaModel })
   | (LoadedCommon & { readonly family: 'vit'; readonly model: VitModel })
-  | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel });
+  | (LoadedCommon & { readonly family: 'dit'; readonly model: DitModel })
+  | (LoadedCommon & { readonly family: 'depth'; readonly model: DepthAnythingModel });
 
 /** generation_config.json's eos_token_id (Llama 3 lists [128001, 128009] there), which generate() stops at. */
 function withGenerationEos(c: LlamaConfig, dir: string | undefined): LlamaConfig {
@@ -68,7 +72,7 @@ const vitFamily: ModelFamily<VitConfig, VitModel> = {
 };
 
 export interface ModelDescription {
-  readonly family: 'llama' | 'vit' | 'dit';
+  readonly family: 'llama' | 'vit' | 'dit' | 'depth';
   readonly name: string;
   readonly linears: LinearSpec[];
   readonly norms: NormSpec[];
@@ -190,14 +194,32 @@ const ditFamily: RegisteredFamily = {
   },
 };
 
+/** Depth Anything (depth-anything-load.ts): either key layout; the presets are the paper's sizes (describe-only at full size). */
+const depthFamily: RegisteredFamily = {
+  name: 'depth',
+  modelTypes: ['depth_anything'],
+  presets: Object.keys(DEPTH_PRESETS),
+  detect: isDepthDir,
+  load: (ref, opts) => {
+    if ('dir' in ref) return { family: 'depth', model: loadDepth(ref.dir), created: [], dir: ref.dir, name: baseName(ref.dir) };
+    return { family: 'depth', model: randomDepth(DEPTH_PRESETS[ref.preset]!, opts.seed ?? 0), created: [], dir: null, name: ref.preset };
+  },
+  describe: (ref) => {
+    const layout = depthLayout('dir' in ref ? readDepthConfig(ref.dir) : DEPTH_PRESETS[ref.preset]!);
+    const name = 'dir' in ref ? baseName(ref.dir) : ref.preset;
+    return { family: 'depth', name, linears: [...layout.linears], norms: [...layout.norms], headPaths: [], totalParams: countParams(layout) };
+  },
+};
+
 /**
  * Every family, in detection order: DiT first, as a diffusers directory has no model_type to go by.
- * Depth Anything and the VAE are each one more entry here.
+ * The VAE is one more entry here.
  */
 const FAMILY_LIST: readonly RegisteredFamily[] = [
   ditFamily,
   hfFamily(llamaFamily, (model, c) => ({ ...c, family: 'llama', model })),
   hfFamily(vitFamily, (model, c) => ({ ...c, family: 'vit', model })),
+  depthFamily,
 ];
 
 function presetNames(): string[] {

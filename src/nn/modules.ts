@@ -139,7 +139,7 @@ export class GroupNormModule extends NormModule {
 
 /** What the PEFT library, the trainer and the CLI need from every model family. */
 export interface AdaptableModel {
-  readonly family: 'llama' | 'vit' | 'dit';
+  readonly family: 'llama' | 'vit' | 'dit' | 'depth';
   linears(): readonly LinearModule[];
   norms(): readonly NormModule[];
   /**

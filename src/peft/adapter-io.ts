@@ -56,7 +56,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
  */
 const PEFT_TASK_TYPES = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'] as const;
 /** onelora's task names, which adapters before issue 18 wrote as task_type. */
-const ONELORA_TASK_TYPES: Readonly<Record<string, (typeof PEFT_TASK_TYPES)[number] | null>> = { 'causal-lm': 'CAUSAL_LM', classification: null, diffusion: null };
+const ONELORA_TASK_TYPES: Readonly<Record<string, (typeof PEFT_TASK_TYPES)[number] | null>> = { 'causal-lm': 'CAUSAL_LM', classification: null, diffusion: null, depth: null };
 
 /** task_type as PEFT reads it, from either spelling; anything else is refused naming the field (PEFT refuses it too). */
 function peftTaskType(v: unknown, source: string): string | null {

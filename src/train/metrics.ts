@@ -27,7 +27,7 @@ export type Best = { step: number; metric: string; value: number } | null;
 export function updateBest(best: Best, step: number, metric: string, ev: Record<string, number>): Best {
   const value = ev[metric];
   if (value === undefined || !Number.isFinite(value)) return best;
-  const lower = metric === 'loss';
+  const lower = metric === 'loss' || metric === 'rmse';
   return !best || (lower ? value < best.value : value > best.value) ? { step, metric, value } : best;
 }
 

@@ -5,7 +5,7 @@ import type { RecordBatch } from 'apache-arrow';
 import type { tf } from '../backend/tf.js';
 import type { AdaptableModel } from '../nn/modules.js';
 
-export type TaskName = 'causal-lm' | 'classification' | 'diffusion';
+export type TaskName = 'causal-lm' | 'classification' | 'diffusion' | 'depth';
 
 /** Where a micro-batch sits in the run: seeds augmentation, noise and timesteps per sample. */
 export interface BatchContext {

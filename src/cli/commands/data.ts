@@ -22,6 +22,8 @@ interface PrepareFlags {
   vae?: string;
   vaeSample: string;
   flip?: boolean;
+  format?: string;
+  splitFile?: string;
   json?: boolean;
 }
 
@@ -43,6 +45,8 @@ export function registerData(program: Command): void {
     .option('--vae <dir>', 'imagefolder/food101: encode the images with this diffusers AutoencoderKL into DiT latent rows (resumable)')
     .option('--vae-sample <mode>', 'with --vae: mean | sample (seeded by --seed)', 'mean')
     .option('--flip', 'with --vae: also store each image\'s horizontally flipped latent')
+    .option('--format <name>', 'depth: nyu|kitti|diode (docs/depth.md#data)')
+    .option('--split-file <file>', 'depth: a BTS/Eigen split file of image and depth paths under --input')
     .option('--json', 'one JSON object on the last line')
     .action(action(async (o: PrepareFlags) => {
       if (!(DATASETS as readonly string[]).includes(o.dataset)) throw new UserError(`--dataset ${o.dataset}: expected one of ${DATASETS.join(', ')}`);
@@ -51,7 +55,7 @@ export function registerData(program: Command): void {
       try {
         const report = await prepare({
           dataset: o.dataset as DatasetName, input: o.input, out: o.out, tokenizer: o.tokenizer, valFraction: o.valFraction,
-          seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale,
+          seed: o.seed, maxLen: o.maxLen, skipBad: !!o.skipBad, imageSize: o.imageSize, latentScale: o.latentScale, format: o.format, splitFile: o.splitFile,
         }, vae ? { encoder: vae.encoder, flip: !!o.flip } : undefined);
         printResult(!!o.json, report, formatPrepareReport(report));
       } finally {

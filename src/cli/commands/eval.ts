@@ -11,6 +11,7 @@ import { fidFromFiles } from '../../eval/fid.js';
 import { fidFromImages } from '../../eval/fid-images.js';
 import { ditFid } from '../../eval/dit-fid.js';
 import { backendOption, floatFlag, intFlag } from '../flags.js';
+import { registerEvalDepth } from './depth.js';
 import { action, printResult } from '../run.js';
 
 /** Where the converted FID Inception weights are looked for when --inception is not given. */
@@ -85,4 +86,5 @@ export function registerEval(program: Command): void {
       const r = await ditFid({ ...o, sampler: o.sampler, inception });
       printResult(!!o.json, r, `FID ${r.fid!.toFixed(4)} of ${r.samples} samples (${r.reused} reused) vs ${o.ref}`);
     }));
+  registerEvalDepth(ev);
 }

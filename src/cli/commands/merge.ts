@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
 import { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
+import { saveDepth } from '../../models/depth-anything-load.js';
 import { ditLayout, saveDit } from '../../models/dit-load.js';
 import { saveDitDiffusers } from '../../models/dit-diffusers.js';
 import { AUX_FILES, checkpointDtype, saveHfModel, type SaveDtype } from '../../models/hf.js';
@@ -71,6 +72,7 @@ export function registerMerge(program: Command): void {
         const layout = f.layout ?? (loaded.family === 'dit' && loaded.dir && ditLayout(loaded.dir) === 'diffusers' ? 'diffusers' : 'original');
         if (loaded.family === 'dit' && layout === 'diffusers') await saveDitDiffusers(loaded.model, f.out, { dtype, maxShardBytes });
         else if (loaded.family === 'dit') await saveDit(loaded.model, f.out, { dtype, maxShardBytes });
+        else if (loaded.family === 'depth') await saveDepth(loaded.model, f.out, { dtype, maxShardBytes });
         else await saveHfModel(loaded.model, f.out, { dtype, maxShardBytes });
         const copied: string[] = [];
         for (const name of AUX_FILES) {

@@ -1,16 +1,17 @@
 // The task registry: one explicit list (docs/internals.md#explicit-registries).
-import type { RunConfig } from '../../config/index.js';
+import { DEPTH_DEFAULTS, type RunConfig } from '../../config/index.js';
 import type { Dataset } from '../../data/arrow-file.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
 import { UserError } from '../../errors.js';
 import type { Task } from '../task.js';
 import { CausalLmTask } from './causal-lm.js';
 import { ClassificationTask } from './classification.js';
+import { DepthTask } from './depth.js';
 import { DiffusionTask } from './diffusion.js';
 
 export function createTask(cfg: RunConfig, train: Dataset, tokenizer: Tokenizer | null): Task {
   const kind = train.info.kind;
-  const expect = { 'causal-lm': 'lm', classification: 'image', diffusion: 'latent' }[cfg.task];
+  const expect = { 'causal-lm': 'lm', classification: 'image', diffusion: 'latent', depth: 'depth' }[cfg.task];
   if (kind !== expect) throw new UserError(`data.train: ${train.file} holds ${kind} rows, task ${cfg.task} needs ${expect} rows`);
   switch (cfg.task) {
     case 'causal-lm':
@@ -19,5 +20,7 @@ export function createTask(cfg: RunConfig, train: Dataset, tokenizer: Tokenizer 
       return new ClassificationTask(cfg.augment, train.info) as unknown as Task;
     case 'diffusion':
       return new DiffusionTask(cfg.diffusion) as unknown as Task;
+    case 'depth':
+      return new DepthTask(cfg.depth ?? DEPTH_DEFAULTS, train.info) as unknown as Task;
   }
 }

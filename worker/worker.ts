@@ -50,14 +50,34 @@ export interface WorkerOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_S = 300;
 
+/** A coordinator that answers no heartbeat for this many heartbeat timeouts is lost: the worker exits. */
+const LOST_AFTER_TIMEOUTS = 3;
+/** distributed.heartbeat_timeout_s's default, until the job spec says otherwise. */
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
+
 /** Runs until the coordinator says stop; throws a RunError when the job failed. */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
   const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
-  const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
+  // A partition closes nothing: without this the Control stream (or a pending Register) would wait forever.
+  let onLost!: (err: RunError) => void;
+  const lost = new Promise<never>((_, reject) => (onLost = reject));
+  const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000, lostAfterMs: LOST_AFTER_TIMEOUTS * DEFAULT_HEARTBEAT_TIMEOUT_MS }, client,
     (err) => log.warn({ err: err.message }, 'heartbeat thread failed; beating from the main thread (it falls silent during long steps)'),
-    (message) => log.warn({ err: message }, `heartbeats to ${opts.coordinator} are failing: ${message}`));
+    (message) => log.warn({ err: message }, `heartbeats to ${opts.coordinator} are failing: ${message}`),
+    (silentMs, message) => onLost(new RunError(`lost the coordinator at ${opts.coordinator}: no heartbeat answered for ${Math.round(silentMs / 1000)} s (${firstLine(message)}); this worker stops`)));
+  try {
+    await Promise.race([follow(opts, client, comm, heartbeat), lost]);
+  } finally {
+    await comm.onShutdown(true);
+    await heartbeat.stop();
+    client.close();
+  }
+}
+
+/** Register, build the run, follow Control; again after each re-formation, until stop. */
+async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: CommBackend, heartbeat: HeartbeatThread): Promise<void> {
   const snapshots = new Map<number, Snapshot>();
   const best: StepContext['best'] = { value: null };
   let run: RunSetup | null = null;
@@ -76,7 +96,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       }
       const reply = await register(client, opts.coordinator, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_S * 1000, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
+      // Beat as a member from here: building the run and restoring its state can take longer than a heartbeat timeout.
+      heartbeat.beat({ rank, generation: reply.generation, step: reply.resume?.step ?? 0 });
       const spec = decodeJobSpec(reply.job_spec_json);
+      heartbeat.lostAfter(LOST_AFTER_TIMEOUTS * spec.config.distributed.heartbeat_timeout_s * 1000);
       if (!run) {
         // The heartbeat thread must be beating before the first step can hold the main thread.
         const [setup, onThread] = await Promise.all([setupRun(spec.config, { backend: opts.backend }), heartbeat.ready(30_000)]);
@@ -100,9 +123,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     }
   } finally {
     await comm.onShutdown(true);
-    await heartbeat.stop();
     run?.close();
-    client.close();
   }
 }
 

@@ -16,7 +16,7 @@ test('the heartbeat thread starts, beats on its own channel, and reports beats f
   const mainBeats: unknown[] = [];
   let failing = '';
   let fallback: Error | null = null;
-  const hb = new HeartbeatThread({ coordinator: `127.0.0.1:${port}`, token: 't', tls: {}, intervalMs: 100 },
+  const hb = new HeartbeatThread({ coordinator: `127.0.0.1:${port}`, token: 't', tls: {}, intervalMs: 100, lostAfterMs: 60_000 },
     { heartbeat: (b) => { mainBeats.push(b); return Promise.resolve({ generation: 1 }); } },
     (err) => (fallback = err), (message) => (failing = message));
   try {

@@ -21,6 +21,8 @@ import { addRunFlags, defaultOutput, OVERWRITE_HELP, RESUME_HELP, resolveRunConf
 import { formatSummary } from '../summary.js';
 
 const log = childLog('launch');
+/** How long a finished job's process may take to close its handles before it exits anyway. */
+const EXIT_GRACE_MS = 3000;
 
 interface LaunchFlags extends RunFlags {
   workers?: number;
@@ -44,6 +46,18 @@ const CURVE_HELP = 'encrypt the workers\' ZeroMQ links with CURVE (env ONELORA_Z
 /** --zmq-curve, else ONELORA_ZMQ_CURVE=1|true (a Kubernetes manifest sets it for the whole job). */
 function curveOn(flag: boolean | undefined): boolean {
   return !!flag || ['1', 'true', 'yes'].includes((process.env.ONELORA_ZMQ_CURVE ?? '').toLowerCase());
+}
+
+/**
+ * Once a job's process has its result, it exits within `ms` even should a handle linger (a gRPC
+ * session to a partitioned peer, a ZeroMQ socket): a process of a failed job must not outlive it.
+ * The timer is unref'd, so a process with nothing left exits at once as usual.
+ */
+function exitWithin(ms: number): void {
+  setTimeout(() => {
+    log.debug({ handles: process.getActiveResourcesInfo() }, `exiting: handles still open ${ms / 1000} s after the result`);
+    process.exit();
+  }, ms).unref();
 }
 
 function checkWorkers(cfg: RunConfig, workers: number): void {
@@ -84,7 +98,7 @@ export function registerLaunch(program: Command): void {
       const { summary } = await interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
         cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
         backend: f.backend, curve: curveOn(f.zmqCurve), signal,
-      }));
+      })).finally(() => exitWithin(EXIT_GRACE_MS));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
@@ -121,7 +135,7 @@ export function registerCoordinator(program: Command): void {
         });
         await c.start();
         return c.done;
-      });
+      }).finally(() => exitWithin(EXIT_GRACE_MS));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
@@ -145,7 +159,8 @@ export function registerWorker(program: Command): void {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) })
+        .finally(() => exitWithin(EXIT_GRACE_MS));
     }));
 }
 

@@ -12,7 +12,7 @@ import { initBackend } from '../../src/backend/select.js';
 import { toYaml } from '../../src/config/index.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
 import { makeNet, netnsUnavailable } from './netns.js';
-import { allExit, start, stepsLogged, until } from './procs.js';
+import { allExit, manualJob, stepsLogged, until } from './procs.js';
 
 const why = netnsUnavailable();
 await initBackend('wasm');
@@ -26,14 +26,11 @@ async function partitionedJob(maxFailures: number): Promise<{ coordinator: { cod
     fs.writeFileSync(cfgFile, toYaml(tinyConfig(dir, { batch: { global: 4, micro: 2 }, schedule: { name: 'constant', warmup_steps: 0, total_steps: 400 }, checkpoint: { every: 1000, keep: 1 } },
       [`distributed.heartbeat_timeout_s=${HB}`, `distributed.max_failures=${maxFailures}`, 'distributed.form_timeout_s=8', 'distributed.allreduce_timeout_s=20'])));
     const out = tmpDir('partition-out');
-    const env = { ONELORA_JOB_TOKEN: 'partition-test-token' };
-    const coordinator = start('coordinator', ['coordinator', '--config', cfgFile, '--workers', '2', '--output', out, '--bind', `${net.hub.ip}:29400`], env, net.hub);
-    const workers = net.hosts.map((h, r) => start(`rank ${r}`, ['worker', '--coordinator', `${net.hub.ip}:29400`, '--rank', String(r), '--advertise', h.ip, '--backend', 'wasm'], env, h));
-    const all = [coordinator, ...workers];
+    const { coordinator, workers, all } = manualJob(net, cfgFile, out, { token: 'partition-test-token' });
     assert.ok(await until(() => stepsLogged(out) >= 2 || all.some((p) => p.exitedAt !== null), 180_000), 'the job never ran two steps');
     assert.ok(all.every((p) => p.exitedAt === null), all.map((p) => `${p.name}: ${p.stderr()}`).join('\n'));
     net.partition(net.hosts[1]!);
-    const t0 = performance.now();
+    const t0 = Date.now();
     const left = await allExit(all, 120_000);
     assert.deepEqual(left, [], `still alive 120 s after the partition: ${left.join(', ')}\n${all.map((p) => `--- ${p.name}\n${p.stderr().slice(-3000)}`).join('\n')}`);
     const after = (p: (typeof all)[number]): number => ((p.exitedAt as number) - t0) / 1000;

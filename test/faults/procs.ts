@@ -4,7 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Host } from './netns.js';
+import { readSafetensors } from '../../src/checkpoint/safetensors.js';
+import type { Host, Net } from './netns.js';
 
 export const BIN = new URL('../../bin/onelora.js', import.meta.url).pathname;
 
@@ -16,6 +17,8 @@ export interface Proc {
   /** performance.now() at exit, once exited. */
   exitedAt: number | null;
   stderr(): string;
+  /** Date.now() when the first stderr line matching `re` arrived; null if none did. */
+  lineAt(re: RegExp): number | null;
 }
 
 /** Starts `node bin/onelora.js ARGS` (inside `host`'s namespace when given). */
@@ -24,16 +27,48 @@ export function start(name: string, args: string[], env: NodeJS.ProcessEnv, host
   const fullEnv = { ...process.env, ONELORA_LOG: 'info', ...env };
   const child = host ? host.spawn(argv, fullEnv) : spawn(argv[0]!, argv.slice(1), { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
+  const lines: { at: number; text: string }[] = [];
   child.stdout?.resume();
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => {
+    const at = Date.now();
+    err += d.toString();
+    for (const text of d.toString().split('\n')) if (text) lines.push({ at, text });
+  });
   const p: Proc = {
     name, child, exitedAt: null, stderr: () => err,
+    lineAt: (re) => lines.find((l) => re.test(l.text))?.at ?? null,
     exit: new Promise((resolve) => child.on('exit', (code) => {
-      p.exitedAt = performance.now();
+      p.exitedAt = Date.now();
       resolve(code);
     })),
   };
   return p;
+}
+
+/**
+ * A job started by hand across namespaces: `onelora coordinator` on the hub (port 29400) and one
+ * `onelora worker --rank r` per host, advertising the host's address unless `advertise` is false.
+ */
+export function manualJob(net: Net, cfgFile: string, out: string, opts: { token: string; advertise?: boolean; maxSteps?: number; env?: NodeJS.ProcessEnv }): { coordinator: Proc; workers: Proc[]; all: Proc[] } {
+  const env = { ONELORA_JOB_TOKEN: opts.token, ...opts.env };
+  const steps = opts.maxSteps ? ['--max-steps', String(opts.maxSteps)] : [];
+  const coordinator = start('coordinator', ['coordinator', '--config', cfgFile, '--workers', String(net.hosts.length), '--output', out, '--bind', `${net.hub.ip}:29400`, ...steps], env, net.hub);
+  const workers = net.hosts.map((h, r) => start(`rank ${r}`, ['worker', '--coordinator', `${net.hub.ip}:29400`, '--rank', String(r), ...(opts.advertise === false ? [] : ['--advertise', h.ip]), '--backend', 'wasm'], env, h));
+  return { coordinator, workers, all: [coordinator, ...workers] };
+}
+
+/** The largest |a - b| over the tensors of two runs' published adapters. */
+export function adapterDiff(outA: string, outB: string): number {
+  const read = (out: string) => readSafetensors(path.join(out, 'adapter', 'adapter_model.safetensors')).tensors;
+  const b = read(outB);
+  let d = 0;
+  for (const [k, t] of read(outA)) {
+    const x = t.data as Float32Array;
+    const y = b.get(k)?.data as Float32Array | undefined;
+    if (!y || y.length !== x.length) return Infinity;
+    for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i]! - y[i]!));
+  }
+  return d;
 }
 
 /** Waits until `pred` holds, polling every 200 ms; false after `ms`. */

@@ -59,7 +59,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
-  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, coordinator: opts.coordinator, port: opts.zmqPort ?? 0, curve: opts.curve });
   // A partition closes nothing: without this the Control stream (or a pending Register) would wait forever.
   let onLost!: (err: RunError) => void;
   const lost = new Promise<never>((_, reject) => (onLost = reject));
@@ -90,7 +90,8 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
     for (;;) {
       const endpoint = await comm.onStart();
       if (!run) {
-        const how = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
+        const port = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
+        const how = opts.advertise || endpoint.startsWith('tcp://127.') ? port : `${port}; the address this host reaches the coordinator from: no --advertise given`;
         log[setupLevel]({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);
         fault('kill-before-register', rank, 0);
       }
@@ -107,7 +108,7 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
         run = setup;
         initial = run.engine.snapshot();
       }
-      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys);
+      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys, spec.config.distributed.connect_timeout_s * 1000);
       log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
       await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot, best);
       const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots, best };
@@ -211,6 +212,8 @@ async function followControl(c: StepContext, comm: CommBackend, heartbeat: Heart
         await inFlight;
         return { kind: 'restore', reason: cmd.restore.reason };
       } else if (cmd.kind === 'stop') {
+        // The job failed: a step waiting on a peer would otherwise hold this process until its all-reduce timeout.
+        if (cmd.stop.failed) await comm.onShutdown(true);
         await inFlight;
         // Interrupted between checkpoints: rank 0 saves the last finished step before everyone exits.
         if (cmd.stop.checkpoint && c.rank === 0) await checkpointAtStop(c, cmd.stop.checkpoint);

@@ -49,11 +49,11 @@ export function start(name: string, args: string[], env: NodeJS.ProcessEnv, host
  * A job started by hand across namespaces: `onelora coordinator` on the hub (port 29400) and one
  * `onelora worker --rank r` per host, advertising the host's address unless `advertise` is false.
  */
-export function manualJob(net: Net, cfgFile: string, out: string, opts: { token: string; advertise?: boolean; maxSteps?: number; env?: NodeJS.ProcessEnv }): { coordinator: Proc; workers: Proc[]; all: Proc[] } {
+export function manualJob(net: Net, cfgFile: string, out: string, opts: { token: string; advertise?: boolean; maxSteps?: number; env?: NodeJS.ProcessEnv; workerArgs?: (rank: number) => string[] }): { coordinator: Proc; workers: Proc[]; all: Proc[] } {
   const env = { ONELORA_JOB_TOKEN: opts.token, ...opts.env };
   const steps = opts.maxSteps ? ['--max-steps', String(opts.maxSteps)] : [];
   const coordinator = start('coordinator', ['coordinator', '--config', cfgFile, '--workers', String(net.hosts.length), '--output', out, '--bind', `${net.hub.ip}:29400`, ...steps], env, net.hub);
-  const workers = net.hosts.map((h, r) => start(`rank ${r}`, ['worker', '--coordinator', `${net.hub.ip}:29400`, '--rank', String(r), ...(opts.advertise === false ? [] : ['--advertise', h.ip]), '--backend', 'wasm'], env, h));
+  const workers = net.hosts.map((h, r) => start(`rank ${r}`, ['worker', '--coordinator', `${net.hub.ip}:29400`, '--rank', String(r), ...(opts.advertise === false ? [] : ['--advertise', h.ip]), '--backend', 'wasm', ...(opts.workerArgs?.(r) ?? [])], env, h));
   return { coordinator, workers, all: [coordinator, ...workers] };
 }
 

@@ -181,7 +181,7 @@ async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, s
     const source = spec.state_source_rank ?? 0;
     if (reply.rank === source && !mine) throw new RunError(`rank ${reply.rank}: asked to send the state of step ${step}, which it does not hold`);
     const buf = reply.rank === source ? pack(mine as Snapshot) : new Float32Array(3 * n + 1);
-    await allReduceSum(t, buf, 0, { timeoutMs: spec.allreduce_timeout_ms, algorithm: 'direct' });
+    await allReduceSum(t, buf, 0, { timeoutMs: spec.allreduce_timeout_ms, msPerMiB: spec.config.distributed.allreduce_s_per_mib * 1000, algorithm: 'direct' });
     engine.restore({ values: buf.subarray(0, n), m: buf.subarray(n, 2 * n), v: buf.subarray(2 * n, 3 * n), t: buf[3 * n]! });
   } else if (spec.restore_from === 'disk') {
     const dir = reply.resume?.checkpoint_dir ?? '';

@@ -146,7 +146,7 @@ export function registerWorker(program: Command): void {
     .description('one training process of a job: registers with the coordinator, trains its share, all-reduces over ZeroMQ')
     .requiredOption('--coordinator <host:port>', 'the coordinator\'s gRPC address')
     .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag(0))
-    .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
+    .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0); default: 127.0.0.1 when the coordinator is on loopback, else this host\'s address on the route to it')
     .option('--zmq-port <port>', 'ZeroMQ port to bind (default: a free port, logged; give one where a firewall needs it)', intFlag(0))
     .option('--connect-timeout <s>', 'keep retrying an unreachable coordinator this long, with backoff', intFlag(0), DEFAULT_CONNECT_TIMEOUT_S)
     .addOption(backendOption())

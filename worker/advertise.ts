@@ -9,13 +9,13 @@ import net from 'node:net';
 import { UserError, messageOf } from '../src/errors.js';
 
 /** HOST and PORT of `host:port` or `[v6]:port`. */
-export function splitHostPort(address: string): { host: string; port: number } {
+function splitHostPort(address: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
   if (!m) throw new UserError(`--coordinator ${address}: expected HOST:PORT`);
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (net.isIPv4(host) && host.startsWith('127.'));
 }
 

@@ -23,13 +23,13 @@ export interface CoordinatorOptions {
   /** false: no TensorBoard event files under output/tensorboard/ (--no-tensorboard). */
   tensorboard?: boolean;
   /**
-   * A rank silent this long is declared lost (default 30 s). Workers beat from their own thread
+   * A rank silent this long is declared lost (default distributed.heartbeat_timeout_s, 30 s). Workers beat from their own thread
    * (worker/heartbeat.ts) but only from the main thread while that loads, and 10 s gave false
    * losses then on a loaded 2-core machine (docs/performance.md); a dead process is noticed
    * sooner, by its closed stream or the launcher's exit event.
    */
   heartbeatTimeoutMs?: number;
-  /** How long a group may take to (re-)form (default 300 s). */
+  /** How long a group may take to (re-)form (default distributed.form_timeout_s, 300 s). */
   formTimeoutMs?: number;
   /** Require ZeroMQ CURVE of every worker (--zmq-curve): each registers its public key, the reply lists them all. */
   curve?: boolean;

@@ -219,11 +219,11 @@ export class Coordinator {
     const s = this.state;
     if (s.kind === 'running' || s.kind === 'checkpointing') {
       const seen = Object.fromEntries(s.members.map((m) => [m.rank, this.lastSeen[m.rank] ?? Date.now()]));
-      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? 30_000)[0];
+      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? this.opts.cfg.distributed.heartbeat_timeout_s * 1000)[0];
       if (late) this.dispatch({ type: 'heartbeat-timeout', rank: late.rank, generation: s.generation, silentMs: late.silentMs });
     } else if (s.kind === 'waiting-for-workers' || s.kind === 'recovering') {
       const waited = Date.now() - this.waitingSince;
-      if (waited > (this.opts.formTimeoutMs ?? 300_000)) this.dispatch({ type: 'recovery-timeout', waitedMs: waited });
+      if (waited > (this.opts.formTimeoutMs ?? this.opts.cfg.distributed.form_timeout_s * 1000)) this.dispatch({ type: 'recovery-timeout', waitedMs: waited });
     }
   }
 

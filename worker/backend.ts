@@ -2,6 +2,7 @@
 // Backend.on_start / on_shutdown): the training loop never opens or closes sockets itself.
 import { ZmqTransport, curveKeyPair } from '../src/comm/zmq.js';
 import type { Transport } from '../src/comm/transport.js';
+import { advertiseToward } from './advertise.js';
 
 export interface CommBackend {
   /** This worker's CURVE public key (Z85), sent with Register; '' without CURVE. */
@@ -9,15 +10,17 @@ export interface CommBackend {
   /** Binds this worker's endpoint for a new group (before Register: the endpoint goes in the request). */
   onStart(): Promise<string>;
   /** Connects to the group Register returned; from here `transport` is usable. */
-  onGroup(rank: number, endpoints: readonly string[], curvePublicKeys: readonly string[]): Promise<Transport>;
+  onGroup(rank: number, endpoints: readonly string[], curvePublicKeys: readonly string[], connectTimeoutMs?: number): Promise<Transport>;
   /** Closes the transport: gracefully at the end of a run, at once (`abort`) when the group is abandoned. */
   onShutdown(abort: boolean): Promise<void>;
 }
 
 export interface ZmqBackendOptions {
   token: string;
-  /** Host put into the advertised endpoint (worker --advertise). */
+  /** Host put into the advertised endpoint (worker --advertise); absent: see advertiseToward. */
   advertise?: string;
+  /** The coordinator's HOST:PORT: without --advertise, the address that reaches it is advertised. */
+  coordinator: string;
   /** Port to bind (worker --zmq-port); 0: any free port. */
   port: number;
   /** Encrypt the ZeroMQ links with CURVE (worker --zmq-curve): a keypair made for this process. */
@@ -27,22 +30,25 @@ export interface ZmqBackendOptions {
 /** A fresh ZeroMQ ROUTER per group (new generation, fresh endpoints), DEALERs once the peers are known. */
 export function zmqBackend(opts: ZmqBackendOptions): CommBackend {
   let bound: ZmqTransport | null = null;
+  let advertise: Promise<string | null> | undefined;
   // One keypair per process: only its public half leaves it, through Register and the coordinator.
   const keys = opts.curve ? curveKeyPair() : null;
   return {
     curvePublicKey: keys?.publicKey ?? '',
     async onStart() {
-      const host = opts.advertise ? '0.0.0.0' : '127.0.0.1';
+      advertise ??= opts.advertise ? Promise.resolve(opts.advertise) : advertiseToward(opts.coordinator);
+      const advertised = await advertise;
+      const host = advertised ? '0.0.0.0' : '127.0.0.1';
       // The rank is only known after Register, which needs the endpoint: bind outside any group, join below.
       bound = await ZmqTransport.bind({
-        rank: 0, size: 0, token: opts.token, bind: `tcp://${host}:${opts.port || '*'}`, advertise: opts.advertise,
+        rank: 0, size: 0, token: opts.token, bind: `tcp://${host}:${opts.port || '*'}`, advertise: advertised ?? undefined,
         curve: keys ? { ...keys, peerPublicKeys: [] } : undefined,
       });
       return bound.endpoint;
     },
-    async onGroup(rank, endpoints, curvePublicKeys) {
+    async onGroup(rank, endpoints, curvePublicKeys, connectTimeoutMs) {
       const t = bound as ZmqTransport;
-      t.join(rank, endpoints, curvePublicKeys);
+      t.join(rank, endpoints, curvePublicKeys, connectTimeoutMs);
       return t;
     },
     async onShutdown(abort) {

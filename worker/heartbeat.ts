@@ -5,6 +5,12 @@
 // generation, step) the main thread posted. A main thread that hangs for good is caught elsewhere:
 // its peers' all-reduce times out and names it (src/comm/allreduce.ts), and a dead process closes
 // its control stream.
+//
+// The thread is also how a worker notices that it lost its coordinator: a partition drops packets
+// without closing anything, so the Control stream and a pending Register would wait forever. The
+// thread keeps beating between groups too (a probe of generation 0, which the coordinator answers
+// and ignores), and once the coordinator has answered at least once, `lostAfterMs` without an
+// answer is reported to the main thread, which exits naming the coordinator.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { clientCredentials, type TlsFlags } from '../src/comm/tls.js';
 import { CoordinatorClient } from '../src/comm/proto.js';
@@ -15,11 +21,16 @@ export interface HeartbeatConfig {
   token: string;
   tls: TlsFlags;
   intervalMs: number;
+  /** No answer for this long, after a first one, is a lost coordinator (3 heartbeat timeouts). */
+  lostAfterMs: number;
 }
 
 export type Beat = { rank: number; generation: number; step: number };
-type ToThread = { kind: 'beat'; beat: Beat } | { kind: 'pause' } | { kind: 'stop' };
-type FromThread = { kind: 'ready' } | { kind: 'failing'; message: string };
+type ToThread = { kind: 'beat'; beat: Beat } | { kind: 'pause' } | { kind: 'stop' } | { kind: 'lost-after'; ms: number };
+type FromThread = { kind: 'ready' } | { kind: 'failing'; message: string } | { kind: 'lost'; silentMs: number; message: string };
+
+/** Between groups: generation 0 is never current, so the coordinator answers and records nothing. */
+const PROBE: Beat = { rank: 0, generation: 0, step: 0 };
 
 /**
  * The main thread's handle: post the state to beat with, pause between groups, stop at the end.
@@ -35,7 +46,8 @@ export class HeartbeatThread {
   /** Settles once the thread beats, or has failed and left the beats to the main thread. */
   private readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
-  constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void, onFailing: (message: string) => void = () => undefined) {
+  constructor(cfg: HeartbeatConfig, client: Pick<CoordinatorClient, 'heartbeat'>, onFallback: (err: Error) => void, onFailing: (message: string) => void = () => undefined,
+    onLost: (silentMs: number, message: string) => void = () => undefined) {
     this.timer = setInterval(() => {
       if (this.last && !this.threadReady) client.heartbeat(this.last).catch(() => undefined);
     }, cfg.intervalMs);
@@ -45,7 +57,8 @@ export class HeartbeatThread {
       if (m.kind === 'ready') {
         this.threadReady = true;
         this.settle();
-      } else onFailing(m.message);
+      } else if (m.kind === 'lost') onLost(m.silentMs, m.message);
+      else onFailing(m.message);
     });
     this.worker.on('error', (err) => {
       this.threadReady = false;
@@ -81,6 +94,11 @@ export class HeartbeatThread {
     this.post({ kind: 'pause' });
   }
 
+  /** How long without an answer means the coordinator is lost (known once the job spec is). */
+  lostAfter(ms: number): void {
+    this.post({ kind: 'lost-after', ms });
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.post({ kind: 'stop' });
@@ -102,20 +120,29 @@ function runThread(cfg: HeartbeatConfig): void {
   // Three failed beats in a row are told to the main thread once (then again after a success):
   // a channel the main thread's does not share could otherwise fail in silence until the timeout.
   let failures = 0;
+  let lostAfterMs = cfg.lostAfterMs;
+  let lastAnswer: number | null = null;
+  let lostTold = false;
   const timer = setInterval(() => {
-    if (!current) return;
-    client.heartbeat(current).then(
+    client.heartbeat(current ?? PROBE).then(
       () => {
         failures = 0;
+        lastAnswer = performance.now();
       },
       (err: Error) => {
         if (++failures === 3) parentPort?.postMessage({ kind: 'failing', message: err.message } satisfies FromThread);
+        const silentMs = lastAnswer === null ? 0 : performance.now() - lastAnswer;
+        if (silentMs > lostAfterMs && !lostTold) {
+          lostTold = true;
+          parentPort?.postMessage({ kind: 'lost', silentMs, message: err.message } satisfies FromThread);
+        }
       },
     );
   }, cfg.intervalMs);
   parentPort?.on('message', (m: ToThread) => {
     if (m.kind === 'beat') current = m.beat;
     else if (m.kind === 'pause') current = null;
+    else if (m.kind === 'lost-after') lostAfterMs = m.ms;
     else {
       clearInterval(timer);
       client.close();

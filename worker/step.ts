@@ -97,7 +97,7 @@ export async function runStep(c: StepContext, start: StartStep): Promise<void> {
   const buf = new Float32Array(grad.length + 1);
   buf.set(grad);
   buf[grad.length] = lossSum;
-  await allReduceSum(c.transport, buf, step, { timeoutMs: c.spec.allreduce_timeout_ms });
+  await allReduceSum(c.transport, buf, step, { timeoutMs: c.spec.allreduce_timeout_ms, msPerMiB: c.spec.config.distributed.allreduce_s_per_mib * 1000 });
   const t3 = performance.now();
   // Another rank's gradient was not finite: that rank reports the NaN and the coordinator stops the run.
   if (!Number.isFinite(buf[grad.length]!)) return;

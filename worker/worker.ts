@@ -50,14 +50,34 @@ export interface WorkerOptions {
 
 export const DEFAULT_CONNECT_TIMEOUT_S = 300;
 
+/** A coordinator that answers no heartbeat for this many heartbeat timeouts is lost: the worker exits. */
+const LOST_AFTER_TIMEOUTS = 3;
+/** distributed.heartbeat_timeout_s's default, until the job spec says otherwise. */
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
+
 /** Runs until the coordinator says stop; throws a RunError when the job failed. */
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
-  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
-  const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, coordinator: opts.coordinator, port: opts.zmqPort ?? 0, curve: opts.curve });
+  // A partition closes nothing: without this the Control stream (or a pending Register) would wait forever.
+  let onLost!: (err: RunError) => void;
+  const lost = new Promise<never>((_, reject) => (onLost = reject));
+  const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000, lostAfterMs: LOST_AFTER_TIMEOUTS * DEFAULT_HEARTBEAT_TIMEOUT_MS }, client,
     (err) => log.warn({ err: err.message }, 'heartbeat thread failed; beating from the main thread (it falls silent during long steps)'),
-    (message) => log.warn({ err: message }, `heartbeats to ${opts.coordinator} are failing: ${message}`));
+    (message) => log.warn({ err: message }, `heartbeats to ${opts.coordinator} are failing: ${message}`),
+    (silentMs, message) => onLost(new RunError(`lost the coordinator at ${opts.coordinator}: no heartbeat answered for ${Math.round(silentMs / 1000)} s (${firstLine(message)}); this worker stops`)));
+  try {
+    await Promise.race([follow(opts, client, comm, heartbeat), lost]);
+  } finally {
+    await comm.onShutdown(true);
+    await heartbeat.stop();
+    client.close();
+  }
+}
+
+/** Register, build the run, follow Control; again after each re-formation, until stop. */
+async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: CommBackend, heartbeat: HeartbeatThread): Promise<void> {
   const snapshots = new Map<number, Snapshot>();
   const best: StepContext['best'] = { value: null };
   let run: RunSetup | null = null;
@@ -70,13 +90,17 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     for (;;) {
       const endpoint = await comm.onStart();
       if (!run) {
-        const how = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
+        const port = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
+        const how = opts.advertise || endpoint.startsWith('tcp://127.') ? port : `${port}; the address this host reaches the coordinator from: no --advertise given`;
         log[setupLevel]({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);
         fault('kill-before-register', rank, 0);
       }
       const reply = await register(client, opts.coordinator, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_S * 1000, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
+      // Beat as a member from here: building the run and restoring its state can take longer than a heartbeat timeout.
+      heartbeat.beat({ rank, generation: reply.generation, step: reply.resume?.step ?? 0 });
       const spec = decodeJobSpec(reply.job_spec_json);
+      heartbeat.lostAfter(LOST_AFTER_TIMEOUTS * spec.config.distributed.heartbeat_timeout_s * 1000);
       if (!run) {
         // The heartbeat thread must be beating before the first step can hold the main thread.
         const [setup, onThread] = await Promise.all([setupRun(spec.config, { backend: opts.backend }), heartbeat.ready(30_000)]);
@@ -84,7 +108,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         run = setup;
         initial = run.engine.snapshot();
       }
-      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys);
+      const transport = await comm.onGroup(reply.rank, reply.peer_endpoints, reply.peer_curve_public_keys, spec.config.distributed.connect_timeout_s * 1000);
       log.info({ rank, world: reply.world_size, generation: reply.generation, step: reply.resume?.step }, `rank ${rank} of ${reply.world_size}, generation ${reply.generation}`);
       await restoreState(run, transport, reply, spec, snapshots, initial as Snapshot, best);
       const ctx: StepContext = { client, transport, run, spec, rank, generation: reply.generation, snapshots, best };
@@ -100,9 +124,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     }
   } finally {
     await comm.onShutdown(true);
-    await heartbeat.stop();
     run?.close();
-    client.close();
   }
 }
 
@@ -159,7 +181,7 @@ async function restoreState(run: RunSetup, t: Transport, reply: RegisterReply, s
     const source = spec.state_source_rank ?? 0;
     if (reply.rank === source && !mine) throw new RunError(`rank ${reply.rank}: asked to send the state of step ${step}, which it does not hold`);
     const buf = reply.rank === source ? pack(mine as Snapshot) : new Float32Array(3 * n + 1);
-    await allReduceSum(t, buf, 0, { timeoutMs: spec.allreduce_timeout_ms, algorithm: 'direct' });
+    await allReduceSum(t, buf, 0, { timeoutMs: spec.allreduce_timeout_ms, msPerMiB: spec.config.distributed.allreduce_s_per_mib * 1000, algorithm: 'direct' });
     engine.restore({ values: buf.subarray(0, n), m: buf.subarray(n, 2 * n), v: buf.subarray(2 * n, 3 * n), t: buf[3 * n]! });
   } else if (spec.restore_from === 'disk') {
     const dir = reply.resume?.checkpoint_dir ?? '';
@@ -190,6 +212,8 @@ async function followControl(c: StepContext, comm: CommBackend, heartbeat: Heart
         await inFlight;
         return { kind: 'restore', reason: cmd.restore.reason };
       } else if (cmd.kind === 'stop') {
+        // The job failed: a step waiting on a peer would otherwise hold this process until its all-reduce timeout.
+        if (cmd.stop.failed) await comm.onShutdown(true);
         await inFlight;
         // Interrupted between checkpoints: rank 0 saves the last finished step before everyone exits.
         if (cmd.stop.checkpoint && c.rank === 0) await checkpointAtStop(c, cmd.stop.checkpoint);

@@ -27,9 +27,23 @@ export const RING_THRESHOLD_ELEMENTS = 32 * 1024;
 export type AllReduceAlgorithm = 'auto' | 'ring' | 'direct';
 
 export interface AllReduceOptions {
-  /** How long to wait for any one peer's message (docs/config.md distributed.allreduce_timeout_s). */
+  /** How long to wait for any one peer's message beyond its transfer allowance (docs/config.md distributed.allreduce_timeout_s). */
   timeoutMs?: number;
+  /**
+   * Transfer allowance in ms per MiB that has to arrive (distributed.allreduce_s_per_mib × 1000):
+   * a slow but live link must not look dead because its message is large. Default 0.
+   */
+  msPerMiB?: number;
   algorithm?: AllReduceAlgorithm;
+}
+
+/**
+ * The wait for one receive: the silence allowance plus the time `bytes` take at the slowest link
+ * speed the job allows for. Direct receives the whole buffer from every peer at once over this
+ * rank's one link, so its `bytes` is (n − 1) buffers; a ring round receives one chunk.
+ */
+function receiveTimeoutMs(baseMs: number, msPerMiB: number, bytes: number): number {
+  return baseMs + (msPerMiB * bytes) / 2 ** 20;
 }
 
 const DEFAULT_ALLREDUCE_TIMEOUT_MS = 60_000;
@@ -56,9 +70,10 @@ export async function allReduceSum(t: Transport, buf: Float32Array, step: number
   if (t.size === 1) return;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_ALLREDUCE_TIMEOUT_MS;
   const algo = !opts.algorithm || opts.algorithm === 'auto' ? chooseAlgorithm(buf.length, t.size) : opts.algorithm;
+  const perMiB = opts.msPerMiB ?? 0;
   try {
-    if (algo === 'ring') await ringAllReduce(t, buf, step, timeoutMs);
-    else await directAllReduce(t, buf, step, timeoutMs);
+    if (algo === 'ring') await ringAllReduce(t, buf, step, receiveTimeoutMs(timeoutMs, perMiB, 4 * Math.ceil(buf.length / t.size)));
+    else await directAllReduce(t, buf, step, receiveTimeoutMs(timeoutMs, perMiB, 4 * buf.length * (t.size - 1)));
   } catch (err) {
     if (err instanceof PeerTimeoutError) {
       throw new AllReduceTimeoutError(err, t.rank);

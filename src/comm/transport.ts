@@ -59,10 +59,23 @@ export class PeerTimeoutError extends RunError {
   }
 }
 
+/**
+ * A peer whose advertised endpoint accepted no connection within the connect timeout: the first
+ * suspect is its address (a loopback address on a multi-host job, a firewall), not the peer.
+ */
+export class PeerUnreachableError extends PeerTimeoutError {
+  constructor(rank: number, step: number, chunk: number, timeoutMs: number, readonly endpoint: string, readonly by: number, why = `no connection within ${formatSeconds(timeoutMs)}`) {
+    super(rank, step, chunk, timeoutMs);
+    this.name = 'PeerUnreachableError';
+    this.message = `step ${step}: rank ${rank} advertised ${endpoint}, which rank ${by} cannot reach (${why}; check the worker's --advertise and firewalls)`;
+  }
+}
+
 interface Waiter {
   resolve(data: Float32Array): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
+  tag: Tag;
 }
 
 const keyOf = (from: number, t: Tag): string => `${from}/${t.step}/${t.sender}/${t.chunk}`;
@@ -78,6 +91,8 @@ export class Mailbox {
   private readonly waiters = new Map<string, Waiter>();
   private lowestLiveStep = -Infinity;
   private closedWith: Error | null = null;
+  /** Peers known to be unreachable: every receive from one fails at once with the error made here. */
+  private readonly failed = new Map<number, (tag: Tag) => Error>();
 
   constructor(private readonly stats: TransportStats) {}
 
@@ -104,6 +119,8 @@ export class Mailbox {
 
   take(from: number, tag: Tag, timeoutMs: number): Promise<Float32Array> {
     if (this.closedWith) return Promise.reject(this.closedWith);
+    const failed = this.failed.get(from);
+    if (failed) return Promise.reject(failed(tag));
     if (tag.step > this.lowestLiveStep) this.dropBefore(tag.step);
     const key = keyOf(from, tag);
     const list = this.queued.get(key);
@@ -120,8 +137,19 @@ export class Mailbox {
         this.waiters.delete(key);
         reject(new PeerTimeoutError(from, tag.step, tag.chunk, timeoutMs));
       }, timeoutMs);
-      this.waiters.set(key, { resolve, reject, timer });
+      this.waiters.set(key, { resolve, reject, timer, tag });
     });
+  }
+
+  /** Fails the pending and every later receive from `from` (its link is known to be down). */
+  failFrom(from: number, error: (tag: Tag) => Error): void {
+    this.failed.set(from, error);
+    for (const [key, w] of this.waiters) {
+      if (!key.startsWith(`${from}/`)) continue;
+      this.waiters.delete(key);
+      clearTimeout(w.timer);
+      w.reject(error(w.tag));
+    }
   }
 
   /** Rejects every pending receive; later deliveries are ignored. */

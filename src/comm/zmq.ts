@@ -10,7 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
-import { Mailbox, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';
+import { Mailbox, PeerUnreachableError, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';
 
 const log = childLog('zmq');
 
@@ -33,7 +33,15 @@ export interface ZmqTransportOptions {
   curve?: CurveKeys;
   /** A send not handed to ZeroMQ within this time fails instead of hanging (default 60 s). */
   sendTimeoutMs?: number;
+  /**
+   * Every peer's endpoint must accept a TCP connection within this (default 15 s,
+   * distributed.connect_timeout_s); otherwise sends to and receives from it fail with a
+   * PeerUnreachableError naming the endpoint, long before any all-reduce timeout.
+   */
+  connectTimeoutMs?: number;
 }
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 export interface CloseOptions {
   /**
@@ -60,6 +68,10 @@ export class ZmqTransport implements Transport {
   private readonly byes = new Set<number>();
   private byeWaiter: (() => void) | null = null;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Peers whose endpoint never answered: the error each send or receive involving one fails with. */
+  private readonly unreachable = new Map<number, (tag: Tag) => RunError>();
+  private readonly onUnreachable = new Map<number, Set<(error: (tag: Tag) => RunError) => void>>();
+  private readonly connectTimers: NodeJS.Timeout[] = [];
 
   private constructor(
     public rank: number,
@@ -70,6 +82,7 @@ export class ZmqTransport implements Transport {
     private curve: CurveKeys | undefined,
     token: string,
     private readonly sendTimeoutMs: number,
+    private connectTimeoutMs: number,
   ) {
     this.tokenBytes = Buffer.from(token, 'utf8');
   }
@@ -97,7 +110,7 @@ export class ZmqTransport implements Transport {
     }
     let endpoint = router.lastEndpoint ?? address;
     if (opts.advertise) endpoint = endpoint.replace(/^tcp:\/\/[^:]+:/, `tcp://${opts.advertise}:`);
-    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000);
+    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     t.loopDone = t.receiveLoop();
     return t;
   }
@@ -108,10 +121,11 @@ export class ZmqTransport implements Transport {
    * arrived before are already in the mailbox. With CURVE the peers' public keys arrive the same
    * way (index = rank).
    */
-  join(rank: number, endpoints: readonly string[], peerPublicKeys?: readonly string[]): void {
+  join(rank: number, endpoints: readonly string[], peerPublicKeys?: readonly string[], connectTimeoutMs?: number): void {
     if (this.size !== 0) throw new RunError(`rank ${this.rank}: already in a group of ${this.size}`);
     if (!Number.isInteger(rank) || rank < 0 || rank >= endpoints.length) throw new RunError(`rank ${rank} is outside a group of ${endpoints.length}`);
     if (this.curve && peerPublicKeys) this.curve = { ...this.curve, peerPublicKeys };
+    if (connectTimeoutMs !== undefined) this.connectTimeoutMs = connectTimeoutMs;
     this.rank = rank;
     this.size = endpoints.length;
     this.connect(endpoints);
@@ -134,10 +148,40 @@ export class ZmqTransport implements Transport {
         dealer.curveSecretKey = this.curve.secretKey;
         dealer.curveServerKey = this.curve.peerPublicKeys[p];
       }
-      dealer.connect(endpoints[p]);
+      this.watchConnect(p, dealer, endpoints[p]!);
+      dealer.connect(endpoints[p]!);
       this.dealers.set(p, dealer);
       this.queues.set(p, Promise.resolve());
     }
+  }
+
+  /**
+   * A DEALER retries an unreachable endpoint forever and a send to it just waits, so an endpoint no
+   * one can reach (a loopback address advertised to other hosts, a closed firewall port) would only
+   * show as an all-reduce timeout blaming the peer. Instead: no TCP connection within the connect
+   * timeout fails every send to and receive from that peer, naming the endpoint and who cannot reach it.
+   */
+  private watchConnect(p: number, dealer: zmq.Dealer, endpoint: string): void {
+    // A loopback address advertised to another host can land on this rank's own port there: the
+    // DEALER "connects", to itself, and the peer would only be blamed by the all-reduce timeout.
+    const own = /^tcp:\/\/([^:]+):(\d+)$/.exec(endpoint);
+    const self = own && own[2] === /:(\d+)$/.exec(this.endpoint)?.[1] && (own[1]!.startsWith('127.') || own[1] === 'localhost' || endpoint === this.endpoint);
+    if (self) return this.declareUnreachable(p, endpoint, `it is rank ${this.rank}'s own port`);
+    let connected = false;
+    dealer.events.on('connect', () => (connected = true));
+    const timer = setTimeout(() => {
+      if (!connected && !this.closed) this.declareUnreachable(p, endpoint, `no connection within ${this.connectTimeoutMs / 1000} s`);
+    }, this.connectTimeoutMs);
+    timer.unref();
+    this.connectTimers.push(timer);
+  }
+
+  private declareUnreachable(p: number, endpoint: string, why: string): void {
+    const error = (tag: Tag): RunError => new PeerUnreachableError(p, tag.step, tag.chunk, this.connectTimeoutMs, endpoint, this.rank, why);
+    log.error({ rank: this.rank, peer: p, endpoint }, `rank ${p} advertised ${endpoint}, which rank ${this.rank} cannot reach (${why})`);
+    this.unreachable.set(p, error);
+    for (const l of this.onUnreachable.get(p) ?? []) l(error);
+    this.mailbox.failFrom(p, error);
   }
 
   send(to: number, tag: Tag, data: Float32Array): Promise<void> {
@@ -164,10 +208,18 @@ export class ZmqTransport implements Transport {
   /** zeromq.js resolves a send once libzmq has queued it; one that never resolves must not hang the step. */
   private watch(p: Promise<void>, to: number, tag: Tag): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const down = this.unreachable.get(to);
+      if (down) return reject(down(tag));
+      const onDown = (error: (tag: Tag) => RunError): void => reject(error(tag));
+      const listeners = this.onUnreachable.get(to) ?? new Set();
+      this.onUnreachable.set(to, listeners.add(onDown));
       const timer = setTimeout(() => {
         reject(new RunError(`step ${tag.step}: send of chunk ${tag.chunk} to rank ${to} not queued after ${this.sendTimeoutMs / 1000} s`));
       }, this.sendTimeoutMs);
-      p.then(resolve, reject).finally(() => clearTimeout(timer));
+      p.then(resolve, reject).finally(() => {
+        clearTimeout(timer);
+        listeners.delete(onDown);
+      });
     });
   }
 
@@ -190,6 +242,7 @@ export class ZmqTransport implements Transport {
     if (this.closed) return;
     if (!opts.abort && this.dealers.size > 0) await this.drain(opts.drainMs ?? 10_000);
     this.closed = true;
+    for (const t of this.connectTimers) clearTimeout(t);
     this.mailbox.close(new RunError(`rank ${this.rank}: transport closed`));
     for (const d of this.dealers.values()) {
       if (!opts.abort) d.linger = 1000;

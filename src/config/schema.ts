@@ -108,6 +108,11 @@ const distributed = z
     min_workers: posInt.optional(),
     max_failures: nonNegInt.default(3), // `launch --max-failures`'s default (docs/architecture.md#failure-policy)
     allreduce_timeout_s: z.number().positive().default(60), // far above one step of a 7B model, well below a stuck job going unnoticed
+    /** Seconds of all-reduce allowance per MiB a message carries: 4 s/MiB is a 2 Mbit/s link (docs/distributed.md#timeouts). */
+    allreduce_s_per_mib: z.number().nonnegative().default(4),
+    heartbeat_timeout_s: z.number().positive().default(30), // a silent rank is lost; 10 s gave false losses on a loaded 2-core machine
+    form_timeout_s: z.number().positive().default(300), // how long a group may take to (re-)form before the job fails
+    connect_timeout_s: z.number().positive().default(15), // a peer's advertised ZeroMQ endpoint must answer within this
   })
   .strict();
 

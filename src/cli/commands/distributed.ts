@@ -22,6 +22,8 @@ import { formatSummary } from '../summary.js';
 import { addDashboardFlags, withDashboard, type DashboardFlags } from './dashboard.js';
 
 const log = childLog('launch');
+/** How long a finished job's process may take to close its handles before it exits anyway. */
+const EXIT_GRACE_MS = 3000;
 
 interface LaunchFlags extends RunFlags, DashboardFlags {
   workers?: number;
@@ -45,6 +47,18 @@ const CURVE_HELP = 'encrypt the workers\' ZeroMQ links with CURVE (env ONELORA_Z
 /** --zmq-curve, else ONELORA_ZMQ_CURVE=1|true (a Kubernetes manifest sets it for the whole job). */
 function curveOn(flag: boolean | undefined): boolean {
   return !!flag || ['1', 'true', 'yes'].includes((process.env.ONELORA_ZMQ_CURVE ?? '').toLowerCase());
+}
+
+/**
+ * Once a job's process has its result, it exits within `ms` even should a handle linger (a gRPC
+ * session to a partitioned peer, a ZeroMQ socket): a process of a failed job must not outlive it.
+ * The timer is unref'd, so a process with nothing left exits at once as usual.
+ */
+function exitWithin(ms: number): void {
+  setTimeout(() => {
+    log.debug({ handles: process.getActiveResourcesInfo() }, `exiting: handles still open ${ms / 1000} s after the result`);
+    process.exit();
+  }, ms).unref();
 }
 
 function checkWorkers(cfg: RunConfig, workers: number): void {
@@ -87,7 +101,7 @@ export function registerLaunch(program: Command): void {
         interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
           cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
           backend: f.backend, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal, onCoordinator: (c) => dash && (dash.group = () => c.groupSnapshot()),
-        })));
+        }))).finally(() => exitWithin(EXIT_GRACE_MS));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
@@ -127,7 +141,7 @@ export function registerCoordinator(program: Command): void {
         await c.start();
         if (dash) dash.group = () => c.groupSnapshot();
         return c.done;
-      }));
+      })).finally(() => exitWithin(EXIT_GRACE_MS));
       printResult(!!f.json, summary, formatSummary(summary));
     }));
 }
@@ -138,7 +152,7 @@ export function registerWorker(program: Command): void {
     .description('one training process of a job: registers with the coordinator, trains its share, all-reduces over ZeroMQ')
     .requiredOption('--coordinator <host:port>', 'the coordinator\'s gRPC address')
     .option('--rank <r>', 'this worker\'s rank (default: JOB_COMPLETION_INDEX, else assigned)', intFlag(0))
-    .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0)')
+    .option('--advertise <host>', 'host other workers reach this one at (binds 0.0.0.0); default: 127.0.0.1 when the coordinator is on loopback, else this host\'s address on the route to it')
     .option('--zmq-port <port>', 'ZeroMQ port to bind (default: a free port, logged; give one where a firewall needs it)', intFlag(0))
     .option('--connect-timeout <s>', 'keep retrying an unreachable coordinator this long, with backoff', intFlag(0), DEFAULT_CONNECT_TIMEOUT_S)
     .addOption(backendOption())
@@ -151,7 +165,8 @@ export function registerWorker(program: Command): void {
       const index = process.env.JOB_COMPLETION_INDEX;
       const rank = f.rank ?? (index !== undefined && index !== '' ? Number(index) : -1);
       const { credentials } = clientCredentials(f);
-      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) });
+      await runWorker({ coordinator: f.coordinator, token: process.env.ONELORA_JOB_TOKEN ?? '', rank, advertise: f.advertise, zmqPort: f.zmqPort, connectTimeoutMs: f.connectTimeout * 1000, launched: process.env.ONELORA_UNDER_LAUNCH === '1', backend: f.backend, credentials, tls: f, curve: curveOn(f.zmqCurve) })
+        .finally(() => exitWithin(EXIT_GRACE_MS));
     }));
 }
 

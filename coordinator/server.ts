@@ -13,7 +13,8 @@ import { RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
 import { interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, scheduleOf, type TrainSummary } from '../src/train/loop.js';
 import type { Best } from '../src/train/metrics.js';
-import { claimOutput } from '../src/train/run-dir.js';
+import { checkWritable, claimOutput } from '../src/train/run-dir.js';
+import { removeStaleTemps } from '../src/checkpoint/checkpoint.js';
 import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
 import { DataFeed } from './feed.js';
@@ -72,8 +73,10 @@ export class Coordinator {
   constructor(private readonly opts: CoordinatorOptions) {
     const { cfg } = opts;
     if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+    checkWritable(opts.output, opts.resume && opts.resumeHint === undefined ? '--resume' : '--output');
     if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite, resumeHint: opts.resumeHint });
-    const point = opts.resume ? resumePoint(opts.output, cfg) : null;
+    removeStaleTemps(opts.output);
+    const point = opts.resume ? resumePoint(opts.output, cfg, { firstStart: opts.firstStart }) : null;
     this.train = openDataset(cfg, 'data.train');
     this.feed = new DataFeed(this.train, cfg, createTask(cfg, this.train, null));
     this.total = totalSteps(cfg, this.train.numRows);
@@ -101,7 +104,7 @@ export class Coordinator {
     const finished = this.finished;
     if (finished) return this.shutdown().then(() => this.settle.resolve(finished));
     fs.mkdirSync(output, { recursive: true });
-    if (!this.opts.resume) recordConfig(output, cfg);
+    if (!this.opts.resume || this.startStep === 0) recordConfig(output, cfg);
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
     if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
@@ -128,6 +131,11 @@ export class Coordinator {
     return this.replacements.delete(rank);
   }
 
+  /** The launcher saw the process of `rank` exit 2: an input it read is wrong; the job stops with exit 2 and `message`. */
+  workerConfigError(rank: number, message: string): void {
+    this.dispatch({ type: 'worker-config-error', rank, message });
+  }
+
   private lost(rank: number, detail: string): void {
     if ('members' in this.state && this.state.members.some((m) => m.rank === rank)) {
       this.dispatch({ type: 'worker-exited', rank, generation: this.state.generation, detail });
@@ -151,6 +159,8 @@ export class Coordinator {
       },
       reportFailure: (req) => {
         log.warn({ rank: req.rank, late_rank: req.late_rank, step: req.step }, req.message);
+        if (req.kind === 'config') return Promise.resolve(this.ack(this.dispatch({ type: 'worker-config-error', rank: req.rank, message: req.message })));
+        if (req.kind === 'disk-write') return Promise.resolve(this.ack(this.dispatch({ type: 'checkpoint-write-failed', rank: req.rank, generation: req.generation, step: req.step, message: req.message })));
         const late = req.late_rank >= 0 ? req.late_rank : req.rank;
         return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
       },
@@ -277,7 +287,7 @@ export class Coordinator {
       case 'finish':
         return this.finish(a);
       case 'fail':
-        return this.fail(a.message);
+        return this.fail(a.message, a.exitCode);
       case 'stop-with-checkpoint':
         return this.broadcast({ generation: a.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false, checkpoint: { step: a.committed.step, samples_seen: a.committed.samplesSeen, epoch: 0, checkpoint_dir: '' } } }, true);
       case 'interrupt':
@@ -332,13 +342,14 @@ export class Coordinator {
     void this.shutdown().then(() => this.settle.resolve(summary));
   }
 
-  private fail(message: string): void {
+  private fail(message: string, exitCode: 1 | 2): void {
     this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: message, failed: true } }, true);
     for (const p of this.pending.values()) p.reject(new RunError(message));
     this.pending.clear();
     this.outputs.close();
     log.error(message);
-    void this.shutdown().then(() => this.settle.reject(new RunError(message)));
+    const err = exitCode === 2 ? new UserError(message) : new RunError(message);
+    void this.shutdown().then(() => this.settle.reject(err));
   }
 
   private interrupted(durable: Durable | null): void {

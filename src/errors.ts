@@ -28,6 +28,21 @@ export class RunError extends Error {
 }
 
 /**
+ * Writing a run file failed on this machine's disk (ENOSPC, EROFS, EIO…): exit code 1, naming the
+ * file. A distributed job stops at once on it instead of counting it as a lost worker (a restarted
+ * worker would meet the same full disk).
+ */
+export class DiskWriteError extends RunError {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'DiskWriteError';
+  }
+}
+
+/**
  * The run was stopped by SIGINT/SIGTERM (Ctrl-C) at a step boundary: exit code 130, 128 + SIGINT
  * as a shell reports it. `step` is the last finished step; `checkpoint` its checkpoint (null when
  * no step had finished).

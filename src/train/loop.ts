@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
-import { configHash, toYaml, type RunConfig } from '../config/index.js';
+import { configHash, loadConfig, toYaml, type RunConfig } from '../config/index.js';
 import { InterruptedError, RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
-import { trimMetrics } from './run-dir.js';
+import { claimOutput, trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import type { TaskExample } from './task.js';
 
@@ -59,11 +59,34 @@ export function checkpointDue(step: number, s: Pick<Schedule, 'stopAt' | 'checkp
   return (s.checkpointEvery > 0 && step % s.checkpointEvery === 0) || step === s.stopAt;
 }
 
-/** The latest checkpoint of `output`, checked against `cfg`'s hash (the one resume rule). */
-export function resumePoint(output: string, cfg: RunConfig): { dir: string; ck: ReturnType<typeof readCheckpoint> } {
+export type ResumePoint = { dir: string; ck: ReturnType<typeof readCheckpoint> };
+
+/**
+ * The latest checkpoint of `output`, checked against `cfg`'s hash (the one resume rule); null when
+ * the run starts at step 0 instead: `output` holds this same run (its config.yaml hashes as `cfg`)
+ * but no complete checkpoint (it died before its first), or, with `firstStart` (`coordinator
+ * --resume`, which a Kubernetes Job runs on every start), no run at all yet. That run's files are
+ * then cleared, as --overwrite clears them. Anything else is refused, naming why.
+ */
+export function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: boolean } = {}): ResumePoint | null {
   const dir = latestCheckpoint(output);
-  if (!dir) throw new RunError(`${checkpointsDir(output)}: no checkpoint to resume from`);
-  return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
+  if (dir) return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
+  const recorded = path.join(output, 'config.yaml');
+  const none = `${checkpointsDir(output)}: no checkpoint to resume from`;
+  if (fs.existsSync(recorded)) {
+    const theirs = configHash(loadConfig(recorded));
+    const ours = configHash(cfg);
+    if (theirs !== ours) {
+      throw new RunError(`${none}, and ${recorded} is another run's config (hash ${theirs.slice(0, 12)}…, this one ${ours.slice(0, 12)}…): start this run with --output NEW_DIR`);
+    }
+    childLog('train').warn({ output }, `${output}: the run stopped before its first checkpoint; starting it again from step 0`);
+  } else if (o.firstStart) {
+    childLog('train').info({ output }, `${output}: no run there yet; starting one`);
+  } else {
+    throw new RunError(`${none} (${output} holds no run)`);
+  }
+  claimOutput(output, { overwrite: true });
+  return null;
 }
 
 /**

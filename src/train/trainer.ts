@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
-import { latestCheckpoint } from '../checkpoint/checkpoint.js';
+import { latestCheckpoint, removeStaleTemps } from '../checkpoint/checkpoint.js';
 import type { RunConfig } from '../config/index.js';
 import { deriveAccumulation } from './batch.js';
 import type { Dataset } from '../data/arrow-file.js';
@@ -15,8 +15,8 @@ import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
-import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type TrainSummary } from './loop.js';
-import { claimOutput } from './run-dir.js';
+import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type ResumePoint, type TrainSummary } from './loop.js';
+import { checkWritable, claimOutput } from './run-dir.js';
 import { answerExamples, checkpoint, evaluate, openDataset, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
 
 export type { TrainSummary } from './loop.js';
@@ -48,17 +48,19 @@ export function replicaBatches(train: Dataset, cfg: RunConfig, samplesSeen: numb
 }
 
 /** The checkpoint a resume starts from, and the step it stops at (resumePlan). */
-type Resumed = ReturnType<typeof resumePoint> & { stopAt: number };
+type Resumed = ResumePoint & { stopAt: number };
 
 /** Trains as the config says; returns the summary also written to summary.json. */
 export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainSummary> {
   if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+  checkWritable(opts.output, opts.resume ? '--resume' : '--output');
   if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite });
   const output = path.resolve(opts.output);
   fs.mkdirSync(output, { recursive: true });
+  removeStaleTemps(output);
   let resumed: Resumed | null = null;
-  if (opts.resume) {
-    const point = resumePoint(output, cfg);
+  const point = opts.resume ? resumePoint(output, cfg) : null;
+  if (point) {
     // The schedule's length needs only the row count: a run with nothing left to train loads nothing.
     const rows = openDataset(cfg, 'data.train');
     const total = totalSteps(cfg, rows.numRows);

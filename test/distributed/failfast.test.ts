@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { initBackend } from '../../src/backend/select.js';
 import { toYaml, type RunConfig } from '../../src/config/index.js';
 import { UserError } from '../../src/errors.js';
+import { train } from '../../src/train/trainer.js';
 import { launch } from '../../coordinator/launcher.js';
 import { tinyConfig, tinyLmRun, tmpDir } from '../train/helpers.js';
 import { mountTmpfs, remount, unmountAll } from './mounts.js';
@@ -139,4 +140,22 @@ test('coordinator --resume into a directory with no run yet (a Kubernetes Job\'s
   assert.equal(co.code, 0, co.stderr);
   assert.equal(w.code, 0, w.stderr);
   assert.ok(fs.existsSync(path.join(output, 'adapter')));
+});
+
+// Before: `--resume` into a read-only directory printed EROFS and hung; an empty read-only output said "ENOENT … mkdir".
+test('a read-only output (tmpfs remounted ro) is exit 2 naming the directory, for --resume and for a new run; nothing hangs', { timeout: 180_000 }, async (t) => {
+  const mnt = mountTmpfs('1m');
+  if (!mnt) return t.skip('mount -t tmpfs is not available here');
+  const output = path.join(mnt, 'run');
+  await train(cfg(), { output, maxSteps: 2, quiet: true });
+  remount(mnt, 'ro');
+  const resumed = await onelora(['launch', '--resume', output, '--workers', '2', '--backend', 'wasm']);
+  assert.equal(resumed.code, 2, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`onelora: --resume ${output.replace(/[/.]/g, '\\$&')}: the directory is not writable: EROFS`));
+  const fresh = await onelora(['launch', '--workers', '2', '--config', configFile(cfg()), '--output', path.join(output, 'new'), '--backend', 'wasm']);
+  assert.equal(fresh.code, 2, fresh.stderr);
+  assert.match(fresh.stderr, /--output \S+new: the directory is not writable: EROFS \(it does not exist, and its parent \S+ is not writable\)/);
+  const single = await onelora(['train', '--resume', output, '--backend', 'wasm']);
+  assert.equal(single.code, 2, single.stderr);
+  assert.match(single.stderr, /not writable: EROFS/);
 });

@@ -107,7 +107,13 @@ export class Coordinator {
     if (!this.opts.resume || this.startStep === 0) recordConfig(output, cfg);
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
-    if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
+    if (this.opts.metricsPort !== undefined) {
+      // A taken port is exit 2 naming the flag; the gRPC server already bound must not keep the process alive.
+      this.metricsPort = await this.prom.serve(this.opts.metricsPort).catch(async (err: unknown) => {
+        await this.shutdown();
+        throw err;
+      });
+    }
     this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0 });
     this.timer = setInterval(() => this.tick(), 250);
     const stop = this.opts.signal;

@@ -54,7 +54,7 @@ export const DEFAULT_CONNECT_TIMEOUT_S = 300;
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
-  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, curve: opts.curve });
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, port: opts.zmqPort ?? 0, rank: opts.rank, curve: opts.curve });
   const heartbeat = new HeartbeatThread({ coordinator: opts.coordinator, token: opts.token, tls: opts.tls ?? {}, intervalMs: opts.heartbeatMs ?? 1000 }, client,
     (err) => log.warn({ err: err.message }, 'heartbeat thread failed; beating from the main thread (it falls silent during long steps)'),
     (message) => log.warn({ err: message }, `heartbeats to ${opts.coordinator} are failing: ${message}`));

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { initBackend } from '../../src/backend/select.js';
@@ -158,4 +159,21 @@ test('a read-only output (tmpfs remounted ro) is exit 2 naming the directory, fo
   const single = await onelora(['train', '--resume', output, '--backend', 'wasm']);
   assert.equal(single.code, 2, single.stderr);
   assert.match(single.stderr, /not writable: EROFS/);
+});
+
+// Before: an uncaught EADDRINUSE stack trace; a worker started as rank 1 said "rank 0: cannot bind".
+test('a taken port is exit 2 naming the flag, the port and the rank: launch --metrics-port, worker --zmq-port', { timeout: 120_000 }, async () => {
+  const taken = net.createServer();
+  const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as net.AddressInfo).port)));
+  try {
+    const metrics = await onelora(['launch', '--workers', '1', '--config', configFile(cfg()), '--output', tmpDir('mp'), '--backend', 'wasm', '--metrics-port', String(port)]);
+    assert.equal(metrics.code, 2, metrics.stderr);
+    assert.match(metrics.stderr, new RegExp(`onelora: --metrics-port ${port}: cannot listen \\(EADDRINUSE: the port is already in use\\)`));
+    assert.doesNotMatch(metrics.stderr, /\n\s+at /, 'no stack trace');
+    const worker = await onelora(['worker', '--coordinator', '127.0.0.1:1', '--rank', '1', '--zmq-port', String(port), '--backend', 'wasm'], { ONELORA_JOB_TOKEN: 't' });
+    assert.equal(worker.code, 2, worker.stderr);
+    assert.match(worker.stderr, new RegExp(`onelora: rank 1: --zmq-port ${port}: cannot listen \\(EADDRINUSE`));
+  } finally {
+    taken.close();
+  }
 });

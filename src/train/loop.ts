@@ -10,6 +10,7 @@ import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } fro
 import { configHash, loadConfig, toYaml, type RunConfig } from '../config/index.js';
 import { InterruptedError, RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
+import { verifyInputs, recordInputs } from './inputs.js';
 import { claimOutput, trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import type { TaskExample } from './task.js';
@@ -66,11 +67,16 @@ export type ResumePoint = { dir: string; ck: ReturnType<typeof readCheckpoint> }
  * the run starts at step 0 instead: `output` holds this same run (its config.yaml hashes as `cfg`)
  * but no complete checkpoint (it died before its first), or, with `firstStart` (`coordinator
  * --resume`, which a Kubernetes Job runs on every start), no run at all yet. That run's files are
- * then cleared, as --overwrite clears them. Anything else is refused, naming why.
+ * then cleared, as --overwrite clears them. Anything else is refused, naming why, and so is a
+ * checkpoint whose model or data files changed since the run started (inputs.ts).
  */
 export function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: boolean } = {}): ResumePoint | null {
   const dir = latestCheckpoint(output);
-  if (dir) return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
+  if (dir) {
+    const ck = readCheckpoint(dir, configHash(cfg));
+    verifyInputs(output, cfg);
+    return { dir, ck };
+  }
   const recorded = path.join(output, 'config.yaml');
   const none = `${checkpointsDir(output)}: no checkpoint to resume from`;
   if (fs.existsSync(recorded)) {
@@ -119,9 +125,10 @@ export function resumePlan(output: string, o: { at: number; total: number; maxSt
   return { stopAt, done: JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary };
 }
 
-/** A fresh run records its config beside its outputs; a resume keeps the one it started with. */
+/** A fresh run records its config and its inputs' hashes (inputs.ts) beside its outputs; a resume keeps the ones it started with. */
 export function recordConfig(output: string, cfg: RunConfig): void {
   writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
+  recordInputs(output, cfg);
 }
 
 /** Seconds per phase of one rank's step (the StepTiming of src/comm/proto.ts). */

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { messageOf, UserError } from '../errors.js';
 
 /** What onelora writes into --output (docs/architecture.md#run-outputs): --overwrite deletes these and nothing else. */
-const RUN_FILES = ['config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter'] as const;
+const RUN_FILES = ['config.yaml', 'inputs.json', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter'] as const;
 /** Temporary files of an atomic write (writeFileAtomic, publishAdapter) a killed process left behind. */
-const LEFTOVER = /^(config\.yaml|summary\.json|metrics\.jsonl|adapter)\.tmp-\d+$/;
+const LEFTOVER = /^(config\.yaml|inputs\.json|summary\.json|metrics\.jsonl|adapter)\.tmp-\d+$/;
 
 /**
  * Makes `output` ready for a fresh run: refused with exit 2 when it holds one (naming the ways

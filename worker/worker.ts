@@ -13,6 +13,7 @@ import type { Transport } from '../src/comm/transport.js';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { DiskWriteError, RunError, UserError, messageOf } from '../src/errors.js';
 import { childLog } from '../src/log.js';
+import { checkModelSizes } from '../src/train/inputs.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
 import { zmqBackend, type CommBackend } from './backend.js';
 import { HeartbeatThread } from './heartbeat.js';
@@ -81,6 +82,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       const spec = decodeJobSpec(reply.job_spec_json);
       if (!run) {
         // The heartbeat thread must be beating before the first step can hold the main thread.
+        checkModelSizes(spec.output, spec.config);
         const [setup, onThread] = await Promise.all([setupRun(spec.config, { backend: opts.backend }), heartbeat.ready(30_000)]);
         if (!onThread) log.warn({ rank }, 'the heartbeat thread is not beating yet: beats come from the main thread, which falls silent during long steps');
         run = setup;

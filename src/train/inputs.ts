@@ -100,3 +100,19 @@ export function verifyInputs(output: string, cfg: RunConfig): void {
   const added = Object.keys(now).find((f) => !was[f]);
   if (added) throw new UserError(`${added} (${now[added]!.key}) is new since the run started (not in ${file}): ${fix}`);
 }
+
+/**
+ * A worker, before it loads the model: where it sees the run's inputs.json (launch, or a shared
+ * volume), each recorded model file it reads must have its recorded size (exit 2 naming the file).
+ * Sizes only: the coordinator hashed the files once; every worker hashing a 13 GB model again would
+ * cost each process half a minute.
+ */
+export function checkModelSizes(output: string, cfg: RunConfig): void {
+  const file = path.join(output, INPUTS_FILE);
+  if (!cfg.model.path || !fs.existsSync(file)) return;
+  for (const [f, w] of Object.entries((readJsonObject(file) as unknown as InputsRecord).files ?? {})) {
+    if (w.key !== 'model.path') continue;
+    const size = fs.existsSync(f) ? fs.statSync(f).size : null;
+    if (size !== w.size) throw new UserError(`${f} (model.path) is ${size === null ? 'missing' : `${size} bytes`} on this worker, ${w.size} bytes when the run started (${file}): every worker must read the same model`);
+  }
+}

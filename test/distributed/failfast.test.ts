@@ -177,3 +177,25 @@ test('a taken port is exit 2 naming the flag, the port and the rank: launch --me
     taken.close();
   }
 });
+
+test('a worker whose model file differs in size from the one the run started on exits 2 naming it; the coordinator stops with exit 2', { timeout: 180_000 }, async () => {
+  const copy = tmpDir('sizes');
+  fs.cpSync(path.join(dir, 'model'), copy, { recursive: true });
+  const c = cfg([`model.path=${copy}`]);
+  const token = 'sizes-token';
+  const port = 29000 + ((process.pid + 300) % 900);
+  const child = spawn(process.execPath, [BIN, 'coordinator', '--config', configFile(c), '--workers', '1', '--output', tmpDir('sizes-out'), '--bind', `127.0.0.1:${port}`],
+    { env: { ...process.env, ONELORA_LOG: 'info', ONELORA_JOB_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const listening = new Promise<void>((resolve) => child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), /coordinator listening/.test(stderr) && resolve())));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  await listening;
+  // inputs.json is written: the model changes under the run before its worker starts.
+  const weights = path.join(copy, 'model.safetensors');
+  fs.appendFileSync(weights, Buffer.alloc(8));
+  const w = await onelora(['worker', '--coordinator', `127.0.0.1:${port}`, '--backend', 'wasm'], { ONELORA_JOB_TOKEN: token });
+  assert.equal(w.code, 2, w.stderr);
+  assert.ok(w.stderr.includes(`${weights} (model.path) is `), w.stderr);
+  assert.equal(await exited, 2, stderr);
+  assert.ok(stderr.includes(`onelora: rank 0: ${weights} (model.path)`), stderr);
+});

@@ -76,7 +76,7 @@ export function writeFileAtomic(file: string, text: string): void {
  * `sha256sum -c checksums.sha256` checks one by hand). trainer_state.json's own `checksums` map
  * cannot cover itself; this file does.
  */
-export const CHECKSUMS_FILE = 'checksums.sha256';
+const CHECKSUMS_FILE = 'checksums.sha256';
 
 /**
  * Writes `checkpoints/step-N/` atomically, points `latest` at it and keeps the newest `keep`. A

@@ -13,7 +13,7 @@ import { UserError } from '../errors.js';
 import { readJsonObject } from '../json-file.js';
 import { childLog } from '../log.js';
 
-export const INPUTS_FILE = 'inputs.json';
+const INPUTS_FILE = 'inputs.json';
 
 interface InputFile {
   /** The config key the file belongs to (model.path, data.train…). */

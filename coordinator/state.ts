@@ -95,8 +95,12 @@ export type CoordinatorEvent =
    * No generation: a wrong input stays wrong whichever group reads it.
    */
   | { type: 'worker-config-error'; rank: number; message: string }
-  /** Rank 0's checkpoint write failed on the output disk (full, read-only); `message` names the file. */
-  | { type: 'checkpoint-write-failed'; rank: number; generation: number; step: number; message: string }
+  /**
+   * A run file could not be written to the output disk (full, read-only): rank 0's checkpoint, or
+   * the coordinator's own metrics.jsonl, summary.json or adapter/. `source` says who ('rank 0',
+   * 'coordinator'); `message` names the file.
+   */
+  | { type: 'disk-write-failed'; source: string; generation: number; step: number; message: string }
   /** Recovery waited too long for registrations. */
   | { type: 'recovery-timeout'; waitedMs: number }
   /** SIGINT/SIGTERM: stop at the next step boundary, with a checkpoint of the last finished step. */
@@ -187,8 +191,8 @@ export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy:
       return onFailure(state, { kind: 'allreduce-failed', rank: event.lateRank, message: `rank ${event.rank}: ${event.message}` }, policy);
     case 'worker-config-error':
       return onFatal(state, { kind: 'config-error', rank: event.rank, message: `rank ${event.rank}: ${event.message}` }, policy);
-    case 'checkpoint-write-failed':
-      return onFatal(state, { kind: 'disk-write', rank: event.rank, message: `step ${event.step}: rank ${event.rank}: ${event.message}; the last complete checkpoint (${state.durable?.path ?? 'none yet'}) is the resume point` }, policy);
+    case 'disk-write-failed':
+      return onFatal(state, { kind: 'disk-write', rank: -1, message: `step ${event.step}: ${event.source}: ${event.message}; the last complete checkpoint (${state.durable?.path ?? 'none yet'}) is the resume point` }, policy);
   }
 }
 

@@ -42,6 +42,20 @@ export class DiskWriteError extends RunError {
   }
 }
 
+/** A failed system call (it carries errno's code and the call's name), not a bug. */
+export function isErrno(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** Runs `write`; a failed system call in it becomes a DiskWriteError naming `file` (Node's own errors name no path for write()). */
+export function writingTo<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw isErrno(err) ? new DiskWriteError(file, err) : err;
+  }
+}
+
 /**
  * The run was stopped by SIGINT/SIGTERM (Ctrl-C) at a step boundary: exit code 130, 128 + SIGINT
  * as a shell reports it. `step` is the last finished step; `checkpoint` its checkpoint (null when

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DiskWriteError, UserError } from '../errors.js';
+import { DiskWriteError, isErrno, UserError, writingTo } from '../errors.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.js';
 import { fsyncDir } from './safetensors-write.js';
 import { readJsonObject } from '../json-file.js';
@@ -65,10 +65,12 @@ function fsyncFile(file: string): void {
 /** Writes a text file atomically (temp, fsync, rename, fsync parent). */
 export function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fsyncFile(tmp);
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  writingTo(file, () => {
+    fs.writeFileSync(tmp, text);
+    fsyncFile(tmp);
+    fs.renameSync(tmp, file);
+    fsyncDir(path.dirname(file));
+  });
 }
 
 /**
@@ -99,11 +101,6 @@ export function writeCheckpoint(output: string, payload: CheckpointPayload, keep
     }
     throw new DiskWriteError(at.file, err);
   }
-}
-
-/** A failed system call (it carries errno's code and the call), not a bug. */
-function isErrno(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
 function writeInto(root: string, tmp: string, name: string, payload: CheckpointPayload, keep: number, at: { file: string }): string {

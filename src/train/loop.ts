@@ -6,12 +6,12 @@
 // publish adapter/ the same way and write the same summary.json.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
+import { checkpointsDir, latestCheckpoint, readCheckpoint, removeStaleTemps, writeFileAtomic } from '../checkpoint/checkpoint.js';
 import { configHash, loadConfig, toYaml, type RunConfig } from '../config/index.js';
-import { InterruptedError, RunError, UserError } from '../errors.js';
+import { InterruptedError, RunError, UserError, writingTo } from '../errors.js';
 import { childLog } from '../log.js';
 import { verifyInputs, recordInputs } from './inputs.js';
-import { claimOutput, trimMetrics } from './run-dir.js';
+import { checkWritable, claimOutput, trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import type { TaskExample } from './task.js';
 
@@ -93,6 +93,20 @@ export function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: bo
   }
   claimOutput(output, { overwrite: true });
   return null;
+}
+
+/**
+ * The run directory as train, launch and coordinator start: writable (checked first), claimed for a
+ * fresh run or opened at its resume point (null: step 0), stale checkpoint temporaries removed.
+ * `flag` names the directory in errors (--output, --resume).
+ */
+export function openOutput(output: string, cfg: RunConfig, o: { resume?: boolean; overwrite?: boolean; resumeHint?: string; firstStart?: boolean; flag: string }): ResumePoint | null {
+  if (o.resume && o.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+  checkWritable(output, o.flag);
+  if (!o.resume) claimOutput(output, { overwrite: o.overwrite, resumeHint: o.resumeHint });
+  fs.mkdirSync(output, { recursive: true });
+  removeStaleTemps(output);
+  return o.resume ? resumePoint(output, cfg, { firstStart: o.firstStart }) : null;
 }
 
 /**
@@ -270,10 +284,12 @@ export class RunRecord {
 export function publishAdapter(output: string, checkpointDir: string): void {
   const adapterDir = path.join(output, 'adapter');
   const tmp = `${adapterDir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
-  fs.rmSync(adapterDir, { recursive: true, force: true });
-  fs.renameSync(tmp, adapterDir);
+  writingTo(adapterDir, () => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
+    fs.rmSync(adapterDir, { recursive: true, force: true });
+    fs.renameSync(tmp, adapterDir);
+  });
 }
 
 /** What follows a step's update, in this order, on a single process and on every rank of a group. */

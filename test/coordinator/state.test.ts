@@ -231,7 +231,7 @@ void describe('coordinator state machine', () => {
   void it('a checkpoint the disk refused fails the run (exit 1) naming the last complete checkpoint; no failure of the budget is spent on it', () => {
     const { state, actions } = run(machine(params({ maxFailures: 9 })), [
       ...registerAll(['a', 'b', 'c']), ...allReport(1), ...allReport(2), commit(2), ...allReport(3), ...allReport(4),
-      { type: 'checkpoint-write-failed', rank: 0, generation: 1, step: 4, message: 'cannot write out/checkpoints/.tmp-step-4-1/trainable.safetensors: ENOSPC' },
+      { type: 'disk-write-failed', source: 'rank 0', generation: 1, step: 4, message: 'cannot write out/checkpoints/.tmp-step-4-1/trainable.safetensors: ENOSPC' },
     ]);
     assert.equal(state.kind, 'failed');
     const fail = actions.at(-1);

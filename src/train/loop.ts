@@ -70,7 +70,7 @@ export type ResumePoint = { dir: string; ck: ReturnType<typeof readCheckpoint> }
  * then cleared, as --overwrite clears them. Anything else is refused, naming why, and so is a
  * checkpoint whose model or data files changed since the run started (inputs.ts).
  */
-export function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: boolean } = {}): ResumePoint | null {
+function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: boolean } = {}): ResumePoint | null {
   const dir = latestCheckpoint(output);
   if (dir) {
     const ck = readCheckpoint(dir, configHash(cfg));

@@ -47,11 +47,26 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     // Their stderr comes through here, line by line, so it prints above the progress bar instead of
     // into it (src/log.ts writeStderr), each line tagged with its rank as torchrun tags it.
     const child = spawn(process.execPath, args, { env: { ...process.env, ...workerDevice(rank), ...opts.env, ONELORA_JOB_TOKEN: token, ONELORA_UNDER_LAUNCH: '1' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    if (child.stderr) createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => writeStderr(`[rank ${rank}] ${line}\n`));
+    // The CLI's last word (`onelora: …`) is the message of a worker that exits 2.
+    let lastWord = '';
+    if (child.stderr) {
+      createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', (line) => {
+        if (line.startsWith('onelora: ')) lastWord = line.slice('onelora: '.length);
+        writeStderr(`[rank ${rank}] ${line}\n`);
+      });
+    }
     children.set(rank, child);
     child.on('exit', (code, signal) => {
       if (children.get(rank) === child) children.delete(rank);
       if (ended || code === 0) return;
+      // Exit 2: a config, model or data file the worker read is wrong; a restart would read it again.
+      if (code === 2) {
+        const report = (): void => coordinator.workerConfigError(rank, lastWord || 'exited 2 (a config, model or data error: see its log above)');
+        // stderr may still hold the last line: let the stream drain first.
+        if (child.stderr && !child.stderr.closed) child.stderr.once('close', report);
+        else report();
+        return;
+      }
       const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
       if (!coordinator.workerExited(rank, `process ${child.pid} ${detail}`, `${os.hostname()}/${child.pid}`)) {
         log.warn({ rank }, `worker ${rank} ${detail}; not restarted (the coordinator goes on without it or stops the run)`);

@@ -12,6 +12,8 @@ export interface CoordinatorOptions {
   /** host:port; port 0 picks a free one (default 127.0.0.1:29400). */
   bind?: string;
   resume?: boolean;
+  /** With `resume`: an output that holds no run yet starts one (`coordinator --resume`, as a Kubernetes Job runs it every time). */
+  firstStart?: boolean;
   /** A fresh run into a directory holding one deletes that run's files first (else refused, naming `resumeHint`). */
   overwrite?: boolean;
   resumeHint?: string;

@@ -3,6 +3,7 @@
 // bar, summary.json) fed from the ranks' reports, and Prometheus gauges.
 import http from 'node:http';
 import * as prom from 'prom-client';
+import { listenOn } from '../src/comm/listen.js';
 import type { StepReport } from '../src/comm/proto.js';
 import { childLog } from '../src/log.js';
 import { RunRecord, stepLine, type Schedule } from '../src/train/loop.js';
@@ -24,7 +25,7 @@ export class PromMetrics {
   readonly phase = new prom.Gauge({ name: 'onelora_step_phase_seconds', help: 'slowest rank per phase, last step', labelNames: ['phase'], registers: [this.registry] });
   private server: http.Server | null = null;
 
-  /** Serves /metrics on 127.0.0.1:port (port 0: any); resolves with the port. */
+  /** Serves /metrics on 127.0.0.1:port (port 0: any); resolves with the port, rejects with a UserError naming --metrics-port when it is taken. */
   serve(port: number, host = '127.0.0.1'): Promise<number> {
     this.server = http.createServer((req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
@@ -33,7 +34,7 @@ export class PromMetrics {
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
-    return new Promise((resolve) => this.server!.listen(port, host, () => resolve((this.server!.address() as { port: number }).port)));
+    return listenOn(this.server, port, host, '--metrics-port');
   }
 
   close(): void {

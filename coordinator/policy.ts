@@ -5,7 +5,14 @@
 // launcher restarts a worker process only when a decision here says restart.
 import type { RunConfig } from '../src/config/index.js';
 
-export type FailureKind = 'worker-exited' | 'heartbeat-timeout' | 'allreduce-failed';
+export type FailureKind = 'worker-exited' | 'heartbeat-timeout' | 'allreduce-failed' | 'config-error' | 'disk-write';
+
+/**
+ * Failures no restart can mend, so the job stops at once whatever the budget: a worker that exited
+ * 2 (a config, model or data file it reads is wrong: its replacement would read the same) and a
+ * checkpoint the output disk refused (full or read-only: a restarted worker meets the same disk).
+ */
+const FATAL: ReadonlySet<FailureKind> = new Set(['config-error', 'disk-write']);
 
 export interface Failure {
   kind: FailureKind;
@@ -54,14 +61,15 @@ export interface FailurePolicy {
 export function makeFailurePolicy(cfg: FailurePolicyConfig): FailurePolicy {
   if (!Number.isInteger(cfg.maxFailures) || cfg.maxFailures < 0) throw new RangeError(`max_failures must be an integer ≥ 0, got ${cfg.maxFailures}`);
   if (!Number.isInteger(cfg.minWorkers) || cfg.minWorkers < 1) throw new RangeError(`min_workers must be an integer ≥ 1, got ${cfg.minWorkers}`);
-  const decide = (_f: Failure, ctx: FailureContext): FailureDecision => {
-    if (ctx.failures > cfg.maxFailures) return 'fail';
+  const decide = (f: Failure, ctx: FailureContext): FailureDecision => {
+    if (FATAL.has(f.kind) || ctx.failures > cfg.maxFailures) return 'fail';
     if (cfg.minWorkers < ctx.worldSize) return ctx.liveWorkers >= cfg.minWorkers ? 'continue-with-fewer' : 'restart';
     return 'restart';
   };
   return {
     decide,
     explain(f, ctx) {
+      if (FATAL.has(f.kind)) return f.message;
       if (ctx.failures > cfg.maxFailures) {
         return `${f.message}: failure ${ctx.failures} exceeds max_failures ${cfg.maxFailures}`;
       }

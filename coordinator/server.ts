@@ -2,18 +2,16 @@
 // of the state machine (state.ts) and carry out the actions it returns; every decision is the
 // reducer's. It owns the data (feed.ts) and the run outputs (outputs.ts); workers own the model and
 // the in-memory committed state.
-import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { encodeJobSpec } from '../src/comm/job.js';
 import { addCoordinatorService, bindServer, type Ack, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
 import { configHash } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
-import { RunError, UserError } from '../src/errors.js';
+import { DiskWriteError, RunError, UserError } from '../src/errors.js';
 import { childLog } from '../src/log.js';
-import { interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, scheduleOf, type TrainSummary } from '../src/train/loop.js';
+import { interruptedAt, publishAdapter, recordConfig, resumePlan, openOutput, scheduleOf, type TrainSummary } from '../src/train/loop.js';
 import type { Best } from '../src/train/metrics.js';
-import { claimOutput } from '../src/train/run-dir.js';
 import { openDataset, totalSteps } from '../src/train/setup.js';
 import { createTask } from '../src/train/tasks/index.js';
 import { drawRunCurves } from '../src/watch/plot.js';
@@ -75,9 +73,7 @@ export class Coordinator {
 
   constructor(private readonly opts: CoordinatorOptions) {
     const { cfg } = opts;
-    if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
-    if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite, resumeHint: opts.resumeHint });
-    const point = opts.resume ? resumePoint(opts.output, cfg) : null;
+    const point = openOutput(opts.output, cfg, { ...opts, flag: opts.resume && opts.resumeHint === undefined ? '--resume' : '--output' });
     this.train = openDataset(cfg, 'data.train');
     this.feed = new DataFeed(this.train, cfg, createTask(cfg, this.train, null));
     this.total = totalSteps(cfg, this.train.numRows);
@@ -104,11 +100,11 @@ export class Coordinator {
     const { output, cfg } = this.opts;
     const finished = this.finished;
     if (finished) return this.shutdown().then(() => this.settle.resolve(finished));
-    fs.mkdirSync(output, { recursive: true });
-    if (!this.opts.resume) recordConfig(output, cfg);
+    if (!this.opts.resume || this.startStep === 0) recordConfig(output, cfg);
     addCoordinatorService(this.server, this.opts.token, this.handlers());
     this.port = await bindServer(this.server, this.opts.bind ?? '127.0.0.1:29400', this.opts.credentials);
-    if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort);
+    // A taken port is exit 2 naming the flag; the gRPC server already bound must not keep the process alive.
+    if (this.opts.metricsPort !== undefined) this.metricsPort = await this.prom.serve(this.opts.metricsPort).catch((err: unknown) => this.shutdown().then(() => Promise.reject(err as Error)));
     this.outputs = new JobOutputs(output, scheduleOf(cfg, this.stopAt), this.startStep, this.prom, { metric: cfg.eval.metric, best: this.resumedBest, quiet: this.opts.quiet, t0: this.t0, tensorboard: this.opts.tensorboard });
     this.timer = setInterval(() => this.tick(), 250);
     const stop = this.opts.signal;
@@ -130,6 +126,11 @@ export class Coordinator {
       this.dispatch({ type: 'worker-exited', rank, generation: s.generation, detail, beforeRegistering: true });
     } else this.lost(rank, detail);
     return this.replacements.delete(rank);
+  }
+
+  /** The launcher saw the process of `rank` exit 2: an input it read is wrong; the job stops with exit 2 and `message`. */
+  workerConfigError(rank: number, message: string): void {
+    this.dispatch({ type: 'worker-config-error', rank, message });
   }
 
   private lost(rank: number, detail: string): void {
@@ -160,6 +161,8 @@ export class Coordinator {
       },
       reportFailure: (req) => {
         log.warn({ rank: req.rank, late_rank: req.late_rank, step: req.step }, req.message);
+        if (req.kind === 'config') return Promise.resolve(this.ack(this.dispatch({ type: 'worker-config-error', rank: req.rank, message: req.message })));
+        if (req.kind === 'disk-write') return Promise.resolve(this.ack(this.dispatch({ type: 'disk-write-failed', source: `rank ${req.rank}`, generation: req.generation, step: req.step, message: req.message })));
         const late = req.late_rank >= 0 ? req.late_rank : req.rank;
         return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
       },
@@ -236,8 +239,25 @@ export class Coordinator {
     const t = reduce(this.state, event, this.policy);
     this.history.observe(event, t.actions, this.state.generation);
     this.state = t.state;
-    for (const a of t.actions) this.execute(a);
+    for (const a of t.actions) {
+      try {
+        this.execute(a);
+      } catch (err) {
+        if (!(err instanceof DiskWriteError)) throw err;
+        // Our own run file (metrics.jsonl, summary.json, adapter/) hit a full or read-only disk: the job stops as for a refused checkpoint.
+        this.diskFailed(err);
+        break;
+      }
+    }
     return t.actions;
+  }
+
+  private diskFailed(err: DiskWriteError): void {
+    const s = this.state;
+    // Finishing (summary.json, adapter/): nothing is left for the reducer to decide.
+    if (s.kind !== 'done' && s.kind !== 'failed') return void this.dispatch({ type: 'disk-write-failed', source: 'coordinator', generation: s.generation, step: 'step' in s ? s.step : s.committed.step, message: err.message });
+    log.error(err.message);
+    void this.shutdown().then(() => this.settle.reject(err));
   }
 
   private stepCompleted(a: Extract<CoordinatorAction, { type: 'step-completed' }>): void {
@@ -288,7 +308,7 @@ export class Coordinator {
       case 'finish':
         return this.finish(a);
       case 'fail':
-        return this.fail(a.message);
+        return this.fail(a.message, a.exitCode);
       case 'stop-with-checkpoint':
         return this.broadcast({ generation: a.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false, checkpoint: { step: a.committed.step, samples_seen: a.committed.samplesSeen, epoch: 0, checkpoint_dir: '' } } }, true);
       case 'interrupt':
@@ -343,13 +363,14 @@ export class Coordinator {
     void Promise.all([this.shutdown(), drawRunCurves(this.opts.output)]).then(() => this.settle.resolve(summary));
   }
 
-  private fail(message: string): void {
+  private fail(message: string, exitCode: 1 | 2): void {
     this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: message, failed: true } }, true);
     for (const p of this.pending.values()) p.reject(new RunError(message));
     this.pending.clear();
     this.outputs.close();
     log.error(message);
-    void this.shutdown().then(() => this.settle.reject(new RunError(message)));
+    const err = exitCode === 2 ? new UserError(message) : new RunError(message);
+    void this.shutdown().then(() => this.settle.reject(err));
   }
 
   private interrupted(durable: Durable | null): void {

@@ -78,7 +78,7 @@ export type CoordinatorState =
       survivors: readonly string[];
     })
   | (Common & { kind: 'done' })
-  | (Common & { kind: 'failed'; message: string });
+  | (Common & { kind: 'failed'; message: string; exitCode: 1 | 2 });
 
 export type CoordinatorEvent =
   /** A worker called Register; requestedRank -1 when it has none. */
@@ -90,6 +90,17 @@ export type CoordinatorEvent =
   | { type: 'step-reported'; rank: number; generation: number; step: number; samples: number; loss: number; nan: boolean }
   | { type: 'checkpoint-committed'; generation: number; step: number; path: string; samplesSeen: number }
   | { type: 'allreduce-failed'; rank: number; generation: number; step: number; lateRank: number; message: string }
+  /**
+   * A worker found a config, model or data file wrong (it exited 2, or reported it before exiting).
+   * No generation: a wrong input stays wrong whichever group reads it.
+   */
+  | { type: 'worker-config-error'; rank: number; message: string }
+  /**
+   * A run file could not be written to the output disk (full, read-only): rank 0's checkpoint, or
+   * the coordinator's own metrics.jsonl, summary.json or adapter/. `source` says who ('rank 0',
+   * 'coordinator'); `message` names the file.
+   */
+  | { type: 'disk-write-failed'; source: string; generation: number; step: number; message: string }
   /** Recovery waited too long for registrations. */
   | { type: 'recovery-timeout'; waitedMs: number }
   /** SIGINT/SIGTERM: stop at the next step boundary, with a checkpoint of the last finished step. */
@@ -127,7 +138,8 @@ export type CoordinatorAction =
   | { type: 'stop-with-checkpoint'; generation: number; committed: Committed }
   /** Interrupted: the run ends unfinished; it resumes from `durable`. */
   | { type: 'interrupt'; durable: Durable | null }
-  | { type: 'fail'; message: string }
+  /** The run failed: exit 2 when an input the user supplied is wrong, else 1. */
+  | { type: 'fail'; message: string; exitCode: 1 | 2 }
   /** The event changed nothing; `reason` is for the log and the RPC's Ack. */
   | { type: 'ignored'; reason: string };
 
@@ -177,6 +189,10 @@ export function reduce(state: CoordinatorState, event: CoordinatorEvent, policy:
       return { state: { ...state, interrupt: 'pending' }, actions: [] };
     case 'allreduce-failed':
       return onFailure(state, { kind: 'allreduce-failed', rank: event.lateRank, message: `rank ${event.rank}: ${event.message}` }, policy);
+    case 'worker-config-error':
+      return onFatal(state, { kind: 'config-error', rank: event.rank, message: `rank ${event.rank}: ${event.message}` }, policy);
+    case 'disk-write-failed':
+      return onFatal(state, { kind: 'disk-write', rank: -1, message: `step ${event.step}: ${event.source}: ${event.message}; the last complete checkpoint (${state.durable?.path ?? 'none yet'}) is the resume point` }, policy);
   }
 }
 
@@ -292,8 +308,21 @@ function interrupted(state: CoordinatorState, actions: CoordinatorAction[] = [])
   return { state: { ...common(state), kind: 'done' }, actions };
 }
 
-function fail(state: CoordinatorState, message: string): Transition {
-  return { state: { ...common(state), kind: 'failed', message }, actions: [{ type: 'fail', message }] };
+function fail(state: CoordinatorState, message: string, exitCode: 1 | 2 = 1): Transition {
+  return { state: { ...common(state), kind: 'failed', message, exitCode }, actions: [{ type: 'fail', message, exitCode }] };
+}
+
+/**
+ * A failure the policy may rule fatal (config-error, disk-write): the job stops now, between
+ * steps, with no restart and no wait for a group; a policy that tolerates it treats it as a lost worker.
+ */
+function onFatal(state: CoordinatorState, failure: Failure, p: FailurePolicy): Transition {
+  const members = 'members' in state ? state.members : [];
+  const ctx = { failures: state.failures + 1, worldSize: members.length, liveWorkers: members.length - 1 };
+  if (p.decide(failure, ctx) !== 'fail') return onFailure(state, failure, p);
+  const t = fail({ ...state, failures: ctx.failures }, p.explain(failure, ctx), failure.kind === 'config-error' ? 2 : 1);
+  if (state.kind === 'running' || state.kind === 'checkpointing') t.actions.unshift({ type: 'abort-step', generation: state.generation, step: state.step, reason: failure.message });
+  return t;
 }
 
 function onFailure(state: CoordinatorState, failure: Failure, p: FailurePolicy): Transition {

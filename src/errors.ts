@@ -28,6 +28,35 @@ export class RunError extends Error {
 }
 
 /**
+ * Writing a run file failed on this machine's disk (ENOSPC, EROFS, EIO…): exit code 1, naming the
+ * file. A distributed job stops at once on it instead of counting it as a lost worker (a restarted
+ * worker would meet the same full disk).
+ */
+export class DiskWriteError extends RunError {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'DiskWriteError';
+  }
+}
+
+/** A failed system call (it carries errno's code and the call's name), not a bug. */
+export function isErrno(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** Runs `write`; a failed system call in it becomes a DiskWriteError naming `file` (Node's own errors name no path for write()). */
+export function writingTo<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw isErrno(err) ? new DiskWriteError(file, err) : err;
+  }
+}
+
+/**
  * The run was stopped by SIGINT/SIGTERM (Ctrl-C) at a step boundary: exit code 130, 128 + SIGINT
  * as a shell reports it. `step` is the last finished step; `checkpoint` its checkpoint (null when
  * no step had finished).

@@ -1,6 +1,7 @@
 // The worker's communication backend as hooks (docs/internals.md#backend-hooks, after Ray Train's
 // Backend.on_start / on_shutdown): the training loop never opens or closes sockets itself.
 import { ZmqTransport, curveKeyPair } from '../src/comm/zmq.js';
+import { portRefused } from '../src/comm/listen.js';
 import type { Transport } from '../src/comm/transport.js';
 import { advertiseToward } from './advertise.js';
 
@@ -23,6 +24,8 @@ export interface ZmqBackendOptions {
   coordinator: string;
   /** Port to bind (worker --zmq-port); 0: any free port. */
   port: number;
+  /** The rank this worker was started as (--rank), -1 when the coordinator assigns one: named when the port is taken. */
+  rank: number;
   /** Encrypt the ZeroMQ links with CURVE (worker --zmq-curve): a keypair made for this process. */
   curve?: boolean;
 }
@@ -43,6 +46,9 @@ export function zmqBackend(opts: ZmqBackendOptions): CommBackend {
       bound = await ZmqTransport.bind({
         rank: 0, size: 0, token: opts.token, bind: `tcp://${host}:${opts.port || '*'}`, advertise: advertised ?? undefined,
         curve: keys ? { ...keys, peerPublicKeys: [] } : undefined,
+      }).catch((err: unknown) => {
+        // Not yet in a group: name the rank this worker was started as, not the placeholder 0.
+        throw portRefused((err as Error).cause, '--zmq-port', opts.port, opts.rank >= 0 ? `rank ${opts.rank}` : 'this worker (no rank yet)') ?? err;
       });
       return bound.endpoint;
     },

@@ -101,6 +101,8 @@ export class HeartbeatThread {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    // A ready() still waiting (setup failed while the thread loaded) ends now: its timer would hold the process up to its timeout.
+    this.settle();
     this.post({ kind: 'stop' });
     await this.worker.terminate();
   }

@@ -7,12 +7,13 @@ import * as grpc from '@grpc/grpc-js';
 import { initBackend } from '../src/backend/select.js';
 import { AllReduceTimeoutError, allReduceSum } from '../src/comm/allreduce.js';
 import { decodeJobSpec, type JobSpec } from '../src/comm/job.js';
-import { CoordinatorClient, MISSING_TOKEN, type RegisterReply } from '../src/comm/proto.js';
+import { CoordinatorClient, MISSING_TOKEN, type FailureReport, type RegisterReply } from '../src/comm/proto.js';
 import type { TlsFlags } from '../src/comm/tls.js';
 import type { Transport } from '../src/comm/transport.js';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.js';
-import { RunError, UserError, messageOf } from '../src/errors.js';
+import { DiskWriteError, RunError, UserError, messageOf } from '../src/errors.js';
 import { childLog } from '../src/log.js';
+import { checkModelSizes } from '../src/train/inputs.js';
 import { setupRun, type RunSetup } from '../src/train/setup.js';
 import { zmqBackend, type CommBackend } from './backend.js';
 import { HeartbeatThread } from './heartbeat.js';
@@ -59,7 +60,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT_MS = 30_000;
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   if (!opts.token) throw new UserError(MISSING_TOKEN);
   const client = new CoordinatorClient(opts.coordinator, opts.token, { credentials: opts.credentials });
-  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, coordinator: opts.coordinator, port: opts.zmqPort ?? 0, curve: opts.curve });
+  const comm = zmqBackend({ token: opts.token, advertise: opts.advertise, coordinator: opts.coordinator, port: opts.zmqPort ?? 0, rank: opts.rank, curve: opts.curve });
   // A partition closes nothing: without this the Control stream (or a pending Register) would wait forever.
   let onLost!: (err: RunError) => void;
   const lost = new Promise<never>((_, reject) => (onLost = reject));
@@ -83,6 +84,7 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
   let run: RunSetup | null = null;
   let initial: Snapshot | null = null;
   let rank = opts.rank;
+  let generation = -1;
   // The backend is chosen before registering, so the coordinator can report what each rank runs on.
   const setupLevel = opts.launched ? 'debug' : 'info';
   const device = (await initBackend(opts.backend, { logLevel: setupLevel })).name;
@@ -97,12 +99,14 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
       }
       const reply = await register(client, opts.coordinator, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_S * 1000, { requested_rank: rank, zmq_endpoint: endpoint, hostname: os.hostname(), pid: process.pid, device: run?.backend.name ?? device, curve_public_key: comm.curvePublicKey });
       rank = reply.rank;
+      generation = reply.generation;
       // Beat as a member from here: building the run and restoring its state can take longer than a heartbeat timeout.
       heartbeat.beat({ rank, generation: reply.generation, step: reply.resume?.step ?? 0 });
       const spec = decodeJobSpec(reply.job_spec_json);
       heartbeat.lostAfter(LOST_AFTER_TIMEOUTS * spec.config.distributed.heartbeat_timeout_s * 1000);
       if (!run) {
         // The heartbeat thread must be beating before the first step can hold the main thread.
+        checkModelSizes(spec.output, spec.config);
         const [setup, onThread] = await Promise.all([setupRun(spec.config, { backend: opts.backend }), heartbeat.ready(30_000)]);
         if (!onThread) log.warn({ rank }, 'the heartbeat thread is not beating yet: beats come from the main thread, which falls silent during long steps');
         run = setup;
@@ -122,6 +126,13 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
       if (end.failed) throw new RunError(end.reason);
       return;
     }
+  } catch (err) {
+    // The model, data or a checkpoint this worker read is wrong (exit 2): the coordinator stops the
+    // job at once with this message instead of waiting for a replacement that would read the same.
+    if (err instanceof UserError && generation >= 0) {
+      await client.reportFailure({ rank, generation, step: 0, late_rank: -1, message: messageOf(err), kind: 'config' }).catch(() => undefined);
+    }
+    throw err;
   } finally {
     await comm.onShutdown(true);
     run?.close();
@@ -227,8 +238,11 @@ async function followControl(c: StepContext, comm: CommBackend, heartbeat: Heart
   }
 }
 
+/** What the coordinator's policy is told a failure was: a wrong input and a refused disk stop the job at once. */
+const kindOf = (err: unknown): FailureReport['kind'] => (err instanceof DiskWriteError ? 'disk-write' : err instanceof UserError ? 'config' : '');
+
 async function reportFailure(c: StepContext, step: number, err: unknown): Promise<void> {
   const late = err instanceof AllReduceTimeoutError ? err.lateRank : -1;
   log.warn({ rank: c.rank, step, late_rank: late }, messageOf(err));
-  await c.client.reportFailure({ rank: c.rank, generation: c.generation, step, late_rank: late, message: messageOf(err) }).catch(() => undefined);
+  await c.client.reportFailure({ rank: c.rank, generation: c.generation, step, late_rank: late, message: messageOf(err), kind: kindOf(err) }).catch(() => undefined);
 }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../errors.js';
+import { DiskWriteError, isErrno, UserError, writingTo } from '../errors.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.js';
 import { fsyncDir } from './safetensors-write.js';
 import { readJsonObject } from '../json-file.js';
@@ -65,44 +65,89 @@ function fsyncFile(file: string): void {
 /** Writes a text file atomically (temp, fsync, rename, fsync parent). */
 export function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fsyncFile(tmp);
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  writingTo(file, () => {
+    fs.writeFileSync(tmp, text);
+    fsyncFile(tmp);
+    fs.renameSync(tmp, file);
+    fsyncDir(path.dirname(file));
+  });
 }
 
-/** Writes `checkpoints/step-N/` atomically, points `latest` at it and keeps the newest `keep`. */
+/**
+ * Every file of a checkpoint, trainer_state.json included, by sha256 in `sha256sum` format (so
+ * `sha256sum -c checksums.sha256` checks one by hand). trainer_state.json's own `checksums` map
+ * cannot cover itself; this file does.
+ */
+const CHECKSUMS_FILE = 'checksums.sha256';
+
+/**
+ * Writes `checkpoints/step-N/` atomically, points `latest` at it and keeps the newest `keep`. A
+ * write the disk refuses (ENOSPC, EROFS, EIO…) removes the temporary directory and throws a
+ * DiskWriteError naming the file: `latest` still points at the last complete checkpoint.
+ */
 export function writeCheckpoint(output: string, payload: CheckpointPayload, keep: number): string {
   const root = checkpointsDir(output);
-  fs.mkdirSync(root, { recursive: true });
   const name = `step-${payload.state.step}`;
-  const final = path.join(root, name);
   const tmp = path.join(root, `.tmp-${name}-${process.pid}`);
+  const at = { file: root };
+  try {
+    return writeInto(root, tmp, name, payload, keep, at);
+  } catch (err) {
+    if (!isErrno(err)) throw err;
+    try {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } catch {
+      // Best effort: the next start removes stale temporary directories (removeStaleTemps).
+    }
+    throw new DiskWriteError(at.file, err);
+  }
+}
+
+function writeInto(root: string, tmp: string, name: string, payload: CheckpointPayload, keep: number, at: { file: string }): string {
+  fs.mkdirSync(root, { recursive: true });
+  const final = path.join(root, name);
+  at.file = tmp;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  writeSafetensors(path.join(tmp, 'trainable.safetensors'), payload.trainable);
+  writeSafetensors((at.file = path.join(tmp, 'trainable.safetensors')), payload.trainable);
   const opt: Record<string, TensorToWrite> = {};
   for (const [k, t] of Object.entries(payload.optimizer.m)) opt[`exp_avg.${k}`] = t;
   for (const [k, t] of Object.entries(payload.optimizer.v)) opt[`exp_avg_sq.${k}`] = t;
-  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), opt, { step: String(payload.state.optimizer_t) });
-  payload.writeAdapter(path.join(tmp, 'adapter'));
+  writeSafetensors((at.file = path.join(tmp, 'optimizer.safetensors')), opt, { step: String(payload.state.optimizer_t) });
+  payload.writeAdapter((at.file = path.join(tmp, 'adapter')));
   const checksums: Record<string, string> = {};
   for (const rel of listFiles(tmp)) {
-    fsyncFile(path.join(tmp, rel));
+    fsyncFile((at.file = path.join(tmp, rel)));
     checksums[rel] = sha256File(path.join(tmp, rel));
   }
   const state: TrainerState = { ...payload.state, checksums };
-  fs.writeFileSync(path.join(tmp, 'trainer_state.json'), JSON.stringify(state, null, 2) + '\n');
-  fsyncFile(path.join(tmp, 'trainer_state.json'));
+  fs.writeFileSync((at.file = path.join(tmp, 'trainer_state.json')), JSON.stringify(state, null, 2) + '\n');
+  fsyncFile(at.file);
+  const all = { ...checksums, 'trainer_state.json': sha256File(at.file) };
+  fs.writeFileSync((at.file = path.join(tmp, CHECKSUMS_FILE)), Object.entries(all).map(([rel, sum]) => `${sum}  ${rel}\n`).join(''));
+  fsyncFile(at.file);
+  at.file = tmp;
   if (fs.existsSync(path.join(tmp, 'adapter'))) fsyncDir(path.join(tmp, 'adapter'));
   fsyncDir(tmp);
   // Re-writing the same step (a resume that repeats the final step) replaces the old directory.
+  at.file = final;
   if (fs.existsSync(final)) fs.rmSync(final, { recursive: true, force: true });
   fs.renameSync(tmp, final);
   fsyncDir(root);
-  writeFileAtomic(path.join(root, 'latest'), name + '\n');
+  writeFileAtomic((at.file = path.join(root, 'latest')), name + '\n');
+  at.file = root;
   pruneCheckpoints(root, keep, name);
   return final;
+}
+
+/**
+ * Removes the temporary directories (`checkpoints/.tmp-*`) of checkpoint writes that a killed
+ * process or a full disk left behind; run at the start of every run and resume.
+ */
+export function removeStaleTemps(output: string): void {
+  const root = checkpointsDir(output);
+  if (!fs.existsSync(root)) return;
+  for (const n of fs.readdirSync(root)) if (n.startsWith('.tmp-')) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
 function pruneCheckpoints(root: string, keep: number, current: string): void {
@@ -112,8 +157,6 @@ function pruneCheckpoints(root: string, keep: number, current: string): void {
     .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
   const drop = steps.slice(0, Math.max(0, steps.length - Math.max(1, keep)));
   for (const n of drop) if (n !== current) fs.rmSync(path.join(root, n), { recursive: true, force: true });
-  // Temporary directories left by a crash mid-write.
-  for (const n of fs.readdirSync(root)) if (n.startsWith('.tmp-')) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
 export interface LoadedCheckpoint {
@@ -135,16 +178,35 @@ export function latestCheckpoint(output: string): string | null {
   return dir;
 }
 
+function parseChecksums(file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [i, line] of fs.readFileSync(file, 'utf8').split('\n').entries()) {
+    if (line === '') continue;
+    const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+    if (!m) throw new UserError(`${file}:${i + 1}: not a sha256sum line (the checkpoint is corrupt)`);
+    out[m[2]!] = m[1]!;
+  }
+  if (!out['trainer_state.json']) throw new UserError(`${file}: does not cover trainer_state.json (the checkpoint is corrupt)`);
+  return out;
+}
+
+function verifyChecksums(dir: string, sums: Record<string, string>): void {
+  for (const [rel, sum] of Object.entries(sums)) {
+    const file = path.join(dir, rel);
+    if (!fs.existsSync(file)) throw new UserError(`${dir}: checkpoint file '${rel}' is missing`);
+    if (sha256File(file) !== sum) throw new UserError(`${file}: checksum mismatch (the file changed since the checkpoint was written, or is corrupt)`);
+  }
+}
+
 /** Reads and verifies a checkpoint: every checksum, and the config hash when one is expected. */
 export function readCheckpoint(dir: string, expectConfigHash?: string): LoadedCheckpoint {
   const stateFile = path.join(dir, 'trainer_state.json');
   if (!fs.existsSync(stateFile)) throw new UserError(`${dir}: no trainer_state.json (not a checkpoint directory?)`);
+  const sums = path.join(dir, CHECKSUMS_FILE);
+  // Checkpoints written before checksums.sha256 existed are checked by trainer_state.json's map alone.
+  if (fs.existsSync(sums)) verifyChecksums(dir, parseChecksums(sums));
   const state = readJsonObject(stateFile) as unknown as TrainerState;
-  for (const [rel, sum] of Object.entries(state.checksums ?? {})) {
-    const file = path.join(dir, rel);
-    if (!fs.existsSync(file)) throw new UserError(`${dir}: checkpoint file '${rel}' is missing`);
-    if (sha256File(file) !== sum) throw new UserError(`${file}: checksum mismatch (the checkpoint is corrupt)`);
-  }
+  verifyChecksums(dir, state.checksums ?? {});
   if (expectConfigHash !== undefined && state.config_hash !== expectConfigHash) {
     throw new UserError(
       `${dir}: checkpoint was written for config hash ${state.config_hash.slice(0, 12)}…, this run's config hashes to ${expectConfigHash.slice(0, 12)}… (a different model, method, data or optimizer setting)`,

@@ -58,7 +58,8 @@ export interface StepReport {
   /** Rank 0's held-out examples, JSON `{before?, after?}`; '' on other ranks and steps. */
   examples_json: string;
 }
-export interface FailureReport { token: string; rank: number; generation: number; step: number; late_rank: number; message: string }
+/** `kind`: '' a lost peer or failed step; 'config' a wrong input (exit 2); 'disk-write' a checkpoint the output disk refused. */
+export interface FailureReport { token: string; rank: number; generation: number; step: number; late_rank: number; message: string; kind: '' | 'config' | 'disk-write' }
 export interface CheckpointCommit {
   token: string;
   rank: number;
@@ -101,7 +102,7 @@ export const MESSAGE_FIELDS = {
   StepReport: {
     token: true, rank: true, generation: true, step: true, loss: true, metrics: true, timing: true, nan: true, samples: true, examples_json: true,
   } satisfies FieldSet<StepReport>,
-  FailureReport: { token: true, rank: true, generation: true, step: true, late_rank: true, message: true } satisfies FieldSet<FailureReport>,
+  FailureReport: { token: true, rank: true, generation: true, step: true, late_rank: true, message: true, kind: true } satisfies FieldSet<FailureReport>,
   CheckpointCommit: {
     token: true, rank: true, generation: true, step: true, path: true, checksums: true, samples_seen: true, epoch: true,
   } satisfies FieldSet<CheckpointCommit>,

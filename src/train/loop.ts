@@ -6,11 +6,12 @@
 // publish adapter/ the same way and write the same summary.json.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointsDir, latestCheckpoint, readCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.js';
-import { configHash, toYaml, type RunConfig } from '../config/index.js';
-import { InterruptedError, RunError, UserError } from '../errors.js';
+import { checkpointsDir, latestCheckpoint, readCheckpoint, removeStaleTemps, writeFileAtomic } from '../checkpoint/checkpoint.js';
+import { configHash, loadConfig, toYaml, type RunConfig } from '../config/index.js';
+import { InterruptedError, RunError, UserError, writingTo } from '../errors.js';
 import { childLog } from '../log.js';
-import { trimMetrics } from './run-dir.js';
+import { verifyInputs, recordInputs } from './inputs.js';
+import { checkWritable, claimOutput, trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import { TensorBoardWriter } from '../watch/tensorboard.js';
 import type { TaskExample } from './task.js';
@@ -60,11 +61,53 @@ export function checkpointDue(step: number, s: Pick<Schedule, 'stopAt' | 'checkp
   return (s.checkpointEvery > 0 && step % s.checkpointEvery === 0) || step === s.stopAt;
 }
 
-/** The latest checkpoint of `output`, checked against `cfg`'s hash (the one resume rule). */
-export function resumePoint(output: string, cfg: RunConfig): { dir: string; ck: ReturnType<typeof readCheckpoint> } {
+export type ResumePoint = { dir: string; ck: ReturnType<typeof readCheckpoint> };
+
+/**
+ * The latest checkpoint of `output`, checked against `cfg`'s hash (the one resume rule); null when
+ * the run starts at step 0 instead: `output` holds this same run (its config.yaml hashes as `cfg`)
+ * but no complete checkpoint (it died before its first), or, with `firstStart` (`coordinator
+ * --resume`, which a Kubernetes Job runs on every start), no run at all yet. That run's files are
+ * then cleared, as --overwrite clears them. Anything else is refused, naming why, and so is a
+ * checkpoint whose model or data files changed since the run started (inputs.ts).
+ */
+function resumePoint(output: string, cfg: RunConfig, o: { firstStart?: boolean } = {}): ResumePoint | null {
   const dir = latestCheckpoint(output);
-  if (!dir) throw new RunError(`${checkpointsDir(output)}: no checkpoint to resume from`);
-  return { dir, ck: readCheckpoint(dir, configHash(cfg)) };
+  if (dir) {
+    const ck = readCheckpoint(dir, configHash(cfg));
+    verifyInputs(output, cfg);
+    return { dir, ck };
+  }
+  const recorded = path.join(output, 'config.yaml');
+  const none = `${checkpointsDir(output)}: no checkpoint to resume from`;
+  if (fs.existsSync(recorded)) {
+    const theirs = configHash(loadConfig(recorded));
+    const ours = configHash(cfg);
+    if (theirs !== ours) {
+      throw new RunError(`${none}, and ${recorded} is another run's config (hash ${theirs.slice(0, 12)}…, this one ${ours.slice(0, 12)}…): start this run with --output NEW_DIR`);
+    }
+    childLog('train').warn({ output }, `${output}: the run stopped before its first checkpoint; starting it again from step 0`);
+  } else if (o.firstStart) {
+    childLog('train').info({ output }, `${output}: no run there yet; starting one`);
+  } else {
+    throw new RunError(`${none} (${output} holds no run)`);
+  }
+  claimOutput(output, { overwrite: true });
+  return null;
+}
+
+/**
+ * The run directory as train, launch and coordinator start: writable (checked first), claimed for a
+ * fresh run or opened at its resume point (null: step 0), stale checkpoint temporaries removed.
+ * `flag` names the directory in errors (--output, --resume).
+ */
+export function openOutput(output: string, cfg: RunConfig, o: { resume?: boolean; overwrite?: boolean; resumeHint?: string; firstStart?: boolean; flag: string }): ResumePoint | null {
+  if (o.resume && o.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
+  checkWritable(output, o.flag);
+  if (!o.resume) claimOutput(output, { overwrite: o.overwrite, resumeHint: o.resumeHint });
+  fs.mkdirSync(output, { recursive: true });
+  removeStaleTemps(output);
+  return o.resume ? resumePoint(output, cfg, { firstStart: o.firstStart }) : null;
 }
 
 /**
@@ -97,9 +140,10 @@ export function resumePlan(output: string, o: { at: number; total: number; maxSt
   return { stopAt, done: JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary };
 }
 
-/** A fresh run records its config beside its outputs; a resume keeps the one it started with. */
+/** A fresh run records its config and its inputs' hashes (inputs.ts) beside its outputs; a resume keeps the ones it started with. */
 export function recordConfig(output: string, cfg: RunConfig): void {
   writeFileAtomic(path.join(output, 'config.yaml'), toYaml(cfg));
+  recordInputs(output, cfg);
 }
 
 /** Seconds per phase of one rank's step (the StepTiming of src/comm/proto.ts). */
@@ -252,10 +296,12 @@ export class RunRecord {
 export function publishAdapter(output: string, checkpointDir: string): void {
   const adapterDir = path.join(output, 'adapter');
   const tmp = `${adapterDir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
-  fs.rmSync(adapterDir, { recursive: true, force: true });
-  fs.renameSync(tmp, adapterDir);
+  writingTo(adapterDir, () => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.cpSync(path.join(checkpointDir, 'adapter'), tmp, { recursive: true });
+    fs.rmSync(adapterDir, { recursive: true, force: true });
+    fs.renameSync(tmp, adapterDir);
+  });
 }
 
 /** What follows a step's update, in this order, on a single process and on every rank of a group. */

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { childLog, setStderrSink } from '../log.js';
+import { writingTo } from '../errors.js';
 
 const log = childLog('train');
 
@@ -33,13 +34,15 @@ export function updateBest(best: Best, step: number, metric: string, ev: Record<
 
 export class MetricsLog {
   private readonly fd: number;
+  private readonly file: string;
 
   constructor(output: string) {
-    this.fd = fs.openSync(path.join(output, 'metrics.jsonl'), 'a');
+    this.file = path.join(output, 'metrics.jsonl');
+    this.fd = writingTo(this.file, () => fs.openSync(this.file, 'a'));
   }
 
   write(record: Record<string, unknown>): void {
-    fs.writeSync(this.fd, JSON.stringify(record) + '\n');
+    writingTo(this.file, () => fs.writeSync(this.fd, JSON.stringify(record) + '\n'));
   }
 
   close(): void {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configHash, describePath, type RunConfig } from '../config/index.js';
 import { deriveAccumulation } from './batch.js';
+import { openSafetensorsDir } from '../checkpoint/safetensors-dir.js';
 import { Dataset } from '../data/arrow-file.js';
 import { UserError } from '../errors.js';
 import { describeModel } from '../models/registry.js';
@@ -82,6 +83,24 @@ export async function planRun(cfg: RunConfig, output: string, workers = cfg.dist
     config_hash: configHash(cfg), output, missing,
   };
 }
+
+/**
+ * What `launch` and `coordinator` check before any worker starts (the checks of --dry-run, plus the
+ * model's weights headers, so a truncated file is found here): a wrong method, config, model or
+ * data file is exit 2 now rather than a worker's exit 2 later. Files not on this machine are fatal
+ * with `local` (launch: the workers run here), else returned for a warning (the coordinator's
+ * workers may have them on their own volumes).
+ */
+export async function checkRunInputs(cfg: RunConfig, output: string, workers: number, local: boolean): Promise<string[]> {
+  const plan = await planRun(cfg, output, workers);
+  if (plan.missing.length > 0 && local) throw new UserError(`not found (the workers need them): ${plan.missing.join('; ')}`);
+  const dir = cfg.model.path;
+  if (dir && plan.model.found && WEIGHTS.some((f) => fs.existsSync(path.join(dir, f)))) openSafetensorsDir(dir).close();
+  return plan.missing;
+}
+
+/** The weights files openSafetensorsDir reads for LLaMA and ViT directories (a DiT's are checked when its workers load them). */
+const WEIGHTS = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'];
 
 export function formatPlan(p: RunPlan): string {
   const n = (v: number | null) => (v === null ? '?' : v.toLocaleString('en-US'));

@@ -5,12 +5,12 @@
 // there twice once the steps are trained again.
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../errors.js';
+import { messageOf, UserError } from '../errors.js';
 
 /** What onelora writes into --output (docs/architecture.md#run-outputs): --overwrite deletes these and nothing else. */
-const RUN_FILES = ['config.yaml', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter', 'tensorboard', 'curves.png'] as const;
+const RUN_FILES = ['config.yaml', 'inputs.json', 'metrics.jsonl', 'summary.json', 'checkpoints', 'adapter', 'tensorboard', 'curves.png'] as const;
 /** Temporary files of an atomic write (writeFileAtomic, publishAdapter) a killed process left behind. */
-const LEFTOVER = /^(config\.yaml|summary\.json|metrics\.jsonl|adapter)\.tmp-\d+$/;
+const LEFTOVER = /^(config\.yaml|inputs\.json|summary\.json|metrics\.jsonl|adapter)\.tmp-\d+$/;
 
 /**
  * Makes `output` ready for a fresh run: refused with exit 2 when it holds one (naming the ways
@@ -31,6 +31,26 @@ export function claimOutput(output: string, o: { overwrite?: boolean; resumeHint
     for (const f of fs.readdirSync(output).filter((n) => LEFTOVER.test(n))) fs.rmSync(path.join(output, f), { recursive: true, force: true });
   }
   fs.mkdirSync(output, { recursive: true });
+}
+
+/**
+ * Exit 2 naming the directory when `output` (or, while it does not exist, the nearest parent that
+ * does, where it would be made) cannot be written: checked before anything starts, so a read-only
+ * volume is one clear message instead of an error halfway through a run (or a hang).
+ */
+export function checkWritable(output: string, flag = '--output'): void {
+  const want = path.resolve(output);
+  let dir = want;
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const probe = path.join(dir, `.onelora-write-check-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? messageOf(err);
+    const where = dir === want ? '' : ` (it does not exist, and its parent ${dir} is not writable)`;
+    throw new UserError(`${flag} ${output}: the directory is not writable: ${code}${where}; give a writable directory`, { cause: err });
+  }
 }
 
 type MetricsLine = { step: number; eval?: Record<string, number> };

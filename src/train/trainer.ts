@@ -2,7 +2,6 @@
 // counter, gradient accumulation whose result equals one big batch, evaluation, atomic
 // checkpoints, exact resume, and the run outputs (docs/architecture.md#run-outputs). The loop, its rules and its
 // outputs are src/train/loop.ts's, shared with the distributed group; this file gives it hooks.
-import fs from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
 import { latestCheckpoint } from '../checkpoint/checkpoint.js';
@@ -11,12 +10,11 @@ import { deriveAccumulation } from './batch.js';
 import type { Dataset } from '../data/arrow-file.js';
 import { dealStep } from '../data/deal.js';
 import { stepsPerEpoch } from '../data/sampler.js';
-import { RunError, UserError } from '../errors.js';
+import { RunError } from '../errors.js';
 import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
-import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, resumePoint, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type TrainSummary } from './loop.js';
-import { claimOutput } from './run-dir.js';
+import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, openOutput, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type ResumePoint, type TrainSummary } from './loop.js';
 import { answerExamples, checkpoint, evaluate, openDataset, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
 import { drawRunCurves } from '../watch/plot.js';
 
@@ -51,17 +49,14 @@ export function replicaBatches(train: Dataset, cfg: RunConfig, samplesSeen: numb
 }
 
 /** The checkpoint a resume starts from, and the step it stops at (resumePlan). */
-type Resumed = ReturnType<typeof resumePoint> & { stopAt: number };
+type Resumed = ResumePoint & { stopAt: number };
 
 /** Trains as the config says; returns the summary also written to summary.json. */
 export async function train(cfg: RunConfig, opts: TrainOptions): Promise<TrainSummary> {
-  if (opts.resume && opts.overwrite) throw new UserError('--overwrite starts a new run, --resume continues one: give one of them');
-  if (!opts.resume) claimOutput(opts.output, { overwrite: opts.overwrite });
+  const point = openOutput(opts.output, cfg, { resume: opts.resume, overwrite: opts.overwrite, flag: opts.resume ? '--resume' : '--output' });
   const output = path.resolve(opts.output);
-  fs.mkdirSync(output, { recursive: true });
   let resumed: Resumed | null = null;
-  if (opts.resume) {
-    const point = resumePoint(output, cfg);
+  if (point) {
     // The schedule's length needs only the row count: a run with nothing left to train loads nothing.
     const rows = openDataset(cfg, 'data.train');
     const total = totalSteps(cfg, rows.numRows);

@@ -219,6 +219,27 @@ void describe('coordinator state machine', () => {
     assert.deepEqual(t.actions.at(-1), { type: 'start-step', generation: 1, step: 3, samplesSeen: 8, checkpoint: false });
   });
 
+  void it('a worker\'s config error stops the run at once with exit 2, while forming or running, whatever the budget', () => {
+    const forming = run(machine(params()), [reg('a'), { type: 'worker-config-error', rank: 1, message: 'data.validation: x.arrow does not exist' }]);
+    assert.equal(forming.state.kind, 'failed');
+    assert.deepEqual(forming.actions.at(-1), { type: 'fail', message: 'rank 1: data.validation: x.arrow does not exist', exitCode: 2 });
+    assert.ok(!forming.actions.some((a) => a.type === 'replace-worker'), 'no restart');
+    const running = run(machine(params()), [...registerAll(['a', 'b', 'c']), { type: 'worker-config-error', rank: 2, message: 'bad' }]);
+    assert.deepEqual(kinds(running.actions).slice(-2), ['abort-step', 'fail']);
+  });
+
+  void it('a checkpoint the disk refused fails the run (exit 1) naming the last complete checkpoint; no failure of the budget is spent on it', () => {
+    const { state, actions } = run(machine(params({ maxFailures: 9 })), [
+      ...registerAll(['a', 'b', 'c']), ...allReport(1), ...allReport(2), commit(2), ...allReport(3), ...allReport(4),
+      { type: 'disk-write-failed', source: 'rank 0', generation: 1, step: 4, message: 'cannot write out/checkpoints/.tmp-step-4-1/trainable.safetensors: ENOSPC' },
+    ]);
+    assert.equal(state.kind, 'failed');
+    const fail = actions.at(-1);
+    assert.equal(fail?.type, 'fail');
+    assert.ok(fail?.type === 'fail' && fail.exitCode === 1 && fail.message.includes('.tmp-step-4-1/trainable.safetensors') && fail.message.includes('(ckpt/step-2) is the resume point'), JSON.stringify(fail));
+    assert.ok(!actions.some((a) => a.type === 'restore' || a.type === 'replace-worker'));
+  });
+
   void it('lateRanks names the longest silent rank first', () => {
     assert.deepEqual(lateRanks({ 0: 9_000, 1: 1_000, 2: 4_000 }, 12_000, 5_000), [{ rank: 1, silentMs: 11_000 }, { rank: 2, silentMs: 8_000 }]);
   });

@@ -7,6 +7,7 @@ import { launch } from '../../../coordinator/launcher.js';
 import { Coordinator } from '../../../coordinator/server.js';
 import { DEFAULT_CONNECT_TIMEOUT_S, runWorker } from '../../../worker/worker.js';
 import { loadConfig, type RunConfig } from '../../config/index.js';
+import { checkRunInputs } from '../../train/plan.js';
 import { MISSING_TOKEN } from '../../comm/proto.js';
 import { clientCredentials, serverCredentials, type TlsFlags } from '../../comm/tls.js';
 import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
@@ -97,6 +98,7 @@ export function registerLaunch(program: Command): void {
       const workers = f.workers ?? runWorldSize(f.resume as string, cfg);
       checkWorkers(cfg, workers);
       const output = defaultOutput(f, cfg);
+      await checkRunInputs(cfg, output, workers, true);
       const { summary } = await withDashboard(f, output, `launch ${path.basename(path.resolve(output))} · ${workers} workers`, (dash) =>
         interruptible(output, resumeCommand('launch', output, f, ` --workers ${workers}`), (signal) => launch({
           cfg, workers, output, resume: !!f.resume, overwrite: !!f.overwrite, maxSteps: f.maxSteps, metricsPort: f.metricsPort,
@@ -132,10 +134,11 @@ export function registerCoordinator(program: Command): void {
       const { credentials } = serverCredentials(f);
       const cfg = loadConfig(f.config);
       checkWorkers(cfg, f.workers);
+      for (const m of await checkRunInputs(cfg, f.output, f.workers, false)) log.warn({ missing: m }, `not found on this machine: ${m}; every worker must have it`);
       const again = `onelora coordinator --config ${f.config} --workers ${f.workers} --output ${f.output} --resume${f.maxSteps !== undefined ? ` --max-steps ${f.maxSteps}` : ''}`;
       const summary = await withDashboard(f, f.output, `coordinator ${path.basename(path.resolve(f.output))} · ${f.workers} workers`, (dash) => interruptible(f.output, again, async (signal) => {
         const c = new Coordinator({
-          cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
+          cfg, workers: f.workers, output: f.output, token, bind: f.bind, resume: !!f.resume, firstStart: true, overwrite: !!f.overwrite, resumeHint: '--resume (with the same --output)',
           maxSteps: f.maxSteps, metricsPort: f.metricsPort, credentials, curve: curveOn(f.zmqCurve), tensorboard: f.tensorboard, signal,
         });
         await c.start();

@@ -68,7 +68,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const device = (await initBackend(opts.backend, { logLevel: setupLevel })).name;
   try {
     for (;;) {
-      const endpoint = await comm.onStart();
+      // The largest buffer peers send: the restore broadcast (values, m, v and the step counter).
+      const endpoint = await comm.onStart(run ? 3 * run.engine.fused.size + 1 : undefined);
       if (!run) {
         const how = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
         log[setupLevel]({ endpoint }, `ZeroMQ endpoint ${endpoint} (${how})`);

@@ -71,7 +71,7 @@ export class PeerAuth {
     const first = this.seen.get(rank);
     // libzmq keeps the first connection of a routing id while it is open and silently drops a second
     // one: say so once, with both addresses (a reconnect after a broken link is the harmless case).
-    if (first !== undefined) this.refusals.refuse(`rank ${this.rank}: a second connection claims rank ${rank} (the first came from ${first}); ZeroMQ drops it while the first is open`, address);
+    if (first !== undefined) this.refusals.refuse(`rank ${this.rank}: rank ${rank} connected again (first from ${first}): a reconnect, or a second peer claiming the rank, which ZeroMQ drops while the first connection is open`, address);
     else if (this.seen.size < MAX_SEEN) this.seen.set(rank, address);
     return true;
   }

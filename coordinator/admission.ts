@@ -13,7 +13,7 @@ import { messageOf } from '../src/errors.js';
 import type { CoordinatorState } from './state.js';
 
 /** The rank that writes the group's checkpoints and commits them (every rank holds the same state). */
-export const CHECKPOINT_RANK = 0;
+const CHECKPOINT_RANK = 0;
 
 export type CommitCheck =
   | { ok: true; path: string; samplesSeen: number }

@@ -28,7 +28,7 @@ export function writeStderr(text: string): void {
  * Control characters as escapes (`\n` → `\\n`): log text often holds what a peer sent (a routing
  * id, a failure message), and a raw newline in it would print a second line that looks like ours.
  */
-export function escapeControl(text: string): string {
+function escapeControl(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

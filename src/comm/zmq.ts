@@ -54,7 +54,7 @@ export interface ZmqTransportOptions {
  * the buffers it will receive; that first ROUTER accepts frames up to 256 MiB (the restore broadcast
  * of up to ~22 M trainable numbers). Every later one is bound with the exact limit.
  */
-export const FIRST_BIND_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+const FIRST_BIND_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** The frame limit for a group whose largest all-reduce buffer has `floats` numbers (payload + slack for token and header). */
 export function maxMessageBytes(floats: number): number {

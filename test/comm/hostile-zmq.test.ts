@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allReduceSum } from '../../src/comm/allreduce.js';
-import { maxMessageBytes, ZmqTransport } from '../../src/comm/zmq.js';
+import { curveKeyPair, maxMessageBytes, ZmqTransport } from '../../src/comm/zmq.js';
 import { setStderrSink } from '../../src/log.js';
 import { python, PYTHON } from '../fixtures/hostile/job.js';
 
@@ -89,6 +89,27 @@ test('a claimed rank with a newline cannot write a log line of its own', { skip:
     assert.ok(!mine.some((l) => l.startsWith('info [coordinator] done')), mine.join('\n'));
     assert.ok(mine.some((l) => /refused a ZeroMQ connection: wrong job token .*claimed_rank=1\\ninfo \[coordinator\] done/.test(l)), mine.join('\n'));
     assert.ok(mine.some((l) => /refused a ZeroMQ connection: a rank outside the group .*claimed_rank=1\\ninfo/.test(l)), mine.join('\n'));
+  } finally {
+    await Promise.all(g.map((t) => t.close({ abort: true })));
+  }
+});
+
+test('with CURVE, a peer holding the token but no key of the group cannot deliver a gradient', { skip: NO_ZMQ, timeout: 60_000 }, async () => {
+  const keys = [0, 1, 2].map(() => curveKeyPair());
+  const peerPublicKeys = keys.map((k) => k.publicKey);
+  // ranks 0 and 1 of 3; the rogue claims rank 2, whose real process has not connected
+  const g = await Promise.all([0, 1].map((rank) => ZmqTransport.bind({ rank, size: 3, token: TOKEN, curve: { ...keys[rank]!, peerPublicKeys } })));
+  for (const t of g) t.connect([g[0]!.endpoint, g[1]!.endpoint, 'tcp://127.0.0.1:9']);
+  try {
+    const from = lines.length;
+    const rogue = python('zmq_peer.py', ['curve', '--endpoint', g[0]!.endpoint, '--server-key', keys[0]!.publicKey, '--id', '2', '--token', TOKEN, '--step', '5', '--seconds', '2']);
+    await assert.rejects(g[0]!.recv(2, { step: 5, sender: 2, chunk: 0 }, 2500), /no chunk 0 from rank 2/);
+    await rogue;
+    assert.equal(g[0]!.stats.messagesReceived, 0);
+    assert.ok(lines.slice(from).some((l) => /refused a ZeroMQ connection: a CURVE key that is not one of the group's/.test(l)), lines.slice(from).join('\n'));
+    // the group's own keys still connect
+    await g[1]!.send(0, { step: 6, sender: 1, chunk: 0 }, new Float32Array([7]));
+    assert.deepEqual([...(await g[0]!.recv(1, { step: 6, sender: 1, chunk: 0 }, 5000))], [7]);
   } finally {
     await Promise.all(g.map((t) => t.close({ abort: true })));
   }

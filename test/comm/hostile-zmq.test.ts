@@ -89,6 +89,7 @@ test('a claimed rank with a newline cannot write a log line of its own', { skip:
     assert.ok(!mine.some((l) => l.startsWith('info [coordinator] done')), mine.join('\n'));
     assert.ok(mine.some((l) => /refused a ZeroMQ connection: wrong job token .*claimed_rank=1\\ninfo \[coordinator\] done/.test(l)), mine.join('\n'));
     assert.ok(mine.some((l) => /refused a ZeroMQ connection: a rank outside the group .*claimed_rank=1\\ninfo/.test(l)), mine.join('\n'));
+    assert.ok(mine.some((l) => /dropped a ZeroMQ message: wrong job token peer=claimed rank 1\\ninfo \[coordinator\] done/.test(l)), mine.join('\n'));
   } finally {
     await Promise.all(g.map((t) => t.close({ abort: true })));
   }

@@ -4,7 +4,9 @@
 // for a replacement: the one budget is the policy's (--max-failures, distributed.max_failures).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { selfScript } from '../src/install.js';
 import { childLog, writeStderr } from '../src/log.js';
@@ -14,7 +16,7 @@ import { Coordinator, type CoordinatorOptions } from './server.js';
 
 const log = childLog('launch');
 
-export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind' | 'policy'> {
+export interface LaunchOptions extends Omit<CoordinatorOptions, 'token' | 'bind' | 'policy' | 'admit'> {
   backend?: string;
   /** Called once the coordinator listens (the dashboard reads its worker table). */
   onCoordinator?: (c: Coordinator) => void;
@@ -31,15 +33,30 @@ const BIN = selfScript();
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const token = process.env.ONELORA_JOB_TOKEN || randomBytes(24).toString('hex');
-  const coordinator = new Coordinator({ ...opts, token, bind: '127.0.0.1:0', policy: failurePolicyFor(opts.cfg, opts.workers) });
-  await coordinator.start();
-  opts.onCoordinator?.(coordinator);
-  if (coordinator.finished) return { summary: coordinator.finished, restarts: 0 };
+  // gRPC on a Unix socket in a directory only this user can enter: the token never crosses a
+  // network interface (on 127.0.0.1 any local user could sniff or dial it), and only the processes
+  // started below may register (docs/distributed.md#security-model).
+  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'onelora-'));
+  fs.chmodSync(sockDir, 0o700);
+  const address = `unix:${path.join(sockDir, 'coordinator.sock')}`;
   const children = new Map<number, ChildProcess>();
+  const admit = (workerId: string): boolean => [...children.values()].some((c) => workerId === `${os.hostname()}/${c.pid}`);
+  const coordinator = new Coordinator({ ...opts, token, bind: address, policy: failurePolicyFor(opts.cfg, opts.workers), admit });
+  try {
+    await coordinator.start();
+  } catch (err) {
+    fs.rmSync(sockDir, { recursive: true, force: true });
+    throw err;
+  }
+  opts.onCoordinator?.(coordinator);
+  if (coordinator.finished) {
+    fs.rmSync(sockDir, { recursive: true, force: true });
+    return { summary: coordinator.finished, restarts: 0 };
+  }
   let restarts = 0;
   let ended = false;
   const startWorker = (rank: number): void => {
-    const args = [BIN, 'worker', '--coordinator', `127.0.0.1:${coordinator.port}`, '--rank', String(rank), '--zmq-port', '0'];
+    const args = [BIN, 'worker', '--coordinator', address, '--rank', String(rank), '--zmq-port', '0'];
     if (opts.backend) args.push('--backend', opts.backend);
     if (opts.curve) args.push('--zmq-curve');
     // A process group of its own: the terminal's Ctrl-C reaches only this process, which stops the
@@ -89,6 +106,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
     // Workers exit by themselves on Stop; a straggler gets a moment, then SIGTERM.
     await Promise.all([...children.values()].map((c) => waitExit(c, 10_000)));
     process.removeListener('exit', killAll);
+    fs.rmSync(sockDir, { recursive: true, force: true });
   }
 }
 

@@ -37,6 +37,11 @@ export interface CoordinatorOptions {
   curve?: boolean;
   /** gRPC server credentials (src/comm/tls.ts); insecure by default. */
   credentials?: grpc.ServerCredentials;
+  /**
+   * Which worker identities (`hostname/pid`) may register: `launch` admits only the processes it
+   * started. Unset: any caller with the token (the workers of a job started by hand).
+   */
+  admit?: (workerId: string) => boolean;
   /** What a lost worker means; built once from the config (failurePolicyFor) when not given. */
   policy?: FailurePolicy;
 }

@@ -5,7 +5,8 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { encodeJobSpec } from '../src/comm/job.js';
-import { addCoordinatorService, bindServer, type Ack, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
+import { addCoordinatorService, bindServer, refusal, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
+import { RefusalLog } from '../src/comm/refusals.js';
 import { configHash } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
 import { DiskWriteError, RunError, UserError } from '../src/errors.js';
@@ -20,19 +21,13 @@ import { DataFeed } from './feed.js';
 import type { CoordinatorOptions } from './options.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
 import { failurePolicyFor, type FailurePolicy } from './policy.js';
+import { checkCommit, ControlSlots, registerConflict, type PendingRegister } from './admission.js';
 import { AsyncQueue } from './queue.js';
 import { initialState, lateRanks, reduce, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
 
 const log = childLog('coordinator');
 
 export type { CoordinatorOptions };
-
-
-interface PendingRegister {
-  req: RegisterRequest;
-  resolve(r: RegisterReply): void;
-  reject(e: Error): void;
-}
 
 export class Coordinator {
   port = 0;
@@ -47,13 +42,16 @@ export class Coordinator {
   private readonly prom = new PromMetrics();
   private readonly pending = new Map<string, PendingRegister>();
   private controls = new Map<number, AsyncQueue<Command>>();
+  private readonly slots = new ControlSlots();
+  /** Refused calls of token holders, counted and summarised (src/comm/refusals.ts). */
+  private readonly refusals = new RefusalLog(log);
   private lastSeen: Record<number, number> = {};
   /** The best evaluation recorded in the checkpoint a --resume starts from. */
   private resumedBest: Best = null;
   private reports = new Map<number, StepReport>();
   /** Ranks the reducer decided to replace, until their process is restarted or the group re-forms. */
   private replacements = new Set<number>();
-  /** Every worker identity (host/pid) that has called Register in this job. */
+  /** Every worker identity (host/pid) the state machine took into a group being formed (bounded by the group sizes). */
   private readonly registered = new Set<string>();
   private readonly policy: FailurePolicy;
   private devices = new Map<number, string>();
@@ -150,7 +148,7 @@ export class Coordinator {
 
   private handlers(): CoordinatorHandlers {
     return {
-      register: (req) => this.onRegister(req),
+      register: (req, peer) => this.onRegister(req, peer),
       heartbeat: (req) => {
         if (req.generation === this.state.generation) this.lastSeen[req.rank] = Date.now();
         return Promise.resolve({ generation: this.state.generation });
@@ -166,13 +164,23 @@ export class Coordinator {
         const late = req.late_rank >= 0 ? req.late_rank : req.rank;
         return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
       },
-      commitCheckpoint: (req) => Promise.resolve(this.ack(this.dispatch({ type: 'checkpoint-committed', generation: req.generation, step: req.step, path: req.path, samplesSeen: req.samples_seen }))),
+      commitCheckpoint: (req, peer) => Promise.resolve(this.onCommit(req, peer)),
       batches: (req) => this.onBatches(req.rank, req.generation, req.step),
-      control: (req, signal) => this.onControl(req.rank, req.generation, signal),
+      control: (req, signal, peer) => this.onControl(req.rank, req.generation, signal, peer),
     };
   }
 
-  private onRegister(req: RegisterRequest): Promise<RegisterReply> {
+  /** Only rank 0's commit of the directory the coordinator names is applied (admission.ts). */
+  private onCommit(req: CheckpointCommit, peer: string): Ack {
+    const c = checkCommit(this.opts.output, configHash(this.opts.cfg), req);
+    if (!c.ok) {
+      this.refusals.refuse(`CommitCheckpoint refused: ${c.reason}`, peer, { step: req.step, detail: c.detail });
+      return { ok: false, message: `${c.reason} (${c.detail})`, generation: this.state.generation };
+    }
+    return this.ack(this.dispatch({ type: 'checkpoint-committed', generation: req.generation, step: req.step, path: c.path, samplesSeen: c.samplesSeen }));
+  }
+
+  private onRegister(req: RegisterRequest, peer: string): Promise<RegisterReply> {
     // A mixed group could not connect (a CURVE ROUTER refuses plaintext DEALERs): refuse at once.
     if (!!this.opts.curve !== !!req.curve_public_key) {
       const msg = this.opts.curve
@@ -184,15 +192,22 @@ export class Coordinator {
     // Stable across a process's re-registrations (each binds a fresh endpoint): the state machine
     // recognises survivors by it, and only a survivor can hand the committed state over from memory.
     const workerId = `${req.hostname}/${req.pid}`;
-    this.registered.add(workerId);
+    const c = registerConflict(req, workerId, this.state, this.pending, this.opts.admit);
+    if (c) {
+      this.refusals.refuse(`Register refused: ${c.reason}`, peer, { worker: workerId, detail: c.detail });
+      return Promise.reject(refusal(c.code, `registration refused: ${c.reason} (${c.detail})`));
+    }
+    const same = this.pending.get(workerId);
+    // The same call again (a retry): it waits for the same group and gets the same reply.
+    if (same) return new Promise<RegisterReply>((resolve, reject) => same.waiters.push({ resolve, reject }));
     return new Promise<RegisterReply>((resolve, reject) => {
-      this.pending.set(workerId, { req, resolve, reject });
+      this.pending.set(workerId, { req, peer, waiters: [{ resolve, reject }] });
       const acts = this.dispatch({ type: 'worker-registered', workerId, requestedRank: req.requested_rank, endpoint: req.zmq_endpoint });
       const ignored = acts.find((a) => a.type === 'ignored');
       if (ignored && ignored.type === 'ignored') {
         this.pending.delete(workerId);
         reject(new RunError(`registration refused: ${ignored.reason}`));
-      }
+      } else this.registered.add(workerId);
     });
   }
 
@@ -204,13 +219,19 @@ export class Coordinator {
     yield* this.feed.batches(stepNo, s.committed.samplesSeen, s.members.length).perRank[rank] ?? [];
   }
 
-  private onControl(rank: number, generation: number, signal: AbortSignal): AsyncIterable<Command> {
+  private onControl(rank: number, generation: number, signal: AbortSignal, peer: string): AsyncIterable<Command> {
     const q = this.controls.get(rank);
     if (!q || generation !== this.state.generation) {
       const empty = new AsyncQueue<Command>();
       empty.push({ generation: this.state.generation, kind: 'restore', restore: { reason: `generation ${generation} is gone`, resume: null } });
       empty.end();
       return empty;
+    }
+    // One consumer per queue: a second stream would take the rank's commands (its wake-up) away.
+    const why = this.slots.claim(rank, peer, signal);
+    if (why) {
+      this.refusals.refuse(`Control stream refused: ${why}`, peer, { rank });
+      throw refusal(grpc.status.ALREADY_EXISTS, `Control stream refused: ${why}`);
     }
     this.lastSeen[rank] = Date.now();
     // A closed stream is a dead worker (or a stale one re-registering), but expected after a Stop.
@@ -326,18 +347,20 @@ export class Coordinator {
     // Whoever was to be replaced has been, or the group formed without it.
     this.replacements.clear();
     this.controls = new Map(a.members.map((m) => [m.rank, new AsyncQueue<Command>()]));
+    this.slots.reset(new Map(a.members.map((m) => [m.rank, this.pending.get(m.workerId)?.peer ?? ''])));
     const now = Date.now();
     this.lastSeen = Object.fromEntries(a.members.map((m) => [m.rank, now]));
     for (const m of a.members) {
       const p = this.pending.get(m.workerId);
       this.pending.delete(m.workerId);
       if (p) this.devices.set(m.rank, p.req.device);
-      p?.resolve({
+      const reply: RegisterReply = {
         rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec,
         config_hash: configHash(this.opts.cfg),
         resume: { step: a.resume.step, samples_seen: a.resume.samplesSeen, epoch: 0, checkpoint_dir: a.restoreFrom === 'disk' ? (a.durable?.path ?? '') : '' },
         peer_curve_public_keys: curveKeys,
-      });
+      };
+      for (const w of p?.waiters ?? []) w.resolve(reply);
     }
     this.prom.workers.set(a.members.length);
     this.prom.generation.set(a.generation);
@@ -365,7 +388,7 @@ export class Coordinator {
 
   private fail(message: string, exitCode: 1 | 2): void {
     this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: message, failed: true } }, true);
-    for (const p of this.pending.values()) p.reject(new RunError(message));
+    for (const p of this.pending.values()) for (const w of p.waiters) w.reject(new RunError(message));
     this.pending.clear();
     this.outputs.close();
     log.error(message);
@@ -375,7 +398,7 @@ export class Coordinator {
 
   private interrupted(durable: Durable | null): void {
     this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false } }, true);
-    for (const p of this.pending.values()) p.reject(new RunError('the run was interrupted'));
+    for (const p of this.pending.values()) for (const w of p.waiters) w.reject(new RunError('the run was interrupted'));
     this.pending.clear();
     this.outputs.close();
     const err = interruptedAt(durable?.step ?? 0, this.stopAt, durable?.path ?? null);
@@ -402,6 +425,7 @@ export class Coordinator {
       });
     });
     this.prom.close();
+    this.refusals.close();
     this.train.close();
   }
 }

@@ -24,6 +24,17 @@ export function writeStderr(text: string): void {
   else process.stderr.write(text);
 }
 
+/**
+ * Control characters as escapes (`\n` → `\\n`): log text often holds what a peer sent (a routing
+ * id, a failure message), and a raw newline in it would print a second line that looks like ours.
+ */
+function escapeControl(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
 /** Turns pino's JSON lines into `LEVEL [component] msg key=value …` for people. */
@@ -36,10 +47,10 @@ function humanStream(): Writable {
           const rec = JSON.parse(line) as Record<string, unknown>;
           const { level, msg, time: _t, pid: _p, hostname: _h, component, ...rest } = rec;
           const extra = Object.entries(rest)
-            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .map(([k, v]) => `${escapeControl(k)}=${typeof v === 'string' ? escapeControl(v) : JSON.stringify(v)}`)
             .join(' ');
-          const tag = component ? `[${String(component)}] ` : '';
-          writeStderr(`${LEVELS[Number(level)] ?? level} ${tag}${String(msg ?? '')}${extra ? ' ' + extra : ''}\n`);
+          const tag = component ? `[${escapeControl(String(component))}] ` : '';
+          writeStderr(`${LEVELS[Number(level)] ?? level} ${tag}${escapeControl(String(msg ?? ''))}${extra ? ' ' + extra : ''}\n`);
         } catch {
           writeStderr(line + '\n');
         }

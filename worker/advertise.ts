@@ -21,6 +21,8 @@ function isLoopback(host: string): boolean {
 
 /** The host to advertise for a worker of the coordinator at `coordinator`; null: loopback (a one-host job). */
 export async function advertiseToward(coordinator: string): Promise<string | null> {
+  // A Unix socket (`launch` serves its gRPC on one) is on this host: a one-host job.
+  if (coordinator.startsWith('unix:')) return null;
   const { host, port } = splitHostPort(coordinator);
   if (isLoopback(host)) return null;
   const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');

@@ -90,7 +90,8 @@ async function follow(opts: WorkerOptions, client: CoordinatorClient, comm: Comm
   const device = (await initBackend(opts.backend, { logLevel: setupLevel })).name;
   try {
     for (;;) {
-      const endpoint = await comm.onStart();
+      // The largest buffer peers send: the restore broadcast (values, m, v and the step counter).
+      const endpoint = await comm.onStart(run ? 3 * run.engine.fused.size + 1 : undefined);
       if (!run) {
         const port = opts.zmqPort ? `--zmq-port ${opts.zmqPort}` : 'a free port: no --zmq-port given';
         const how = opts.advertise || endpoint.startsWith('tcp://127.') ? port : `${port}; the address this host reaches the coordinator from: no --advertise given`;

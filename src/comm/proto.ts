@@ -8,6 +8,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { UserError, messageOf } from '../errors.js';
 import { installPath } from '../install.js';
 import { childLog } from '../log.js';
+import { RefusalLog } from './refusals.js';
 
 const log = childLog('grpc');
 
@@ -217,43 +218,54 @@ export class CoordinatorClient {
  * The coordinator's side: handlers see checked requests (the token already verified) and only
  * translate between messages and the state machine. A UserError becomes INVALID_ARGUMENT, any
  * other error INTERNAL; streaming handlers get a signal that aborts when the client goes away.
+ * `peer` is the caller's connection as gRPC names it (`ipv4:10.0.0.5:41234`): one client channel
+ * keeps one connection, so a worker's Register and Control come from the same peer.
  */
 export interface CoordinatorHandlers {
-  register(req: RegisterRequest): Promise<RegisterReply>;
+  register(req: RegisterRequest, peer: string): Promise<RegisterReply>;
   heartbeat(req: HeartbeatRequest): Promise<HeartbeatReply>;
   reportStep(req: StepReport): Promise<Ack>;
   reportFailure(req: FailureReport): Promise<Ack>;
-  commitCheckpoint(req: CheckpointCommit): Promise<Ack>;
+  commitCheckpoint(req: CheckpointCommit, peer: string): Promise<Ack>;
   batches(req: BatchesRequest, signal: AbortSignal): AsyncIterable<MicroBatch>;
-  control(req: ControlRequest, signal: AbortSignal): AsyncIterable<Command>;
+  control(req: ControlRequest, signal: AbortSignal, peer: string): AsyncIterable<Command>;
+}
+
+/** A RunError-like refusal with its gRPC status, for handlers that turn a call away. */
+export function refusal(code: grpc.status, message: string): grpc.ServiceError {
+  return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() });
 }
 
 type Call = { request: { token?: string }; metadata: grpc.Metadata; getPeer(): string };
 
+/** Wrong-token calls of every server in this process: counted and summarised, not one line each. */
+const refusedTokens = new RefusalLog(log);
+
 function authError(call: Call, token: string): grpc.ServiceError | null {
   const md = call.metadata.get(TOKEN_METADATA_KEY)[0];
   if (md === token && call.request.token === token) return null;
-  log.warn({ peer: call.getPeer() }, 'refused a control-plane call with a missing or wrong job token');
-  return Object.assign(new Error('wrong or missing job token'), { code: grpc.status.UNAUTHENTICATED, details: 'wrong or missing job token', metadata: new grpc.Metadata() });
+  refusedTokens.refuse('refused a control-plane call with a missing or wrong job token', call.getPeer());
+  return refusal(grpc.status.UNAUTHENTICATED, 'wrong or missing job token');
 }
 
 function toServiceError(err: unknown): grpc.ServiceError {
+  if (err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number' && 'metadata' in err) return err as grpc.ServiceError;
   const code = err instanceof UserError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-  return Object.assign(new Error(messageOf(err)), { code, details: messageOf(err), metadata: new grpc.Metadata() });
+  return refusal(code, messageOf(err));
 }
 
-function unaryHandler<Q, A>(token: string, fn: (req: Q) => Promise<A>): grpc.handleUnaryCall<Q, A> {
+function unaryHandler<Q, A>(token: string, fn: (req: Q, peer: string) => Promise<A>): grpc.handleUnaryCall<Q, A> {
   return (call, callback) => {
     const denied = authError(call as unknown as Call, token);
     if (denied) return callback(denied);
-    fn(call.request).then(
+    fn(call.request, call.getPeer()).then(
       (res) => callback(null, res),
       (err: unknown) => callback(toServiceError(err)),
     );
   };
 }
 
-function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal) => AsyncIterable<A>): grpc.handleServerStreamingCall<Q, A> {
+function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal, peer: string) => AsyncIterable<A>): grpc.handleServerStreamingCall<Q, A> {
   return (call) => {
     const denied = authError(call as unknown as Call, token);
     if (denied) return void call.emit('error', denied);
@@ -261,7 +273,7 @@ function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal) =>
     call.on('cancelled', () => ac.abort());
     void (async () => {
       try {
-        for await (const msg of fn(call.request, ac.signal)) {
+        for await (const msg of fn(call.request, ac.signal, call.getPeer())) {
           if (ac.signal.aborted) return;
           if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
         }
@@ -276,13 +288,13 @@ function streamHandler<Q, A>(token: string, fn: (req: Q, signal: AbortSignal) =>
 export function addCoordinatorService(server: grpc.Server, token: string, h: CoordinatorHandlers): void {
   if (!token) throw new UserError('a job token is required (ONELORA_JOB_TOKEN)');
   server.addService(coordinatorService().service, {
-    Register: unaryHandler(token, (r: RegisterRequest) => h.register(r)),
+    Register: unaryHandler(token, (r: RegisterRequest, peer) => h.register(r, peer)),
     Heartbeat: unaryHandler(token, (r: HeartbeatRequest) => h.heartbeat(r)),
     ReportStep: unaryHandler(token, (r: StepReport) => h.reportStep(r)),
     ReportFailure: unaryHandler(token, (r: FailureReport) => h.reportFailure(r)),
-    CommitCheckpoint: unaryHandler(token, (r: CheckpointCommit) => h.commitCheckpoint(r)),
+    CommitCheckpoint: unaryHandler(token, (r: CheckpointCommit, peer) => h.commitCheckpoint(r, peer)),
     Batches: streamHandler(token, (r: BatchesRequest, s) => h.batches(r, s)),
-    Control: streamHandler(token, (r: ControlRequest, s) => h.control(r, s)),
+    Control: streamHandler(token, (r: ControlRequest, s, peer) => h.control(r, s, peer)),
   });
 }
 

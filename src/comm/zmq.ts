@@ -6,11 +6,19 @@
 // Wire format, one multipart message per tagged chunk:
 //   [job token (utf8), header: uint32 LE step, sender, chunk (12 bytes), float32 LE payload]
 // (the ROUTER prepends the DEALER's routingId, the sender's claimed rank).
+//
+// Before a connection's routing id is bound it must authenticate (zmq-auth.ts, through the ZAP
+// handler of zap.ts): PLAIN with the job token, or CURVE with one of the group's keys. libzmq drops a
+// connection whose frame exceeds `maxMessageBytes` as soon as it reads the frame's size, before
+// buffering it: a peer cannot make a rank allocate gigabytes.
 import { timingSafeEqual } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { RunError, UserError } from '../errors.js';
 import { childLog } from '../log.js';
+import { RefusalLog } from './refusals.js';
 import { Mailbox, PeerUnreachableError, checkPeer, newStats, type Tag, type Transport, type TransportStats } from './transport.js';
+import { registerZap, unregisterZap } from './zap.js';
+import { PeerAuth } from './zmq-auth.js';
 
 const log = childLog('zmq');
 
@@ -39,6 +47,24 @@ export interface ZmqTransportOptions {
    * PeerUnreachableError naming the endpoint, long before any all-reduce timeout.
    */
   connectTimeoutMs?: number;
+  /**
+   * The largest frame a peer may send, bytes (see maxMessageBytes()); a larger one drops the
+   * connection unread. Default FIRST_BIND_MAX_MESSAGE_BYTES, for a worker that does not know its
+   * job's buffer size yet.
+   */
+  maxMessageBytes?: number;
+}
+
+/**
+ * A worker binds its first ROUTER before Register tells it the job, so it cannot know the size of
+ * the buffers it will receive; that first ROUTER accepts frames up to 256 MiB (the restore broadcast
+ * of up to ~22 M trainable numbers). Every later one is bound with the exact limit.
+ */
+const FIRST_BIND_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/** The frame limit for a group whose largest all-reduce buffer has `floats` numbers (payload + slack for token and header). */
+export function maxMessageBytes(floats: number): number {
+  return 4 * floats + 1024;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -63,7 +89,6 @@ export class ZmqTransport implements Transport {
   private readonly tokenBytes: Buffer;
   private readonly dealers = new Map<number, zmq.Dealer>();
   private readonly queues = new Map<number, Promise<void>>();
-  private readonly warned = new Set<string>();
   private closed = false;
   private readonly byes = new Set<number>();
   private byeWaiter: (() => void) | null = null;
@@ -83,6 +108,9 @@ export class ZmqTransport implements Transport {
     token: string,
     private readonly sendTimeoutMs: number,
     private connectTimeoutMs: number,
+    private readonly auth: PeerAuth,
+    private readonly zapDomain: string,
+    private readonly refusals: RefusalLog,
   ) {
     this.tokenBytes = Buffer.from(token, 'utf8');
   }
@@ -96,21 +124,27 @@ export class ZmqTransport implements Transport {
     }
     // No handover: a second connection claiming a connected rank's routing id is refused rather than
     // taking the rank over. A re-formed group (new generation) binds fresh transports.
-    const router = new zmq.Router({ linger: 0, receiveHighWaterMark: 0 });
+    const refusals = new RefusalLog(log);
+    const auth = new PeerAuth(opts.token, opts.rank, opts.size, refusals, !!opts.curve);
+    if (opts.size > 0 && opts.curve) auth.join(opts.rank, opts.size, opts.curve.peerPublicKeys);
+    const zapDomain = await registerZap(auth.authenticate);
+    // A connection waiting for the group's keys (CURVE) may take as long as the group takes to form.
+    const router = new zmq.Router({ linger: 0, receiveHighWaterMark: 0, zapDomain, handshakeInterval: 300_000, maxMessageSize: opts.maxMessageBytes ?? FIRST_BIND_MAX_MESSAGE_BYTES });
     if (opts.curve) {
       router.curveServer = true;
       router.curveSecretKey = opts.curve.secretKey;
-    }
+    } else router.plainServer = true;
     const address = opts.bind ?? 'tcp://127.0.0.1:*';
     try {
       await router.bind(address);
     } catch (err) {
       router.close();
+      await unregisterZap(zapDomain);
       throw new RunError(`rank ${opts.rank}: cannot bind ZeroMQ endpoint ${address}: ${(err as Error).message}`, { cause: err });
     }
     let endpoint = router.lastEndpoint ?? address;
     if (opts.advertise) endpoint = endpoint.replace(/^tcp:\/\/[^:]+:/, `tcp://${opts.advertise}:`);
-    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const t = new ZmqTransport(opts.rank, opts.size, router, endpoint, opts.curve, opts.token, opts.sendTimeoutMs ?? 60_000, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, auth, zapDomain, refusals);
     t.loopDone = t.receiveLoop();
     return t;
   }
@@ -128,6 +162,7 @@ export class ZmqTransport implements Transport {
     if (connectTimeoutMs !== undefined) this.connectTimeoutMs = connectTimeoutMs;
     this.rank = rank;
     this.size = endpoints.length;
+    this.auth.join(rank, this.size, this.curve?.peerPublicKeys ?? []);
     this.connect(endpoints);
   }
 
@@ -147,6 +182,10 @@ export class ZmqTransport implements Transport {
         dealer.curvePublicKey = this.curve.publicKey;
         dealer.curveSecretKey = this.curve.secretKey;
         dealer.curveServerKey = this.curve.peerPublicKeys[p];
+      } else {
+        // PLAIN: the handshake proves the token before the peer binds this rank's routing id.
+        dealer.plainUsername = String(this.rank);
+        dealer.plainPassword = this.tokenBytes.toString('utf8');
       }
       this.watchConnect(p, dealer, endpoints[p]!);
       dealer.connect(endpoints[p]!);
@@ -249,7 +288,10 @@ export class ZmqTransport implements Transport {
       d.close();
     }
     this.router.close();
+    this.auth.close();
     await this.loopDone;
+    await unregisterZap(this.zapDomain);
+    this.refusals.close();
   }
 
   private async drain(drainMs: number): Promise<void> {
@@ -302,7 +344,7 @@ export class ZmqTransport implements Transport {
     const tag: Tag = { step: header.readUInt32LE(0), sender: header.readUInt32LE(4), chunk: header.readUInt32LE(8) };
     const from = Number(claimed);
     if (!Number.isInteger(from) || from < 0 || (this.size > 0 && from >= this.size) || tag.sender !== from) {
-      this.reject(claimed, `sender ${tag.sender} does not match its routing id`);
+      this.reject(claimed, 'its sender field does not match its routing id');
       return;
     }
     if (tag.step === BYE && tag.chunk === BYE) {
@@ -322,13 +364,10 @@ export class ZmqTransport implements Transport {
     return token.length === this.tokenBytes.length && timingSafeEqual(token, this.tokenBytes);
   }
 
-  /** Drops a message; warns once per claimed sender and reason, so a stray peer cannot flood the log. */
+  /** Drops a message; counted and summarised (refusals.ts), so a stray peer cannot flood the log. */
   private reject(claimed: string, reason: string): void {
     this.stats.rejected++;
-    const key = `${claimed}:${reason}`;
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    log.warn({ rank: this.rank, claimedRank: claimed }, `dropped a ZeroMQ message claiming to be from rank ${claimed}: ${reason}`);
+    this.refusals.refuse(`rank ${this.rank}: dropped a ZeroMQ message: ${reason}`, `claimed rank ${claimed}`);
   }
 }
 

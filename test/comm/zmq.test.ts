@@ -38,29 +38,35 @@ void describe('ZmqTransport on 127.0.0.1', () => {
     }
   });
 
-  void it('a message with a wrong job token is dropped and counted; the right token goes through', async () => {
-    const g = await group(2, 'right');
-    const stray = new zmq.Dealer({ linger: 0, routingId: '1' });
+  void it('a connection without the job token is refused before its routing id is bound; a wrong token in a message is dropped and counted', async () => {
+    const g = await Promise.all([0, 1].map((rank) => ZmqTransport.bind({ rank, size: 3, token: 'right' })));
+    for (const t of g) t.connect([g[0].endpoint, g[1].endpoint, 'tcp://127.0.0.1:9']);
     const header = Buffer.alloc(12);
     header.writeUInt32LE(5, 0);
-    header.writeUInt32LE(1, 4);
+    header.writeUInt32LE(2, 4);
+    // no token (NULL security) and a wrong token (PLAIN): refused in the handshake, nothing arrives
+    const stray = new zmq.Dealer({ linger: 0, routingId: '1' });
+    const wrong = new zmq.Dealer({ linger: 0, routingId: '2', plainUsername: '2', plainPassword: 'wrong' });
+    // the right token in the handshake, a wrong one in the message: dropped and counted
+    const inner = new zmq.Dealer({ linger: 0, routingId: '2', plainUsername: '2', plainPassword: 'right' });
     try {
-      // claims to be rank 1 from a second connection: refused by the ROUTER (routing id in use)
-      // or, had it got through, dropped for its token; either way nothing reaches the mailbox
-      stray.connect(g[0].endpoint);
-      await stray.send([Buffer.from('wrong'), header, Buffer.alloc(4)]);
-      const other = new zmq.Dealer({ linger: 0, routingId: '7' });
-      other.connect(g[0].endpoint);
-      await other.send([Buffer.from('wrong'), header, Buffer.alloc(4)]);
-      await assert.rejects(g[0].recv(1, { step: 5, sender: 1, chunk: 0 }, 300), /no chunk 0 from rank 1 after 0\.3 s/);
-      other.close();
+      for (const d of [stray, wrong]) {
+        d.connect(g[0].endpoint);
+        await d.send([Buffer.from('right'), header, Buffer.alloc(4)]);
+      }
+      await assert.rejects(g[0].recv(2, { step: 5, sender: 2, chunk: 0 }, 300), /no chunk 0 from rank 2 after 0\.3 s/);
+      assert.equal(g[0].stats.rejected, 0);
+      inner.connect(g[0].endpoint);
+      await inner.send([Buffer.from('wrong'), header, Buffer.alloc(4)]);
+      await assert.rejects(g[0].recv(2, { step: 5, sender: 2, chunk: 0 }, 500), /no chunk 0 from rank 2/);
       assert.equal(g[0].stats.rejected, 1);
       assert.equal(g[0].stats.messagesReceived, 0);
+      // the squatted id '1' did not block the real rank 1
       await g[1].send(0, { step: 6, sender: 1, chunk: 0 }, new Float32Array([7]));
       assert.deepEqual([...(await g[0].recv(1, { step: 6, sender: 1, chunk: 0 }, 5000))], [7]);
     } finally {
-      stray.close();
-      await Promise.all(g.map((t) => t.close()));
+      for (const d of [stray, wrong, inner]) d.close();
+      await Promise.all(g.map((t) => t.close({ abort: true })));
     }
   });
 

@@ -13,6 +13,7 @@ import { loadConfig, toYaml } from '../../src/config/index.js';
 import { tmpDir } from '../helpers.js';
 import { makeNet, netnsUnavailable } from './netns.js';
 import { adapterDiff, allExit, manualJob, start, stepsLogged, until, type Proc } from './procs.js';
+import { rogueRound } from './rogue-peer.js';
 
 interface RoundContext {
   workDir: string;
@@ -174,7 +175,7 @@ function partition(healAfterS: number | null): FaultRound {
   };
 }
 
-const ROUNDS: FaultRound[] = [killWorker, killLaunch, killInCheckpoint, sigstop, partition(HB_S * 2), partition(null)];
+const ROUNDS: FaultRound[] = [killWorker, killLaunch, killInCheckpoint, sigstop, partition(HB_S * 2), partition(null), rogueRound];
 
 const only = flags.only?.split(',').map((s) => s.trim());
 const rows: Record<string, unknown>[] = [];

@@ -77,7 +77,9 @@ const CASES: Record<string, Case> = {
   sumRows: () => grad((g) => sumRows(g as tf.Tensor2D), [seeded([12, 5], 30)], 31),
   'RMSNorm (frozen and trainable weight)': () => {
     const x = seeded([6, 8], 32);
-    const frozen = grad((xi) => rmsNorm(xi as tf.Tensor2D, seeded([8], 33) as tf.Tensor1D, 1e-5), [x], 34);
+    // A frozen weight lives as long as the model (rmsNorm's gradient reads it, not a saved copy).
+    const wFrozen = seeded([8], 33) as tf.Tensor1D;
+    const frozen = grad((xi) => rmsNorm(xi as tf.Tensor2D, wFrozen, 1e-5), [x], 34);
     const w = tf.variable(seeded([8], 35), true); // a trainable variable is what makes rmsNorm return dw
     try {
       return [...frozen, ...grad((xi, wi) => rmsNorm(xi as tf.Tensor2D, wi as tf.Tensor1D, 1e-5), [x, w], 36)];

@@ -30,7 +30,7 @@ test('an unknown --backend is an error naming the flag (exit 2), on run commands
   for (const args of [['train', '--preset', 'demo', '--max-steps', '1'], ['bench', 'kernels'], ['worker', '--coordinator', '127.0.0.1:1']]) {
     const r = cli(...args, '--backend', 'gpu');
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /option '--backend <name>' argument 'gpu' is invalid\. Allowed choices are auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    assert.match(r.stderr, /option '--backend <name>' argument 'gpu' is invalid\. Allowed choices are auto, tensorflow-gpu, webgpu, tensorflow, wasm, cpu\./);
     assert.doesNotMatch(r.stderr, /--set backend/);
   }
 });

@@ -50,7 +50,7 @@ test('merge of an adapter with a new class table (6 classes on a 10-class base),
     tf.tidy(() => v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => r.uniform(-0.05, 0.05)), v.shape)));
   }
   const adapted = await forward(model, 6);
-  saveAdapter(adapter, peft, { baseModel: DEMO, taskType: 'diffusion' });
+  await saveAdapter(adapter, peft, { baseModel: DEMO, taskType: 'diffusion' });
   peft.dispose();
   model.dispose();
 

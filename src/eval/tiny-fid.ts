@@ -19,7 +19,7 @@ import { featureStats, type FeatureStats } from './fid.js';
 const SEED = 1;
 const CHANNELS = [3, 16, 32, 16] as const;
 /** The features' dimension: the last conv's channels × a 2 × 2 grid. */
-export const TINY_FID_DIM = CHANNELS[3] * 4;
+const TINY_FID_DIM = CHANNELS[3] * 4;
 /** How summaries and reports name the network. */
 export const TINY_FID_NETWORK = `random-conv-${TINY_FID_DIM} (seeded, untrained; not comparable to Inception FID)`;
 

@@ -21,7 +21,7 @@ import { loadVae } from '../../models/vae-load.js';
 import { decodeLatents } from '../../models/vae-run.js';
 import { mixSeed } from '../../nn/rng.js';
 
-export interface SampleFidConfig {
+interface SampleFidConfig {
   readonly vae: string;
   readonly fid_samples: number;
   readonly sample_steps: number;

@@ -9,7 +9,7 @@
 // embeddings), but the figures are NOT comparable to published FIDs: they only compare runs of
 // the demo with each other. Hand-written: no package ships such a network.
 import { tf } from '../backend/tf.js';
-import { conv2d } from '../nn/conv.js';
+import { conv2d, convWeightFromTorch } from '../nn/conv.js';
 import { Rng } from '../nn/rng.js';
 import { UserError } from '../errors.js';
 import { gaussian } from '../models/diffusion.js';
@@ -26,8 +26,10 @@ export const TINY_FID_NETWORK = `random-conv-${TINY_FID_DIM} (seeded, untrained;
 export class TinyFidNet {
   private readonly weights: tf.Tensor4D[];
 
-  constructor() {
+  /** `torchWeights`: the three convs' weights in torch's [out, in, 3, 3] layout instead of the fixed ones (the reference test). */
+  constructor(torchWeights?: readonly Float32Array[]) {
     this.weights = CHANNELS.slice(1).map((cout, i) => {
+      if (torchWeights) return convWeightFromTorch(torchWeights[i]!, [cout, CHANNELS[i]!, 3, 3]);
       const cin = CHANNELS[i]!;
       const fanIn = 9 * cin;
       // [kh, kw, cin, cout], N(0, 2 / fan_in): ReLU's variance-keeping scale (He et al. 2015).

@@ -92,7 +92,7 @@ export function registerBench(program: Command): void {
       const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed, warmupSteps: o.warmupSteps, fidSamples: o.fidSamples });
       const fidBefore = results.find((r) => r.fid_before !== undefined)?.fid_before;
       const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '') +
-        (fidBefore !== undefined ? `Sample FID after the last step (${TINY_FID_NETWORK}; docs/dit.md#sample-grids-and-fid); the base before training: ${fidBefore.toFixed(3)}.\n\n` : '');
+        (fidBefore !== undefined ? `Sample FID: after the last step, against the held-out images; features: ${TINY_FID_NETWORK}, see docs/dit.md. The base before training: ${fidBefore.toFixed(3)}.\n\n` : '');
       const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results, notes) : [];
       printResult(!!o.json, { task: o.task, results, failed, files }, formatMethodsTable(o.task, results, failed, files));
       if (failed.length) process.exitCode = 1;

@@ -35,7 +35,7 @@ test('bench methods writes the table, the bubble plot (SVG, PNG) and the four ax
   const md = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
   assert.match(md, /\| method \| time to best \(s\) \| best loss ↓ \| sample FID ↓ \| step \|/);
   assert.ok(md.includes(`| ${(results[0]!.fid as number).toFixed(3)} |`), md);
-  assert.match(md, /the base before training: [\d.]+/);
+  assert.match(md, /The base before training: [\d.]+/);
   for (const f of ['report.md', 'bubbles.svg', 'bubbles.png', 'results.json']) assert.ok(fs.statSync(path.join(dir, f)).size > 0, f);
   assert.match(fs.readFileSync(path.join(dir, 'bubbles.svg'), 'utf8'), /<svg/);
   assert.deepEqual([...fs.readFileSync(path.join(dir, 'bubbles.png')).subarray(1, 4)], [0x50, 0x4e, 0x47]);

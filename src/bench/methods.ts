@@ -49,6 +49,12 @@ export interface MethodResult {
   /** Elements of a task head created for the run (a ViT classifier, a DiT class table), trained but counted apart. */
   head?: number;
   total_wall_s: number;
+  /**
+   * Diffusion tasks: the tiny sample FID (src/eval/tiny-fid.ts) after the last step, and of the
+   * base before the first (the same for every method). Lower is better; not comparable to Inception FIDs.
+   */
+  fid?: number;
+  fid_before?: number;
 }
 
 export interface MethodsBenchOptions {
@@ -66,6 +72,14 @@ export interface MethodsBenchOptions {
    * which made the first method of a list look slower than it is (docs/performance.md).
    */
   readonly warmupSteps?: number;
+  /** Diffusion tasks: samples per FID measurement (default: the preset's `diffusion.fid_samples`; 0: no FID). */
+  readonly fidSamples?: number;
+}
+
+/** `cfg` with its sample FID switched off (0) or measured on `n` samples (docs/dit.md#sample-grids-and-fid). */
+function withFidSamples(cfg: RunConfig, n: number | undefined): RunConfig {
+  if (n === undefined || cfg.diffusion.vae === undefined) return cfg;
+  return { ...cfg, diffusion: n > 0 ? { ...cfg.diffusion, fid_samples: n } : { ...cfg.diffusion, vae: undefined } };
 }
 
 /** MetaMath data for the LLaMA demo: the committed Arrow files, else prepared once into `work`. */
@@ -148,11 +162,12 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
   try {
     const warmup = opts.warmupSteps ?? 10;
     if (warmup > 0) {
-      const cfg = await methodConfig(opts.task, 'bitfit', work, warmup, opts.seed ?? 0);
+      // The warm-up is untimed and unreported: no samples, no FID.
+      const cfg = withFidSamples(await methodConfig(opts.task, 'bitfit', work, warmup, opts.seed ?? 0), 0);
       await train(cfg, { output: path.join(work, 'warm-up'), backend: opts.backend, quiet: true });
     }
     for (const method of opts.methods) {
-      const cfg = await methodConfig(opts.task, method, work, steps, opts.seed ?? 0);
+      const cfg = withFidSamples(await methodConfig(opts.task, method, work, steps, opts.seed ?? 0), opts.fidSamples);
       const out = path.join(work, method.replace(/[^\w.+-]/g, '_'));
       let summary: Awaited<ReturnType<typeof train>>;
       try {
@@ -170,6 +185,8 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
       const r: MethodResult = {
         method, time_to_best_s: round(best.wall), metric: cfg.eval.metric, value: round(best.value, 4), lower_is_better: lower, best_step: best.step,
         peak_bytes: summary.peak_bytes, trainable: summary.trainable, head: summary.head, total_wall_s: round(summary.wall_s),
+        ...(typeof summary.fid?.after === 'number' ? { fid: round(summary.fid.after, 3) } : {}),
+        ...(typeof summary.fid?.before === 'number' ? { fid_before: round(summary.fid.before, 3) } : {}),
       };
       log.info(r, `${opts.task} ${method}`);
       results.push(r);
@@ -180,6 +197,10 @@ export async function benchMethods(opts: MethodsBenchOptions): Promise<{ results
   return { results, failed };
 }
 
+/** The FID column of the bench's table and report: after the last step, lower is better. */
+export const FID_HEADER = 'sample FID ↓';
+export const fidCell = (r: MethodResult): string => (r.fid !== undefined ? r.fid.toFixed(3) : '-');
+
 function round(v: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
@@ -188,8 +209,9 @@ function round(v: number, digits = 2): number {
 /** The human output of `bench methods`: one aligned row per method, the failures and files after it. */
 export function formatMethodsTable(task: string, results: readonly MethodResult[], failed: readonly MethodFailure[], files: readonly string[] = []): string {
   const metric = results[0]?.metric ?? 'metric';
-  const head = ['method', 'time to best (s)', `best ${metric} ${results[0]?.lower_is_better === false ? '↑' : '↓'}`, 'step', 'peak memory (MB)', 'trainable params'];
-  const rows = results.map((r) => [r.method, r.time_to_best_s.toFixed(1), r.value.toFixed(4), String(r.best_step), (r.peak_bytes / 1e6).toFixed(1), r.trainable.toLocaleString('en-US')]);
+  const withFid = results.some((r) => r.fid !== undefined);
+  const head = ['method', 'time to best (s)', `best ${metric} ${results[0]?.lower_is_better === false ? '↑' : '↓'}`, ...(withFid ? [FID_HEADER] : []), 'step', 'peak memory (MB)', 'trainable params'];
+  const rows = results.map((r) => [r.method, r.time_to_best_s.toFixed(1), r.value.toFixed(4), ...(withFid ? [fidCell(r)] : []), String(r.best_step), (r.peak_bytes / 1e6).toFixed(1), r.trainable.toLocaleString('en-US')]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   // The method name reads left-aligned, the figures right-aligned (as the markdown report aligns them).
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();

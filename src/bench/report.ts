@@ -6,7 +6,7 @@ import path from 'node:path';
 import type * as vegaLite from 'vega-lite';
 import { placeLabels } from '../watch/plot-labels.js';
 import { writeChart } from '../watch/plot-render.js';
-import type { MethodResult } from './methods.js';
+import { FID_HEADER, fidCell, type MethodResult } from './methods.js';
 import type { PcaResult } from './pca.js';
 
 const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10;
@@ -17,10 +17,12 @@ export function markdownTable(task: string, rows: readonly MethodResult[]): stri
   // The new task head is the same for every method of a task, so it gets its own column, not a share of the bubble.
   const withHead = rows.some((r) => (r.head ?? 0) > 0);
   const fmt = (n: number): string => n.toLocaleString('en-US');
+  // A diffusion task's sample FID (after the last step) beside the loss, the paper's metric for DiT.
+  const withFid = rows.some((r) => r.fid !== undefined);
   const lines = [
-    `| method | time to best (s) | best ${metric} ${dir} | step | peak memory (MB) | trainable params |${withHead ? ' new task head |' : ''}`,
-    `|---|---:|---:|---:|---:|---:|${withHead ? '---:|' : ''}`,
-    ...rows.map((r) => `| ${r.method} | ${r.time_to_best_s.toFixed(1)} | ${r.value.toFixed(4)} | ${r.best_step} | ${mb(r.peak_bytes).toFixed(1)} | ${fmt(r.trainable)} |${withHead ? ` ${fmt(r.head ?? 0)} |` : ''}`),
+    `| method | time to best (s) | best ${metric} ${dir} |${withFid ? ` ${FID_HEADER} |` : ''} step | peak memory (MB) | trainable params |${withHead ? ' new task head |' : ''}`,
+    `|---|---:|---:|${withFid ? '---:|' : ''}---:|---:|---:|${withHead ? '---:|' : ''}`,
+    ...rows.map((r) => `| ${r.method} | ${r.time_to_best_s.toFixed(1)} | ${r.value.toFixed(4)} |${withFid ? ` ${fidCell(r)} |` : ''} ${r.best_step} | ${mb(r.peak_bytes).toFixed(1)} | ${fmt(r.trainable)} |${withHead ? ` ${fmt(r.head ?? 0)} |` : ''}`),
   ];
   return `## ${task}\n\n${lines.join('\n')}\n`;
 }

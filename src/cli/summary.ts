@@ -25,6 +25,11 @@ export function formatSummary(s: TrainSummary): string {
       lines.push(`  AbsRel:               ${b?.abs_rel?.toFixed(4) ?? '-'} before → ${a?.abs_rel?.toFixed(4) ?? '-'} after`);
     }
   }
+  if (s.fid) {
+    const f = s.fid;
+    lines.push(`  sample FID:           ${f.before?.toFixed(2) ?? '-'} before → ${f.after?.toFixed(2) ?? '-'} after (${f.samples} samples vs ${f.reference} held-out images, ${f.network})`);
+    lines.push(`  sample grids:         ${[f.grid_before, f.grid_after].filter(Boolean).join(', ')}`);
+  }
   for (const ex of s.examples ?? []) {
     lines.push('', `  question: ${ex.question}`, `  before:   ${ex.before}`, `  after:    ${ex.after}`, `  expected: ${ex.expected}`);
   }

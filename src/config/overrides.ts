@@ -17,7 +17,7 @@ export interface Override {
 }
 
 /** Keys whose values are paths; a relative path from the command line is relative to the working directory. */
-export const PATH_KEYS = ['model.path', 'model.tokenizer', 'data.train', 'data.validation', 'data.test', 'output'] as const;
+export const PATH_KEYS = ['model.path', 'model.tokenizer', 'data.train', 'data.validation', 'data.test', 'output', 'diffusion.vae'] as const;
 
 /** Setting one of a pair of alternatives drops the other, so `--set model.path=X` replaces a preset. */
 const EXCLUSIVE: Record<string, string> = {

@@ -130,6 +130,12 @@ const diffusion = z
     timesteps: posInt.default(1000), // DiT's (and DDPM's) training schedule length
     beta_schedule: z.enum(['linear']).default('linear'), // DiT's: β from 1e-4 to 0.02
     class_dropout: z.number().min(0).lt(1).default(0.1), // DiT's label dropout, which makes classifier-free guidance possible
+    // A VAE directory: the run then samples before its first step and after its last, writes the
+    // grids and measures a tiny FID against the decoded validation latents (docs/dit.md#sample-grids-and-fid).
+    vae: nonEmpty.optional(),
+    fid_samples: z.number().int().min(2).default(100), // samples per FID measurement (the classes cycle through the validation rows')
+    sample_steps: posInt.default(10), // DDIM steps (η 0) of those samples
+    sample_cfg: z.number().min(1).default(1.5), // their guidance: DiT's FID setting
   })
   .strict();
 

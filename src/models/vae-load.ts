@@ -72,6 +72,13 @@ function dryRun(get: Getter, tensors: readonly (readonly [string, readonly numbe
 
 const LEGACY: Readonly<Record<string, string>> = { to_q: 'query', to_k: 'key', to_v: 'value', 'to_out.0': 'proj_attn' };
 
+/** A frozen weight; its initial tensor is freed (tf.variable keeps the data, not that tensor). */
+function frozen<R extends tf.Rank>(t: tf.Tensor<R>): tf.Variable<R> {
+  const v = tf.variable(t, false);
+  t.dispose();
+  return v;
+}
+
 /**
  * Builds the model, taking each tensor from `get` (torch layout). With `dry`, only `get` is called
  * (to list the names and shapes) and no module is made: the result must then be dropped.
@@ -79,18 +86,18 @@ const LEGACY: Readonly<Record<string, string>> = { to_q: 'query', to_k: 'key', t
 function assembleVae(c: VaeConfig, get: Getter, dry = false): VaeModel {
   const cv = (name: string, cin: number, cout: number, k: number, opts: { stride?: number; padding?: number } = {}): Conv2dModule => dry ? dryRun(get, [[`${name}.weight`, [cout, cin, k, k]], [`${name}.bias`, [cout]]]) : new Conv2dModule(
     name,
-    tf.variable(convWeightFromTorch(get(`${name}.weight`, [cout, cin, k, k]), [cout, cin, k, k]), false) as tf.Variable<tf.Rank.R4>,
-    tf.variable(tf.tensor1d(get(`${name}.bias`, [cout])), false) as tf.Variable<tf.Rank.R1>,
+    frozen(convWeightFromTorch(get(`${name}.weight`, [cout, cin, k, k]), [cout, cin, k, k])) as tf.Variable<tf.Rank.R4>,
+    frozen(tf.tensor1d(get(`${name}.bias`, [cout]))) as tf.Variable<tf.Rank.R1>,
     { stride: opts.stride ?? 1, padding: opts.padding ?? Math.floor(k / 2) },
   );
   const gn = (name: string, ch: number): GroupNormModule => dry ? dryRun(get, [[`${name}.weight`, [ch]], [`${name}.bias`, [ch]]]) : new GroupNormModule(
-    name, tf.variable(tf.tensor1d(get(`${name}.weight`, [ch])), false) as tf.Variable<tf.Rank.R1>,
-    tf.variable(tf.tensor1d(get(`${name}.bias`, [ch])), false) as tf.Variable<tf.Rank.R1>, c.normGroups, 1e-6, // every GroupNorm of diffusers' AutoencoderKL uses eps 1e-6
+    name, frozen(tf.tensor1d(get(`${name}.weight`, [ch]))) as tf.Variable<tf.Rank.R1>,
+    frozen(tf.tensor1d(get(`${name}.bias`, [ch]))) as tf.Variable<tf.Rank.R1>, c.normGroups, 1e-6, // every GroupNorm of diffusers' AutoencoderKL uses eps 1e-6
   );
   const lin = (name: string, ch: number): LinearModule => dry ? dryRun(get, [[`${name}.weight`, [ch, ch]], [`${name}.bias`, [ch]]]) : new LinearModule(
     name, 'other',
-    tf.variable(tf.tidy(() => tf.tensor2d(get(`${name}.weight`, [ch, ch]), [ch, ch]).transpose()), false) as tf.Variable<tf.Rank.R2>, // [out, in] -> [in, out]
-    tf.variable(tf.tensor1d(get(`${name}.bias`, [ch])), false) as tf.Variable<tf.Rank.R1>,
+    frozen(tf.tidy(() => tf.tensor2d(get(`${name}.weight`, [ch, ch]), [ch, ch]).transpose())) as tf.Variable<tf.Rank.R2>, // [out, in] -> [in, out]
+    frozen(tf.tensor1d(get(`${name}.bias`, [ch]))) as tf.Variable<tf.Rank.R1>,
   );
   const resnet = (name: string, cin: number, cout: number): VaeResnet => new VaeResnet(
     gn(`${name}.norm1`, cin), cv(`${name}.conv1`, cin, cout, 3), gn(`${name}.norm2`, cout), cv(`${name}.conv2`, cout, cout, 3),

@@ -15,6 +15,7 @@ import { checkWritable, claimOutput, trimMetrics } from './run-dir.js';
 import { MetricsLog, Progress, updateBest, type Best, type StepMetrics } from './metrics.js';
 import { TensorBoardWriter } from '../watch/tensorboard.js';
 import type { TaskExample } from './task.js';
+import type { SampleFidRecord } from './tasks/diffusion-fid.js';
 
 export interface TrainSummary {
   task?: string;
@@ -33,6 +34,8 @@ export interface TrainSummary {
   output: string;
   /** Causal LM with a tokenizer: held-out questions answered before and after training. */
   examples?: { question: string; before: string; after: string; expected: string }[];
+  /** Diffusion with `diffusion.vae`: the sample grids and their tiny FID before and after training. */
+  fid?: SampleFidRecord;
 }
 
 /** Which steps (1-based, up to `stopAt` inclusive) evaluate and which write a checkpoint. */
@@ -203,6 +206,7 @@ export class RunRecord {
   evalBefore: Record<string, number> | null = null;
   evalAfter: Record<string, number> | null = null;
   private readonly answers: { before?: readonly TaskExample[]; after?: readonly TaskExample[] } = {};
+  private fid: SampleFidRecord | undefined;
 
   constructor(
     readonly output: string,
@@ -272,6 +276,11 @@ export class RunRecord {
     this.answers[when] = examples;
   }
 
+  /** A sample FID measured before the first step or after the last (src/train/tasks/diffusion-fid.ts). */
+  sampled(when: 'before' | 'after', what: Omit<SampleFidRecord, 'before' | 'after'>, r: { fid: number; grid: string }): void {
+    this.fid = { before: null, after: null, ...this.fid, ...what, [when]: r.fid, [`grid_${when}`]: r.grid };
+  }
+
   close(): void {
     this.progress.stop();
     this.metrics.close();
@@ -285,6 +294,7 @@ export class RunRecord {
       task: s.cfg.task, steps: s.steps, total_steps: s.totalSteps, method: s.cfg.method, trainable: s.trainable, head: s.head, backend: s.backend,
       wall_s: this.wallSeconds(), peak_bytes: this.peak, final_loss: this.lastLoss,
       eval_before: this.evalBefore, eval_after: this.evalAfter, best: this.best, output: path.resolve(this.output),
+      ...(this.fid ? { fid: this.fid } : {}),
       ...(before && after ? { examples: before.map((b, i) => ({ question: b.question, before: b.answer, after: after[i]?.answer ?? '', expected: b.expected })) } : {}),
     };
     writeFileAtomic(path.join(this.output, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');

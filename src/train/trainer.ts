@@ -15,6 +15,8 @@ import { childLog } from '../log.js';
 import type { MicroBatch } from './engine.js';
 import type { Best, StepMetrics } from './metrics.js';
 import { evaluatesBefore, interruptedAt, publishAdapter, recordConfig, resumePlan, openOutput, RunRecord, runLoop, scheduleOf, stepLine, type LoopEnd, type ResumePoint, type TrainSummary } from './loop.js';
+import { SampleFid } from './tasks/diffusion-fid.js';
+import type { DitModel } from '../models/dit.js';
 import { answerExamples, checkpoint, evaluate, openDataset, runParams, setupRun, totalSteps, type RunSetup } from './setup.js';
 import { drawRunCurves } from '../watch/plot.js';
 
@@ -98,6 +100,14 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
   log.info({ method: cfg.method, trainable, head, targets: run.peft.targets.length, total_steps: total, stop_at: stopAt }, 'training');
 
   const record = new RunRecord(output, schedule, step, { metric: cfg.eval.metric, best, quiet: opts.quiet, tensorboard: opts.tensorboard });
+  const d = cfg.diffusion;
+  const sampleFid = cfg.task === 'diffusion' && d.vae !== undefined ? SampleFid.open({ ...d, vae: d.vae }, run.validation, cfg.seed) : null;
+  const measure = async (when: 'before' | 'after'): Promise<void> => {
+    if (!sampleFid) return;
+    const r = await sampleFid.measure(run.model as DitModel, path.join(output, 'samples', when));
+    record.sampled(when, sampleFid.describe(), { fid: r.fid, grid: path.relative(output, r.grid) });
+    log.info({ fid: r.fid, grid: r.grid }, `sample FID ${when} training`);
+  };
   const first = step + 1;
   let end: LoopEnd = { checkpoint: null };
   let fresh = false;
@@ -107,6 +117,7 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
       if (ev) record.before(step, ev);
       const before = await answerExamples(run);
       if (before) record.answered('before', before);
+      await measure('before');
       fresh = true;
     }
     end = await runLoop(step, schedule, record, {
@@ -134,8 +145,10 @@ async function trainLoop(run: RunSetup, output: string, opts: TrainOptions, resu
         });
       },
     }, opts.signal);
+    if (end.interruptedAt === undefined && step === stopAt) await measure('after');
   } finally {
     record.close();
+    sampleFid?.dispose();
   }
   if (end.interruptedAt !== undefined) {
     const at = end.interruptedAt;

@@ -21,12 +21,21 @@ test('bench step prints step_s, tokens_per_s, peak_bytes and trainable for a tin
   }
 });
 
-test('bench methods writes the table, the bubble plot (SVG, PNG) and the four axes per method', () => {
+test('bench methods writes the table, the bubble plot (SVG, PNG) and the four axes per method, and tiny-dit\'s sample FID beside the loss', () => {
   const dir = tmpDir('bench');
-  const r = onelora('bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--report', dir);
+  const r = onelora('bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--fid-samples', '10', '--report', dir);
   const results = r.results as Record<string, unknown>[];
   assert.deepEqual(results.map((x) => x.method), ['1lora', 'bitfit']);
-  for (const x of results) for (const k of ['time_to_best_s', 'value', 'peak_bytes', 'trainable']) assert.equal(typeof x[k], 'number', k);
+  for (const x of results) for (const k of ['time_to_best_s', 'value', 'peak_bytes', 'trainable', 'fid', 'fid_before']) assert.equal(typeof x[k], 'number', k);
+  // The same base, noise and classes before training: one figure for every method; the trained ones differ from it.
+  assert.equal(results[0]!.fid_before, results[1]!.fid_before);
+  for (const x of results) assert.ok((x.fid as number) > 0 && x.fid !== x.fid_before, JSON.stringify(x));
+  const saved = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')) as { results: Record<string, unknown>[] };
+  assert.deepEqual(saved.results.map((x) => x.fid), results.map((x) => x.fid));
+  const md = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
+  assert.match(md, /\| method \| time to best \(s\) \| best loss ↓ \| sample FID ↓ \| step \|/);
+  assert.ok(md.includes(`| ${(results[0]!.fid as number).toFixed(3)} |`), md);
+  assert.match(md, /The base before training: [\d.]+/);
   for (const f of ['report.md', 'bubbles.svg', 'bubbles.png', 'results.json']) assert.ok(fs.statSync(path.join(dir, f)).size > 0, f);
   assert.match(fs.readFileSync(path.join(dir, 'bubbles.svg'), 'utf8'), /<svg/);
   assert.deepEqual([...fs.readFileSync(path.join(dir, 'bubbles.png')).subarray(1, 4)], [0x50, 0x4e, 0x47]);
@@ -35,10 +44,11 @@ test('bench methods writes the table, the bubble plot (SVG, PNG) and the four ax
 
 test('bench methods reports a method with nothing to train (norms on a DiT) and runs the others; exit 1', () => {
   const dir = tmpDir('bench');
-  const r = spawnSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', 'norms,bitfit', '--steps', '1', '--report', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
+  const r = spawnSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', 'norms,bitfit', '--steps', '1', '--fid-samples', '0', '--report', dir, '--backend', 'wasm', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { results: { method: string }[]; failed: { method: string; error: string }[] };
   assert.deepEqual(out.results.map((x) => x.method), ['bitfit']);
+  assert.ok(!('fid' in out.results[0]!), '--fid-samples 0: no FID');
   assert.equal(out.failed.length, 1);
   assert.equal(out.failed[0]!.method, 'norms');
   assert.match(out.failed[0]!.error, /'norms' finds nothing to train in .*demo-dit/);
@@ -71,13 +81,13 @@ test('bench pca: the Jacobi eigensolver returns orthonormal eigenvectors sorted 
 });
 
 test('bench methods without --json prints a table, one aligned row per method, not JSON', () => {
-  const out = execFileSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--backend', 'wasm'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync('node', ['bin/onelora.js', 'bench', 'methods', '--task', 'tiny-dit', '--methods', '1lora,bitfit', '--steps', '1', '--fid-samples', '4', '--backend', 'wasm'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.throws(() => JSON.parse(out));
   const lines = out.trim().split('\n');
   assert.equal(lines[0], 'tiny-dit:');
-  assert.match(lines[1] as string, /^method +time to best \(s\) +best loss ↓ +step +peak memory \(MB\) +trainable params$/);
+  assert.match(lines[1] as string, /^method +time to best \(s\) +best loss ↓ +sample FID ↓ +step +peak memory \(MB\) +trainable params$/);
   assert.deepEqual(lines.slice(2).map((l) => l.split(/ +/)[0]), ['1lora', 'bitfit']);
-  for (const l of lines.slice(2)) assert.match(l, /^\w+ +[\d.]+ +[\d.]+ +\d+ +[\d.]+ +[\d,]+$/);
+  for (const l of lines.slice(2)) assert.match(l, /^\w+ +[\d.]+ +[\d.]+ +[\d.]+ +\d+ +[\d.]+ +[\d,]+$/);
   // right-aligned figures: every row ends where the header does
   assert.ok(lines.slice(1).every((l) => l.length === (lines[1] as string).length), out);
   const text = formatMethodsTable('t', [{ method: '1lora', time_to_best_s: 4, metric: 'accuracy', value: 0.5, lower_is_better: false, best_step: 2, peak_bytes: 1e6, trainable: 1234, total_wall_s: 6 }],

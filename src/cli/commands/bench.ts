@@ -6,6 +6,7 @@ import { benchKernels } from '../../bench/kernels.js';
 import { ablationGrid, benchMethods, BENCH_TASKS, DEFAULT_METHODS, formatMethodsTable, type BenchTask } from '../../bench/methods.js';
 import { benchPca } from '../../bench/pca.js';
 import { writePcaPlot, writeReport } from '../../bench/report.js';
+import { TINY_FID_NETWORK } from '../../eval/tiny-fid.js';
 import { benchScaling, formatScaling } from '../../bench/scaling.js';
 import { benchStep, benchStepPair, DEFAULT_STEP_SHAPE } from '../../bench/step.js';
 import { UserError } from '../../errors.js';
@@ -85,11 +86,14 @@ export function registerBench(program: Command): void {
     .addOption(backendOption())
     .option('--seed <n>', 'seed of every run', intFlag(0), 0)
     .option('--warmup-steps <n>', 'untimed BitFit steps before the first method (wasm tier-up, JIT)', intFlag(0), 10)
+    .option('--fid-samples <n>', "tiny-dit: samples per sample FID (default: the preset's 100; 0: no FID)", intFlag(0))
     .option('--json', 'one JSON object on the last line')
-    .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; warmupSteps: number; json?: boolean }) => {
+    .action(action(async (o: { task: string; methods: string; grid?: boolean; steps?: number; report?: string; backend?: string; seed: number; warmupSteps: number; fidSamples?: number; json?: boolean }) => {
       const methods = o.grid ? ablationGrid() : o.methods.split(',').map((m) => m.trim()).filter(Boolean);
-      const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed, warmupSteps: o.warmupSteps });
-      const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '');
+      const { results, failed } = await benchMethods({ task: o.task as BenchTask, methods, steps: o.steps, backend: o.backend, seed: o.seed, warmupSteps: o.warmupSteps, fidSamples: o.fidSamples });
+      const fidBefore = results.find((r) => r.fid_before !== undefined)?.fid_before;
+      const notes = failed.map((f) => `- **${f.method} failed**: ${f.error}\n`).join('') + (failed.length ? '\n' : '') +
+        (fidBefore !== undefined ? `Sample FID: after the last step, against the held-out images; features: ${TINY_FID_NETWORK}, see docs/dit.md. The base before training: ${fidBefore.toFixed(3)}.\n\n` : '');
       const files = o.report ? await writeReport(o.report, o.grid ? 'grid' : 'bubbles', o.task, results, notes) : [];
       printResult(!!o.json, { task: o.task, results, failed, files }, formatMethodsTable(o.task, results, failed, files));
       if (failed.length) process.exitCode = 1;

@@ -32,6 +32,11 @@ let counter = 0;
 export async function registerZap(auth: Authenticate): Promise<string> {
   const domain = `onelora-${process.pid}-${++counter}`;
   domains.set(domain, auth);
+  if (closing) {
+    clearTimeout(closing);
+    closing = undefined;
+  }
+  await closed; // a handler being closed must free its inproc name before the next binds it
   if (!socket) {
     const s = new zmq.Router({ linger: 0 });
     socket = s;
@@ -42,15 +47,29 @@ export async function registerZap(auth: Authenticate): Promise<string> {
   return domain;
 }
 
-/** Forgets a domain; the last one closes the handler, so that the process can exit. */
+/**
+ * Forgets a domain; the handler closes CLOSE_GRACE_MS after the last one goes (so that the process
+ * can exit) unless a transport registers again first. Not at once: a ROUTER just closed still has
+ * sessions being torn down by libzmq's reaper, each with a pipe to this handler, and closing the
+ * handler under them aborts the process (libzmq asserts in pipe termination, seen under load when
+ * a group re-forms: the old transport closes and the next one registers).
+ */
 export async function unregisterZap(domain: string): Promise<void> {
   domains.delete(domain);
+  if (domains.size > 0 || !socket || closing) return;
+  closing = setTimeout(() => void (closed = closeHandler()), CLOSE_GRACE_MS);
+}
+
+const CLOSE_GRACE_MS = 1000;
+let closing: NodeJS.Timeout | undefined;
+let closed: Promise<void> = Promise.resolve();
+
+async function closeHandler(): Promise<void> {
+  closing = undefined;
   if (domains.size > 0 || !socket) return;
   const s = socket;
   socket = null;
   ready = null;
-  // Unbind first: a closed socket frees its inproc name only once libzmq has reaped it, and the
-  // next transport may register at once.
   await s.unbind(ZAP_ENDPOINT).catch(() => undefined);
   s.close();
   await loop;

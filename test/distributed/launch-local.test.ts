@@ -82,6 +82,15 @@ function workersOf(pid: number): number[] {
 const strays = (sample: Sample, zmqPorts: Set<number>): string[] =>
   sample.tcp.filter((s) => !zmqPorts.has(s.local) && !zmqPorts.has(s.remote)).map((s) => `${sample.who} (pid ${sample.pid}): ${s.listening ? 'listens on' : 'connected'} port ${s.listening ? s.local : `${s.local} -> ${s.remote}`}`);
 
+/** The permission bits of DIR; null once it is gone (the end of the run may remove it under us). */
+function modeOf(dir: string): number | null {
+  try {
+    return fs.statSync(dir).mode & 0o777;
+  } catch {
+    return null;
+  }
+}
+
 interface Sample { who: string; pid: number; tcp: TcpSocket[]; unix: string[] }
 const sample = (who: string, pid: number): Sample => ({ who, pid, tcp: tcpSockets(pid), unix: unixPaths(pid) });
 
@@ -107,7 +116,7 @@ test('launch: no TCP socket of the launch process or its workers but the workers
     const workers = workersOf(pid);
     samples.push(sample('launch', pid), ...workers.map((w) => sample('worker', w)));
     const bound = samples.at(-workers.length - 1)!.unix.find((u) => u.endsWith('/coordinator.sock'));
-    if (bound && dirMode === null) dirMode = fs.statSync(path.dirname(bound)).mode & 0o777;
+    if (bound && dirMode === null) dirMode = modeOf(path.dirname(bound));
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.equal(await p.exit, 0, p.stderr().slice(-3000));

@@ -107,3 +107,11 @@ export function registerConflict(
   }
   return null;
 }
+
+/** Why a worker cannot join a job whose ZeroMQ links do (or do not) use CURVE: a CURVE ROUTER refuses plaintext DEALERs. */
+export function curveMismatch(jobCurve: boolean, req: Pick<RegisterRequest, 'curve_public_key'>): string | null {
+  if (jobCurve === !!req.curve_public_key) return null;
+  return jobCurve
+    ? 'this job uses ZeroMQ CURVE (coordinator --zmq-curve): start the worker with --zmq-curve (or ONELORA_ZMQ_CURVE=1)'
+    : 'this worker uses ZeroMQ CURVE but the coordinator was started without --zmq-curve';
+}

@@ -4,8 +4,7 @@
 // the in-memory committed state.
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { encodeJobSpec } from '../src/comm/job.js';
-import { addCoordinatorService, bindServer, refusal, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
+import { addCoordinatorService, bindServer, closeServer, refusal, type Ack, type CheckpointCommit, type Command, type CoordinatorHandlers, type MicroBatch, type RegisterReply, type RegisterRequest, type StepReport } from '../src/comm/proto.js';
 import { RefusalLog } from '../src/comm/refusals.js';
 import { configHash } from '../src/config/index.js';
 import { Dataset } from '../src/data/arrow-file.js';
@@ -21,9 +20,10 @@ import { DataFeed } from './feed.js';
 import type { CoordinatorOptions } from './options.js';
 import { JobOutputs, PromMetrics } from './outputs.js';
 import { failurePolicyFor, type FailurePolicy } from './policy.js';
-import { checkCommit, ControlSlots, registerConflict, type PendingRegister } from './admission.js';
+import { checkCommit, ControlSlots, curveMismatch, registerConflict, type PendingRegister } from './admission.js';
+import { ackOf, backendsPhrase, failureEvent, groupFormedLine, groupReplies, timeoutEvent } from './group.js';
 import { AsyncQueue } from './queue.js';
-import { initialState, lateRanks, reduce, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
+import { initialState, reduce, type CoordinatorAction, type CoordinatorEvent, type CoordinatorState, type Durable } from './state.js';
 
 const log = childLog('coordinator');
 
@@ -159,10 +159,7 @@ export class Coordinator {
       },
       reportFailure: (req) => {
         log.warn({ rank: req.rank, late_rank: req.late_rank, step: req.step }, req.message);
-        if (req.kind === 'config') return Promise.resolve(this.ack(this.dispatch({ type: 'worker-config-error', rank: req.rank, message: req.message })));
-        if (req.kind === 'disk-write') return Promise.resolve(this.ack(this.dispatch({ type: 'disk-write-failed', source: `rank ${req.rank}`, generation: req.generation, step: req.step, message: req.message })));
-        const late = req.late_rank >= 0 ? req.late_rank : req.rank;
-        return Promise.resolve(this.ack(this.dispatch({ type: 'allreduce-failed', rank: req.rank, generation: req.generation, step: req.step, lateRank: late, message: req.message })));
+        return Promise.resolve(this.ack(this.dispatch(failureEvent(req))));
       },
       commitCheckpoint: (req, peer) => Promise.resolve(this.onCommit(req, peer)),
       batches: (req) => this.onBatches(req.rank, req.generation, req.step),
@@ -181,13 +178,10 @@ export class Coordinator {
   }
 
   private onRegister(req: RegisterRequest, peer: string): Promise<RegisterReply> {
-    // A mixed group could not connect (a CURVE ROUTER refuses plaintext DEALERs): refuse at once.
-    if (!!this.opts.curve !== !!req.curve_public_key) {
-      const msg = this.opts.curve
-        ? 'this job uses ZeroMQ CURVE (coordinator --zmq-curve): start the worker with --zmq-curve (or ONELORA_ZMQ_CURVE=1)'
-        : 'this worker uses ZeroMQ CURVE but the coordinator was started without --zmq-curve';
-      log.warn({ hostname: req.hostname, pid: req.pid }, `registration refused: ${msg}`);
-      return Promise.reject(new UserError(msg));
+    const mixed = curveMismatch(!!this.opts.curve, req);
+    if (mixed) {
+      log.warn({ hostname: req.hostname, pid: req.pid }, `registration refused: ${mixed}`);
+      return Promise.reject(new UserError(mixed));
     }
     // Stable across a process's re-registrations (each binds a fresh endpoint): the state machine
     // recognises survivors by it, and only a survivor can hand the committed state over from memory.
@@ -240,20 +234,14 @@ export class Coordinator {
   }
 
   private tick(): void {
-    const s = this.state;
-    if (s.kind === 'running' || s.kind === 'checkpointing') {
-      const seen = Object.fromEntries(s.members.map((m) => [m.rank, this.lastSeen[m.rank] ?? Date.now()]));
-      const late = lateRanks(seen, Date.now(), this.opts.heartbeatTimeoutMs ?? this.opts.cfg.distributed.heartbeat_timeout_s * 1000)[0];
-      if (late) this.dispatch({ type: 'heartbeat-timeout', rank: late.rank, generation: s.generation, silentMs: late.silentMs });
-    } else if (s.kind === 'waiting-for-workers' || s.kind === 'recovering') {
-      const waited = Date.now() - this.waitingSince;
-      if (waited > (this.opts.formTimeoutMs ?? this.opts.cfg.distributed.form_timeout_s * 1000)) this.dispatch({ type: 'recovery-timeout', waitedMs: waited });
-    }
+    const d = this.opts.cfg.distributed;
+    const timeouts = { heartbeatMs: this.opts.heartbeatTimeoutMs ?? d.heartbeat_timeout_s * 1000, formMs: this.opts.formTimeoutMs ?? d.form_timeout_s * 1000 };
+    const event = timeoutEvent(this.state, this.lastSeen, this.waitingSince, timeouts, Date.now());
+    if (event) this.dispatch(event);
   }
 
   private ack(actions: CoordinatorAction[]): Ack {
-    const ignored = actions.find((a) => a.type === 'ignored');
-    return { ok: !ignored, message: ignored && ignored.type === 'ignored' ? ignored.reason : '', generation: this.state.generation };
+    return ackOf(actions, this.state.generation);
   }
 
   private dispatch(event: CoordinatorEvent): CoordinatorAction[] {
@@ -338,12 +326,8 @@ export class Coordinator {
   }
 
   private formGroup(a: Extract<CoordinatorAction, { type: 'form-group' }>): void {
-    const endpoints = a.members.map((m) => m.endpoint);
     const curveKeys = a.members.map((m) => this.pending.get(m.workerId)?.req.curve_public_key ?? '');
-    const spec = encodeJobSpec({
-      config: this.opts.cfg, output: path.resolve(this.opts.output), stop_at: this.stopAt, restore_from: a.restoreFrom,
-      state_source_rank: a.stateSourceRank, allreduce_timeout_ms: this.opts.cfg.distributed.allreduce_timeout_s * 1000,
-    });
+    const replies = groupReplies(a, { cfg: this.opts.cfg, output: path.resolve(this.opts.output), stopAt: this.stopAt }, curveKeys);
     // Whoever was to be replaced has been, or the group formed without it.
     this.replacements.clear();
     this.controls = new Map(a.members.map((m) => [m.rank, new AsyncQueue<Command>()]));
@@ -354,21 +338,14 @@ export class Coordinator {
       const p = this.pending.get(m.workerId);
       this.pending.delete(m.workerId);
       if (p) this.devices.set(m.rank, p.req.device);
-      const reply: RegisterReply = {
-        rank: m.rank, world_size: a.members.length, generation: a.generation, peer_endpoints: endpoints, job_spec_json: spec,
-        config_hash: configHash(this.opts.cfg),
-        resume: { step: a.resume.step, samples_seen: a.resume.samplesSeen, epoch: 0, checkpoint_dir: a.restoreFrom === 'disk' ? (a.durable?.path ?? '') : '' },
-        peer_curve_public_keys: curveKeys,
-      };
-      for (const w of p?.waiters ?? []) w.resolve(reply);
+      for (const w of p?.waiters ?? []) w.resolve(replies.get(m.rank)!);
     }
     this.prom.workers.set(a.members.length);
     this.prom.generation.set(a.generation);
-    log.info({ generation: a.generation, workers: a.members.length, step: a.resume.step, samples_seen: a.resume.samplesSeen, from: a.restoreFrom, source_rank: a.stateSourceRank },
-      `group formed: ${a.members.length} workers, generation ${a.generation}, from step ${a.resume.step} (${a.restoreFrom}); data dealt over ${a.members.length} ranks from sample ${a.resume.samplesSeen}`);
+    log.info(...groupFormedLine(a));
     // The group's backends once (and again only should they change): workers under launch log theirs at debug.
     const devices = a.members.map((m) => this.devices.get(m.rank) ?? '?');
-    const backends = new Set(devices).size === 1 ? `${devices[0]} on all ${devices.length} workers` : a.members.map((m, i) => `rank ${m.rank} ${devices[i]}`).join(', ');
+    const backends = backendsPhrase(a.members.map((m) => m.rank), devices);
     if (backends !== this.loggedBackends) log.info({ backends: devices }, `backend ${(this.loggedBackends = backends)}`);
   }
 
@@ -387,21 +364,21 @@ export class Coordinator {
   }
 
   private fail(message: string, exitCode: 1 | 2): void {
-    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: message, failed: true } }, true);
-    for (const p of this.pending.values()) for (const w of p.waiters) w.reject(new RunError(message));
-    this.pending.clear();
-    this.outputs.close();
     log.error(message);
-    const err = exitCode === 2 ? new UserError(message) : new RunError(message);
-    void this.shutdown().then(() => this.settle.reject(err));
+    this.stopJob(message, true, exitCode === 2 ? new UserError(message) : new RunError(message));
   }
 
   private interrupted(durable: Durable | null): void {
-    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason: 'interrupted', failed: false } }, true);
-    for (const p of this.pending.values()) for (const w of p.waiters) w.reject(new RunError('the run was interrupted'));
+    this.stopJob('interrupted', false, interruptedAt(durable?.step ?? 0, this.stopAt, durable?.path ?? null));
+  }
+
+  /** Stops every worker and every waiting Register, closes the outputs and ends the job with `err`. */
+  private stopJob(reason: string, failed: boolean, err: Error): void {
+    this.broadcast({ generation: this.state.generation, kind: 'stop', stop: { reason, failed } }, true);
+    const refused = new RunError(failed ? reason : 'the run was interrupted');
+    for (const p of this.pending.values()) for (const w of p.waiters) w.reject(refused);
     this.pending.clear();
     this.outputs.close();
-    const err = interruptedAt(durable?.step ?? 0, this.stopAt, durable?.path ?? null);
     void this.shutdown().then(() => this.settle.reject(err));
   }
 
@@ -414,16 +391,7 @@ export class Coordinator {
   private async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 5000);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    await closeServer(this.server, 5000);
     this.prom.close();
     this.refusals.close();
     this.train.close();

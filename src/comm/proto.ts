@@ -304,3 +304,17 @@ export function bindServer(server: grpc.Server, address: string, credentials = g
     server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
+
+/** Closes a gRPC server gracefully (open streams may finish), forcibly after `forceMs`. */
+export function closeServer(server: grpc.Server, forceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, forceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -1,7 +1,7 @@
 // `onelora eval dit-fid`: DiT's evaluation protocol in one command (docs/dit.md#fid): `--num`
 // class-conditional samples (10,000 or 50,000 in the DiT paper), classes drawn uniformly, with
-// classifier-free guidance (1.5, DiT's FID setting, unless --cfg says otherwise), decoded by the
-// VAE to PNGs, then FID of those against the reference, as `eval fid --images`.
+// classifier-free guidance (--cfg, else the run config's diffusion.sample_cfg, else 1.5, DiT's FID
+// setting), decoded by the VAE to PNGs, then FID of those against the reference, as `eval fid --images`.
 // Resumable: samples are made in batches, batch b holding samples [b·B, (b+1)·B) with its start
 // noise seeded by (seed, b) and sample i's class by (seed, i), so the PNGs a run finds already
 // written are kept and the rest come out as an uninterrupted run would make them.

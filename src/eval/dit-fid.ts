@@ -10,6 +10,7 @@ import path from 'node:path';
 import { writePng } from '../data/image-files.js';
 import { childLog } from '../log.js';
 import { sampleLatents, type SamplerName } from '../models/diffusion.js';
+import { ditAdapterTranslation } from '../models/dit-adapter.js';
 import { adapterDitClasses, loadDit } from '../models/dit-load.js';
 import type { VaeModel } from '../models/vae.js';
 import { loadVae } from '../models/vae-load.js';
@@ -65,7 +66,7 @@ export async function ditFid(o: DitFidOptions): Promise<DitFidResult> {
   fs.mkdirSync(images, { recursive: true });
   const numClasses = o.adapter !== undefined ? adapterDitClasses(o.adapter) : undefined;
   const model = loadDit(o.model, { seed: o.seed, numClasses });
-  const peft = o.adapter !== undefined ? loadAdapter(o.adapter, model) : null;
+  const peft = o.adapter !== undefined ? loadAdapter(o.adapter, model, ditAdapterTranslation(model.config.depth)) : null;
   const vae = loadVae(o.vae);
   let reused = 0;
   try {

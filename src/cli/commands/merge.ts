@@ -3,6 +3,7 @@
 // model.safetensors.index.json above --max-shard-size, as save_pretrained writes them) and the
 // tokenizer / preprocessor / generation files copied from --model — loadable by transformers and
 // by onelora, in the base's dtype unless --dtype says otherwise.
+// `--adapter-only` writes the adapter itself instead (a DiT's in diffusers' names with --layout diffusers).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';

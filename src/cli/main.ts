@@ -20,6 +20,7 @@ import { registerTrain } from './commands/train.js';
 import { registerVae } from './commands/vae.js';
 import { installPath } from '../install.js';
 import { readJsonObject } from '../json-file.js';
+import { ditAdapterTranslation } from '../models/dit-adapter.js';
 import { loadAdapter } from '../peft/adapter-io.js';
 
 const pkg = readJsonObject(installPath('package.json')) as { version: string };
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // sample gets the PEFT loader here, so the DiT command does not import the adapter library.
-  const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model) });
+  const sample = (p: Command): void => registerSample(p, { applyAdapter: (model, dir) => loadAdapter(dir, model, ditAdapterTranslation(model.config.depth)) });
   for (const register of [registerTrain, registerPresets, registerData, registerParams, registerGenerate, registerPredict, registerDepth, registerMerge, sample, registerVae, registerEval, registerPlot, registerBench, registerBenchAllreduce, registerLaunch, registerCoordinator, registerWorker, registerDeploy, registerDashboard, registerDoctor]) register(program);
   return program;
 }

@@ -1,7 +1,7 @@
 // `onelora eval dit-fid`: DiT's evaluation protocol in one command (docs/dit.md#fid): `--num`
 // class-conditional samples (10,000 or 50,000 in the DiT paper), classes drawn uniformly, with
-// classifier-free guidance (1.5, DiT's FID setting, unless --cfg says otherwise), decoded by the
-// VAE to PNGs, then FID of those against the reference, as `eval fid --images`.
+// classifier-free guidance (--cfg, else the run config's diffusion.sample_cfg, else 1.5, DiT's FID
+// setting), decoded by the VAE to PNGs, then FID of those against the reference, as `eval fid --images`.
 // Resumable: samples are made in batches, batch b holding samples [b·B, (b+1)·B) with its start
 // noise seeded by (seed, b) and sample i's class by (seed, i), so the PNGs a run finds already
 // written are kept and the rest come out as an uninterrupted run would make them.
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { writePng } from '../data/image-files.js';
 import { childLog } from '../log.js';
 import { sampleLatents, type SamplerName } from '../models/diffusion.js';
+import { ditAdapterTranslation } from '../models/dit-adapter.js';
 import { adapterDitClasses, loadDit } from '../models/dit-load.js';
 import type { VaeModel } from '../models/vae.js';
 import { loadVae } from '../models/vae-load.js';
@@ -65,7 +66,7 @@ export async function ditFid(o: DitFidOptions): Promise<DitFidResult> {
   fs.mkdirSync(images, { recursive: true });
   const numClasses = o.adapter !== undefined ? adapterDitClasses(o.adapter) : undefined;
   const model = loadDit(o.model, { seed: o.seed, numClasses });
-  const peft = o.adapter !== undefined ? loadAdapter(o.adapter, model) : null;
+  const peft = o.adapter !== undefined ? loadAdapter(o.adapter, model, ditAdapterTranslation(model.config.depth)) : null;
   const vae = loadVae(o.vae);
   let reused = 0;
   try {

@@ -62,7 +62,8 @@ export function adapterDitClasses(adapterDir: string): number | undefined {
   if (!fs.existsSync(file)) return undefined;
   const src = openSafetensorsDir(file);
   try {
-    const rows = src.tensors.get(`base_model.model.${TABLE}`)?.shape[0];
+    // The table in facebookresearch's name, or block 0's copy in diffusers' (an adapter exported with diffusers names).
+    const rows = (src.tensors.get(`base_model.model.${TABLE}`) ?? src.tensors.get(`base_model.model.transformer_blocks.0.norm1.emb.class_embedder.${TABLE.slice('y_embedder.'.length)}`))?.shape[0];
     return rows === undefined ? undefined : rows - 1;
   } finally {
     src.close();

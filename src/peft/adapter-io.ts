@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readAll } from '../backend/read.js';
 import { tf } from '../backend/tf.js';
-import { openSafetensorsDir, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors.js';
+import { openSafetensorsDir, writeSafetensors, type LoadedTensor, type SafetensorsSource, type TensorToWrite } from '../checkpoint/safetensors.js';
 import { checkTensorSet } from '../checkpoint/tensor-set.js';
 import { UserError } from '../errors.js';
 import type { AdaptableModel } from '../nn/modules.js';
@@ -242,13 +242,25 @@ function dropoutOf(file: string, cfg: Record<string, unknown>, field: string): s
   return p > 0 ? `,dropout=${p}` : '';
 }
 
+/**
+ * An adapter written in another layout's module names (a DiT's in diffusers names): the model
+ * family maps the file's target_modules and tensors to its own names before they are checked.
+ */
+export interface AdapterTranslation {
+  /** Whether the file's tensor keys are in the other layout (else nothing is translated). */
+  applies(keys: readonly string[]): boolean;
+  targetModules(names: readonly string[]): string[];
+  tensors(found: ReadonlyMap<string, { readonly dtype: 'F32'; readonly shape: readonly number[]; readonly data: Float32Array }>, source: string): Map<string, { readonly dtype: 'F32'; readonly shape: readonly number[]; readonly data: Float32Array }>;
+}
+
 /** Reads adapter_config.json into the SPEC and options that rebuild the adapter. */
-function readAdapterConfig(dir: string): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
+function readAdapterConfig(dir: string, translate?: AdapterTranslation): { spec: MethodSpec; options: ApplyOptions; config: Record<string, unknown> } {
   const file = path.join(dir, ADAPTER_CONFIG);
   const cfg = readJsonObject(file);
   refuse(file, cfg);
   peftTaskType(cfg.task_type, file);
-  const targets = targetsExpr(file, 'target_modules', cfg.target_modules);
+  const listed = cfg.target_modules;
+  const targets = targetsExpr(file, 'target_modules', translate && Array.isArray(listed) ? translate.targetModules(listed as string[]) : listed);
   const exclude = targetsExpr(file, 'exclude_modules', cfg.exclude_modules);
   const mts = cfg.modules_to_save;
   const trainHead = Array.isArray(mts) && mts.length > 0;
@@ -285,31 +297,47 @@ function taskParams(keys: readonly string[], model: AdaptableModel, modulesToSav
     .filter((n) => params.has(n) && !linearParams.has(n) && modulesToSave.includes(shortName(n.replace(/\.(weight|bias)$/, ''))));
 }
 
+/** The file's tensors, in the model's names when `translate` applies (all read: they are an adapter's, small). */
+function fileTensors(src: SafetensorsSource, translate: AdapterTranslation | undefined): { shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>; read: (key: string) => LoadedTensor } {
+  const keys = [...src.tensors.keys()];
+  if (!translate?.applies(keys)) return { shapes: src.tensors, read: (key) => src.read(key) };
+  const all = new Map(keys.map((k) => {
+    const t = src.read(k);
+    if (!(t.data instanceof Float32Array)) throw new UserError(`${src.file}: tensor '${k}' has dtype ${t.dtype}, expected a float type`);
+    return [k, { dtype: 'F32' as const, shape: t.shape, data: t.data }];
+  }));
+  const mapped = translate.tensors(all, src.file);
+  return { shapes: mapped, read: (key) => mapped.get(key)! };
+}
+
 /**
  * Loads an adapter directory onto `model`: applies its method, then fills every tensor from the
- * file after checking names and shapes against what the method created.
+ * file after checking names and shapes against what the method created. `translate` reads an
+ * adapter written in another layout's names (a DiT adapter in diffusers names).
  */
-export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
-  const { spec, options, config } = readAdapterConfig(dir);
+export function loadAdapter(dir: string, model: AdaptableModel, translate?: AdapterTranslation): PeftState {
+  const { spec, options, config } = readAdapterConfig(dir, translate);
   // adapter_model.safetensors, or the adapter_model.bin older PEFT wrote (docs/models.md#pytorch-bin-and-pt-files).
   const src = openSafetensorsDir(dir, ADAPTER_WEIGHTS);
   const file = src.file;
-  const headParams = taskParams([...src.tensors.keys()], model, config.modules_to_save);
-  const state = applyMethod(model, spec, headParams.length ? { ...options, headParams } : options);
+  let state: PeftState | undefined;
   try {
+    const found = fileTensors(src, translate);
+    const headParams = taskParams([...found.shapes.keys()], model, config.modules_to_save);
+    state = applyMethod(model, spec, headParams.length ? { ...options, headParams } : options);
     const expected = new Map<string, tf.Variable>([...state.trainable, ...state.buffers]);
     // File shapes: kernel-layout tensors are stored transposed.
-    const fileShape = (key: string, v: tf.Variable): readonly number[] => (state.kernelLayout.has(key) ? [...v.shape].reverse() : v.shape);
+    const fileShape = (key: string, v: tf.Variable): readonly number[] => (state!.kernelLayout.has(key) ? [...v.shape].reverse() : v.shape);
     checkTensorSet({
       expected: new Map([...expected].map(([key, v]) => [key, fileShape(key, v)])),
-      found: src.tensors,
+      found: found.shapes,
       source: file,
       notes: { missing: `method ${spec.text}`, unexpected: `not created by method ${spec.text} on this model`, shape: 'the model needs' },
     });
     for (const [key, v] of expected) {
       const kernel = state.kernelLayout.has(key);
-      const info = src.tensors.get(key)!;
-      const loaded = src.read(key);
+      const info = found.shapes.get(key)!;
+      const loaded = found.read(key);
       if (!(loaded.data instanceof Float32Array)) throw new UserError(`${file}: tensor '${key}' has dtype ${loaded.dtype}, expected a float type`);
       const data = loaded.data;
       tf.tidy(() => {
@@ -318,7 +346,7 @@ export function loadAdapter(dir: string, model: AdaptableModel): PeftState {
       });
     }
   } catch (err) {
-    state.dispose();
+    state?.dispose();
     throw err;
   } finally {
     src.close();

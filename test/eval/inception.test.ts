@@ -147,3 +147,28 @@ test('eval dit-fid: samples with uniform classes to PNGs, FID against a referenc
   assert.ok(fs.readFileSync(path.join(out, 'images', '000002.png')).equals(kept), 'the redone batch equals the original');
   assert.ok(Math.abs((last(r2.out).fid as number) - (first.fid as number)) < 1e-9 * (first.fid as number));
 });
+
+test('eval dit-fid: the guidance scale is the run config\'s diffusion.sample_cfg unless --cfg is given', async () => {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const config = path.join(dir, 'dit-run.yaml');
+  // The demo preset with another guidance scale (its relative paths rewritten for this folder).
+  const preset = fs.readFileSync(path.join(root, 'presets', 'tiny-dit-demo.yaml'), 'utf8');
+  fs.writeFileSync(config, preset.replaceAll('../', `${root}/`).replace('sample_cfg: 1.5', 'sample_cfg: 3'));
+  const go = async (name: string, ...flags: string[]): Promise<{ cfg: unknown; png: Buffer }> => {
+    const out = path.join(dir, name);
+    const r = await run('eval', 'dit-fid', '--model', path.join(root, 'models', 'demo-dit'), '--vae', path.join(root, 'models', 'demo-vae'), '--ref', path.join(dir, 'a'),
+      '--num', '2', '--batch', '2', '--steps', '3', '--out', out, '--inception', file, '--json', ...flags);
+    assert.equal(r.code, 0, r.err);
+    return { cfg: last(r.out).cfg, png: fs.readFileSync(path.join(out, 'images', '000000.png')) };
+  };
+  const fromConfig = await go('cfg-config', '--config', config);
+  assert.equal(fromConfig.cfg, 3);
+  const flag = await go('cfg-flag', '--cfg', '3');
+  assert.ok(fromConfig.png.equals(flag.png), 'sampled as with --cfg 3');
+  const overridden = await go('cfg-override', '--config', config, '--cfg', '1.5');
+  assert.equal(overridden.cfg, 1.5);
+  assert.ok(!overridden.png.equals(flag.png), 'another guidance scale gives another sample');
+  const notDiffusion = await run('eval', 'dit-fid', '--model', 'x', '--vae', 'x', '--ref', 'x', '--out', path.join(dir, 'x'), '--inception', file, '--config', path.join(root, 'presets', 'tiny-vit-demo.yaml'));
+  assert.equal(notDiffusion.code, 2);
+  assert.match(notDiffusion.err, /--config .*tiny-vit-demo\.yaml: task is 'classification'/);
+});

@@ -11,26 +11,15 @@ import { openSafetensors, readSafetensors } from '../../src/checkpoint/safetenso
 import { registerMerge } from '../../src/cli/commands/merge.js';
 import { saveDitDiffusers } from '../../src/models/dit-diffusers.js';
 import { DIT_CLASS_TABLE, loadDit } from '../../src/models/dit-load.js';
-import type { DitModel } from '../../src/models/dit.js';
 import { Rng } from '../../src/nn/rng.js';
 import { saveAdapter } from '../../src/peft/adapter-io.js';
 import { applyMethod } from '../../src/peft/apply.js';
-import { maxAbsDiff, runCommands, tmpDir } from './helpers.js';
+import { ditForward as forward, maxAbsDiff, runCommands, tmpDir } from './helpers.js';
 
 await initBackend('wasm');
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEMO = path.join(ROOT, 'models', 'demo-dit');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'dit');
-
-async function forward(model: DitModel, classes: number): Promise<Float32Array> {
-  const c = model.config;
-  const r = new Rng(5);
-  const x = tf.tensor4d(Float32Array.from({ length: 2 * c.inChannels * c.inputSize ** 2 }, () => r.uniform(-1, 1)), [2, c.inChannels, c.inputSize, c.inputSize]);
-  const y = model.forward(x, [10, 700], [0, classes - 1]);
-  const v = Float32Array.from(await y.data());
-  tf.dispose([x, y]);
-  return v;
-}
 
 /** Lets the test runner write its report of the previous test before stdout is captured. */
 const run = async (...args: string[]) => {

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { tf } from '../../src/backend/tf.js';
+import type { DitModel } from '../../src/models/dit.js';
+import { Rng } from '../../src/nn/rng.js';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'models');
 
@@ -70,4 +72,15 @@ export async function runCommands(registers: readonly ((p: Command) => void)[], 
   const code = Number(process.exitCode ?? 0);
   process.exitCode = 0;
   return { out, err, code };
+}
+
+/** A DiT's output on a fixed seeded batch of two (timesteps 10 and 700, classes 0 and classes − 1). */
+export async function ditForward(model: DitModel, classes: number): Promise<Float32Array> {
+  const c = model.config;
+  const r = new Rng(5);
+  const x = tf.tensor4d(Float32Array.from({ length: 2 * c.inChannels * c.inputSize ** 2 }, () => r.uniform(-1, 1)), [2, c.inChannels, c.inputSize, c.inputSize]);
+  const y = model.forward(x, [10, 700], [0, classes - 1]);
+  const v = Float32Array.from(await y.data());
+  tf.dispose([x, y]);
+  return v;
 }

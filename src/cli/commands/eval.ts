@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { initBackend } from '../../backend/select.js';
+import { loadConfig } from '../../config/index.js';
 import { UserError } from '../../errors.js';
 import { fidFromFiles } from '../../eval/fid.js';
 import { fidFromImages } from '../../eval/fid-images.js';
@@ -35,6 +36,35 @@ interface FidFlags {
   batch: number;
   backend?: string;
   json?: boolean;
+}
+
+interface DitFidFlags {
+  model: string;
+  adapter?: string;
+  vae: string;
+  ref: string;
+  out: string;
+  num: number;
+  batch: number;
+  steps: number;
+  config?: string;
+  cfg?: number;
+  sampler: string;
+  seed: number;
+  inception?: string;
+  backend?: string;
+  json?: boolean;
+}
+
+/** DiT's FID guidance scale, used when neither --cfg nor --config gives one. */
+const DIT_FID_CFG = 1.5;
+
+/** The guidance a diffusion run config samples with (`diffusion.sample_cfg`); undefined without --config. */
+function configGuidance(file: string | undefined): number | undefined {
+  if (file === undefined) return undefined;
+  const cfg = loadConfig(file);
+  if (cfg.task !== 'diffusion') throw new UserError(`--config ${file}: task is '${cfg.task}', not diffusion; it has no guidance scale to sample with`);
+  return cfg.diffusion.sample_cfg;
 }
 
 export function registerEval(program: Command): void {
@@ -72,18 +102,20 @@ export function registerEval(program: Command): void {
     .option('--num <n>', 'samples (DiT reports FID-50K; 10000 is common for fine-tuning)', intFlag(2), 10000)
     .option('--batch <n>', 'samples per batch', intFlag(1), 16)
     .option('--steps <n>', 'sampling steps', intFlag(1), 250)
-    .option('--cfg <g>', "classifier-free guidance scale (DiT's FID setting 1.5)", floatFlag(), 1.5)
+    .option('--config <file>', "a diffusion run's config (e.g. the run's config.yaml): its diffusion.sample_cfg is the guidance scale")
+    .option('--cfg <g>', "classifier-free guidance scale (overrides --config's; default 1.5, DiT's FID setting)", floatFlag())
     .option('--sampler <name>', 'ddpm|ddim', 'ddpm')
     .option('--seed <s>', 'seed of classes and noise', intFlag(0), 0)
     .option('--inception <file>', `FID Inception weights (default $ONELORA_FID_INCEPTION or ${DEFAULT_INCEPTION})`)
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
-    .action(action(async (o: { model: string; adapter?: string; vae: string; ref: string; out: string; num: number; batch: number; steps: number; cfg: number; sampler: string; seed: number; inception?: string; backend?: string; json?: boolean }) => {
+    .action(action(async (o: DitFidFlags) => {
       if (o.sampler !== 'ddpm' && o.sampler !== 'ddim') throw new UserError(`--sampler: expected ddpm or ddim, got '${o.sampler}'`);
-      if (o.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1, got ${o.cfg}`);
+      if (o.cfg !== undefined && o.cfg < 1) throw new UserError(`--cfg: guidance scale must be ≥ 1, got ${o.cfg}`);
+      const cfg = o.cfg ?? configGuidance(o.config) ?? DIT_FID_CFG;
       const inception = inceptionFile(o.inception);
       await initBackend(o.backend);
-      const r = await ditFid({ ...o, sampler: o.sampler, inception });
+      const r = await ditFid({ ...o, cfg, sampler: o.sampler, inception });
       printResult(!!o.json, r, `FID ${r.fid!.toFixed(4)} of ${r.samples} samples (${r.reused} reused) vs ${o.ref}`);
     }));
   registerEvalDepth(ev);

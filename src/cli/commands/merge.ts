@@ -3,6 +3,7 @@
 // model.safetensors.index.json above --max-shard-size, as save_pretrained writes them) and the
 // tokenizer / preprocessor / generation files copied from --model — loadable by transformers and
 // by onelora, in the base's dtype unless --dtype says otherwise.
+// `--adapter-only` writes the adapter itself instead (a DiT's in diffusers' names with --layout diffusers).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -13,6 +14,9 @@ import { saveDepth } from '../../models/depth-anything-load.js';
 import { ditLayout, saveDit } from '../../models/dit-load.js';
 import { saveDitDiffusers } from '../../models/dit-diffusers.js';
 import { AUX_FILES, checkpointDtype, saveHfModel, type SaveDtype } from '../../models/hf.js';
+import { ditAdapterToDiffusers, diffusersTargetModules, type AdapterTensor } from '../../models/dit-adapter.js';
+import { adapterTensors, writeAdapterDir } from '../../peft/adapter-io.js';
+import type { PeftState } from '../../peft/apply.js';
 import { mergeAndUnload } from '../../peft/merge.js';
 import { backendOption } from '../flags.js';
 import { action, printResult } from '../run.js';
@@ -26,6 +30,7 @@ interface MergeFlags {
   maxShardSize: string;
   overwrite?: boolean;
   layout?: string;
+  adapterOnly?: boolean;
   backend?: string;
   json?: boolean;
 }
@@ -42,6 +47,15 @@ function checkOut(out: string, overwrite: boolean): void {
   }
 }
 
+/** `--adapter-only`: the adapter as it is, in diffusers' DiT names when asked (docs/dit.md#adapters-in-diffusers-names). */
+async function exportAdapter(peft: PeftState, depth: number, out: string, diffusers: boolean, baseModel: string): Promise<{ layout: string } & Record<string, unknown>> {
+  const tensors = await adapterTensors(peft);
+  const targetModules = diffusers ? diffusersTargetModules(peft.targets, depth) : undefined;
+  const written = diffusers ? ditAdapterToDiffusers(tensors as Record<string, AdapterTensor>, depth) : tensors;
+  writeAdapterDir(out, peft, written, { baseModel, taskType: 'diffusion', targetModules });
+  return { out, method: peft.spec.text, layout: diffusers ? 'diffusers' : 'original', tensors: Object.keys(written).length };
+}
+
 export function registerMerge(program: Command): void {
   program
     .command('merge')
@@ -53,6 +67,7 @@ export function registerMerge(program: Command): void {
     .option('--max-shard-size <size>', 'shard the weights above this size, as transformers does (e.g. 5GB, 200MB)', DEFAULT_MAX_SHARD_SIZE)
     .option('--overwrite', 'write into a non-empty --out, replacing the model files there')
     .option('--layout <name>', 'DiT: original (facebookresearch names) | diffusers (transformer/ as DiTTransformer2DModel); default: the layout --model has')
+    .option('--adapter-only', 'write the adapter itself (not merged) to --out, in --layout\'s names: a DiT adapter for diffusers\' DiTTransformer2DModel with --layout diffusers')
     .addOption(backendOption())
     .option('--json', 'one JSON object on the last line')
     .action(action(async (f: MergeFlags) => {
@@ -66,6 +81,13 @@ export function registerMerge(program: Command): void {
       await initBackend(f.backend);
       const { loaded, peft } = await loadWithAdapter(f.model, f.adapter);
       try {
+        if (f.adapterOnly) {
+          if (loaded.family !== 'dit') throw new UserError(`--adapter-only: only a DiT adapter has another layout to be written in (this is ${loaded.family})`);
+          const layout = f.layout ?? (loaded.dir && ditLayout(loaded.dir) === 'diffusers' ? 'diffusers' : 'original');
+          const result = await exportAdapter(peft!, loaded.model.config.depth, f.out, layout === 'diffusers', f.model!);
+          printResult(!!f.json, result, `wrote the ${peft!.spec.text} adapter to ${f.out} (${result.layout} names)`);
+          return;
+        }
         const dtype = f.dtype !== undefined ? DTYPES[f.dtype]! : loaded.dir ? checkpointDtype(loaded.dir) : 'F32';
         const { addedBiases } = mergeAndUnload(peft!);
         if (f.layout !== undefined && loaded.family !== 'dit') throw new UserError(`--layout: only DiT models have a choice of layout (this is ${loaded.family})`);

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openSafetensors } from '../../checkpoint/safetensors.js';
 import { UserError } from '../../errors.js';
+import { ditAdapterTranslation } from '../../models/dit-adapter.js';
 import { adapterDitClasses } from '../../models/dit-load.js';
 import { loadModel, type LoadedModel } from '../../models/registry.js';
 import { adapterLabels, loadAdapter } from '../../peft/adapter-io.js';
@@ -50,7 +51,9 @@ export async function loadWithAdapter(modelRef: string | undefined, adapterDir: 
   }
   if (!adapterDir) return { loaded, peft: null };
   try {
-    return { loaded, peft: loadAdapter(adapterDir, loaded.model) };
+    // A DiT adapter may be in diffusers' module names (merge --adapter-only --layout diffusers writes them).
+    const translate = loaded.family === 'dit' ? ditAdapterTranslation(loaded.model.config.depth) : undefined;
+    return { loaded, peft: loadAdapter(adapterDir, loaded.model, translate) };
   } catch (err) {
     loaded.model.dispose();
     if (err instanceof UserError) throw new UserError(`--adapter: ${err.message}`, { cause: err });

@@ -48,8 +48,9 @@ test('a peer advertising an address another rank cannot reach is named within th
     });
     assert.deepEqual(await allExit(job.all, 240_000), [], 'every process exits');
     const err = job.coordinator.stderr();
-    assert.equal(await job.coordinator.exit, 1, err);
-    assert.match(err, /rank 1 advertised tcp:\/\/127\.0\.0\.1:\d+, which rank 0 cannot reach \((no connection within 4 s|it is rank 0.s own port)/);
+    const workers = job.workers.map((w, r) => `--- rank ${r}:\n${w.stderr()}`).join('\n');
+    assert.equal(await job.coordinator.exit, 1, `${err}\n${workers}`);
+    assert.match(err, /rank 1 advertised tcp:\/\/127\.0\.0\.1:\d+, which rank 0 cannot reach \((no connection within 4 s|it is rank 0.s own port)/, workers);
     const formed = job.coordinator.lineAt(/group formed/) as number;
     const failed = job.coordinator.lineAt(/cannot reach/) as number;
     assert.ok(failed - formed < 60_000, `named ${(failed - formed) / 1000} s after the group formed (the all-reduce timeout is 120 s)`);

@@ -11,18 +11,13 @@ import { gelu, layerNorm } from '../nn/ops.js';
 import { resize2d } from '../nn/resize.js';
 import { depthConfigToHf, depthLayout, depthNames, type DepthConfig } from './depth-anything-config.js';
 import { DptHead } from './depth-dpt.js';
-import type { ModelLayout } from './layout.js';
+import { type ModelLayout, paramOf, type ParamTable } from './layout.js';
 
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
-type ParamTable = ReadonlyMap<string, tf.Variable>;
 
-function get<R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> {
-  const v = params.get(name);
-  if (!v) throw new Error(`Depth Anything: parameter '${name}' was not created`);
-  return v as tf.Variable<R>;
-}
+const get = <R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> => paramOf<R>(params, name, 'Depth Anything');
 
 const linearModule = (params: ParamTable, path: string, role: LinearRole): LinearModule =>
   new LinearModule(path, role, get(params, `${path}.weight`), get(params, `${path}.bias`));

@@ -15,15 +15,11 @@ import { matmul } from '../backend/linear.js';
 import { conv2d } from '../nn/conv.js';
 import { resize2d } from '../nn/resize.js';
 import { depthNames, type DepthConfig } from './depth-anything-config.js';
+import { paramOf, type ParamTable } from './layout.js';
 
 type T4 = tf.Tensor4D;
-type ParamTable = ReadonlyMap<string, tf.Variable>;
 
-function get<R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> {
-  const v = params.get(name);
-  if (!v) throw new Error(`Depth Anything: parameter '${name}' was not created`);
-  return v as tf.Variable<R>;
-}
+const get = <R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> => paramOf<R>(params, name, 'Depth Anything');
 
 const dataIdOf = (t: tf.Tensor): object => (t as unknown as { dataId: object }).dataId;
 

@@ -2,8 +2,19 @@
 // modules (the PEFT seam), the other tensors, and their Hugging Face names and shapes. Loading
 // (strict key matching), random initialisation, saving and `onelora params` all derive from it,
 // so the four cannot disagree. Also the typed reader for Hugging Face config.json values.
+import type { tf } from '../backend/tf.js';
 import type { LinearRole, LinearSpec, NormSpec } from '../nn/modules.js';
 import { UserError } from '../errors.js';
+
+/** A model's variables by their Hugging Face names, as the family's loader created them. */
+export type ParamTable = ReadonlyMap<string, tf.Variable>;
+
+/** The variable `name` of `params`; a missing one is a bug of the family's layout (`family` names it). */
+export function paramOf<R extends tf.Rank>(params: ParamTable, name: string, family: string): tf.Variable<R> {
+  const v = params.get(name);
+  if (!v) throw new Error(`${family}: parameter '${name}' was not created`);
+  return v as tf.Variable<R>;
+}
 
 /** `linear`: an HF [out, in] weight held here as [in, out]; `plain`: held exactly as stored. */
 export type ParamKind = 'linear' | 'plain';

@@ -7,7 +7,7 @@ import { frozenTranspose, linear, matmul } from '../backend/linear.js';
 import { applyRope, attend, causalMask, mergeHeads, repeatKv, splitHeads } from '../nn/attention.js';
 import { generate, type GenerateOptions, type LayerKv } from './generate.js';
 import { llamaConfigToHf, llamaLayout, llamaRope, type LlamaConfig } from './llama-config.js';
-import type { ModelLayout } from './layout.js';
+import { type ModelLayout, paramOf, type ParamTable } from './layout.js';
 import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../nn/modules.js';
 import { crossEntropySum, embedding, rmsNorm, swiGlu } from '../nn/ops.js';
 
@@ -15,13 +15,8 @@ type T2 = tf.Tensor2D;
 
 
 /** Looks parameters up by HF name; a missing one is a bug in the loader, not a user error. */
-export type ParamTable = ReadonlyMap<string, tf.Variable>;
 
-function param<R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> {
-  const v = params.get(name);
-  if (!v) throw new Error(`LLaMA: parameter '${name}' was not created`);
-  return v as tf.Variable<R>;
-}
+const param = <R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> => paramOf<R>(params, name, 'LLaMA');
 
 function linearModule(params: ParamTable, path: string, role: LinearRole, hasBias: boolean): LinearModule {
   return new LinearModule(path, role, param(params, `${path}.weight`), hasBias ? param(params, `${path}.bias`) : null);

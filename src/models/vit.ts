@@ -7,7 +7,7 @@
 import { tf } from '../backend/tf.js';
 import { matmul } from '../backend/linear.js';
 import { attend, mergeHeads, splitHeads } from '../nn/attention.js';
-import type { ModelLayout } from './layout.js';
+import { type ModelLayout, paramOf, type ParamTable } from './layout.js';
 import { LinearModule, NormModule, type AdaptableModel, type LinearRole } from '../nn/modules.js';
 import { gelu, geluTanh, layerNorm } from '../nn/ops.js';
 import { vitConfigToHf, vitLayout, type VitConfig } from './vit-config.js';
@@ -15,13 +15,8 @@ import { vitConfigToHf, vitLayout, type VitConfig } from './vit-config.js';
 type T1 = tf.Tensor1D;
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
-type ParamTable = ReadonlyMap<string, tf.Variable>;
 
-function param<R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> {
-  const v = params.get(name);
-  if (!v) throw new Error(`ViT: parameter '${name}' was not created`);
-  return v as tf.Variable<R>;
-}
+const param = <R extends tf.Rank>(params: ParamTable, name: string): tf.Variable<R> => paramOf<R>(params, name, 'ViT');
 
 function linearModule(params: ParamTable, path: string, role: LinearRole, hasBias: boolean): LinearModule {
   return new LinearModule(path, role, param(params, `${path}.weight`), hasBias ? param(params, `${path}.bias`) : null);

@@ -63,3 +63,13 @@ export async function forEachBackend(suite: (backend: string) => void): Promise<
   }
   assert.ok(seen.size > 0, `no tensor backend available${only ? ` among ONELORA_TEST_BACKENDS=${only.join(',')}` : ''}`);
 }
+
+/** Whether process `pid` still exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

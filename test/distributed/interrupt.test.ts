@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { initBackend } from '../../src/backend/select.js';
+import { alive } from '../helpers.js';
 import { tinyLmRun, tmpDir } from '../train/helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -28,14 +29,6 @@ fs.writeFileSync(cfg, stringify({
 
 type Line = { step: number; eval?: Record<string, number> };
 const metrics = (out: string): Line[] => fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('Ctrl-C in launch: the workers stop at a step boundary and exit, a checkpoint of that step, the resume command, exit 130; the resume logs each step once', async () => {
   const out = path.join(tmpDir('launch-sigint'), 'run');

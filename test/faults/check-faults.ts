@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, toYaml } from '../../src/config/index.js';
-import { tmpDir } from '../helpers.js';
+import { alive, tmpDir } from '../helpers.js';
 import { makeNet, netnsUnavailable } from './netns.js';
 import { adapterDiff, allExit, manualJob, start, stepsLogged, until, type Proc } from './procs.js';
 import { rogueRound } from './rogue-peer.js';
@@ -76,14 +76,6 @@ function workersOf(pid: number): { pid: number; rank: number }[] {
   });
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** A launch whose worker dies by ONELORA_TEST_FAULT (the marker file's mtime is the moment of the kill). */
 async function injected(ctx: RoundContext, fault: string, detect: RegExp): Promise<RoundResult> {
